@@ -1,1 +1,208 @@
-console.log("hello from cli", process.argv.slice(2))
+/**
+ * meteorctl — run METEOR campaigns on Temporal. Every command prints errors to stderr and exits
+ * non-zero; `--json` prints exactly one JSON document on stdout.
+ */
+import { createWriteStream } from 'node:fs';
+import { once } from 'node:events';
+import { Command, Option } from 'commander';
+import { connect, resolveServices, type Clients } from '../client/connect';
+import { launchCampaign } from '../client/launch';
+import { campaignStatus, getCampaignRow, listCampaigns } from '../client/status';
+import { waitForCampaign } from '../client/wait';
+import { getCampaign } from '../core/campaigns';
+import { SFT_FORMATS, sftLine, type SftFormat } from '../core/dataset-formats';
+import { UserError } from '../core/errors';
+import { AUDIT_STAGES, auditRecords, distillSftExamples, type AuditStage } from '../core/records';
+import { loadSpecFile } from '../core/spec-file';
+import { resumeSignal, pauseSignal } from '../workflows/messages';
+import { ProgressView, renderStatus } from './progress';
+import { runDev } from './dev';
+import { runWorker } from './worker';
+
+async function withClients<T>(fn: (c: Clients) => Promise<T>): Promise<T> {
+  const clients = await connect(await resolveServices());
+  try {
+    return await fn(clients);
+  } finally {
+    await clients.close();
+  }
+}
+
+function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+/** Writes JSONL to a file or stdout; returns the number of lines. */
+async function writeLines(rows: AsyncIterable<unknown>, file: string | undefined): Promise<number> {
+  const out: NodeJS.WritableStream = file ? createWriteStream(file) : process.stdout;
+  let n = 0;
+  for await (const row of rows) {
+    if (!out.write(`${JSON.stringify(row)}\n`)) await once(out, 'drain');
+    n++;
+  }
+  if (file) {
+    out.end();
+    await once(out, 'finish');
+  }
+  return n;
+}
+
+const program = new Command('meteorctl')
+  .description('Run METEOR self-evolution campaigns for LLMs as durable Temporal workflows.')
+  .showHelpAfterError()
+  .addHelpText(
+    'after',
+    `
+Services: DATABASE_URL, TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE (default "default"), TEMPORAL_API_KEY,
+METEOR_TASK_QUEUE (default "meteor"); when unset, the stack started by \`meteorctl dev\` is used.`,
+  );
+
+program
+  .command('dev')
+  .description('Run the local stack in the foreground: PostgreSQL, Temporal dev server, model simulator, worker (data in .meteor/)')
+  .option('--no-worker', 'do not start a worker')
+  .option('--no-sim', 'do not start the model simulator')
+  .option('--sim-port <port>', 'port of the model simulator', '8787')
+  .action(async (opts: { worker: boolean; sim: boolean; simPort: string }) => {
+    await runDev({ worker: opts.worker, sim: opts.sim, simPort: Number(opts.simPort) });
+  });
+
+program
+  .command('worker')
+  .description('Run a worker for TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE / DATABASE_URL (or the local stack)')
+  .option('--task-queue <name>', 'task queue (default: $METEOR_TASK_QUEUE or "meteor")')
+  .action(async (opts: { taskQueue?: string }) => {
+    await runWorker(opts);
+  });
+
+const campaign = program.command('campaign').description('Launch, follow and steer campaigns');
+
+campaign
+  .command('launch')
+  .description('Validate a campaign spec, check its endpoints, and start the campaign')
+  .requiredOption('-f, --file <spec.yaml>', 'campaign spec (YAML)')
+  .option('--wait', 'follow the campaign until it ends, with a progress bar per stage')
+  .option('--no-preflight', 'skip the API key and endpoint checks (the spec and question files are always checked)')
+  .option('--json', 'print {"campaignId", "workflowId"} as JSON')
+  .action(async (opts: { file: string; wait?: boolean; preflight: boolean; json?: boolean }) => {
+    const loaded = await loadSpecFile(opts.file);
+    await withClients(async (clients) => {
+      const launched = await launchCampaign(clients, loaded, { preflight: opts.preflight });
+      if (!opts.json) process.stderr.write(`launched ${launched.campaignId} (workflow ${launched.workflowId})\n`);
+      if (!opts.wait) {
+        if (opts.json) printJson(launched);
+        return;
+      }
+      const view = new ProgressView();
+      const final = await waitForCampaign(clients, launched.campaignId, (s) => {
+        if (!opts.json) view.update(s);
+      });
+      if (opts.json) printJson({ ...launched, state: final.state });
+      if (final.state !== 'completed') process.exitCode = 1;
+    });
+  });
+
+campaign
+  .command('status <campaignId>')
+  .description('Show state, stage, progress, cost and model lineage')
+  .option('--json', 'print one JSON object')
+  .action(async (campaignId: string, opts: { json?: boolean }) => {
+    await withClients(async (clients) => {
+      const s = await campaignStatus(clients, campaignId);
+      if (opts.json) printJson(s);
+      else process.stdout.write(`${renderStatus(s).join('\n')}\n`);
+    });
+  });
+
+campaign
+  .command('list')
+  .description('List campaigns, newest first')
+  .option('--json', 'print a JSON array of status objects')
+  .action(async (opts: { json?: boolean }) => {
+    await withClients(async (clients) => {
+      const all = await listCampaigns(clients);
+      if (opts.json) return printJson(all);
+      if (all.length === 0) process.stdout.write('no campaigns\n');
+      for (const s of all) {
+        const stage = s.stage ? `${s.stage} #${s.iteration}` : '-';
+        process.stdout.write(`${s.campaignId.padEnd(36)} ${s.state.padEnd(10)} ${stage.padEnd(12)} $${s.costUsd.toFixed(4)}  ${s.createdAt}\n`);
+      }
+    });
+  });
+
+for (const [name, signal, verb] of [
+  ['pause', pauseSignal, 'pauses at the next safe point (between batches)'],
+  ['resume', resumeSignal, 'continues where it stopped'],
+] as const) {
+  campaign
+    .command(`${name} <campaignId>`)
+    .description(`Signal the campaign: it ${verb}`)
+    .action(async (campaignId: string) => {
+      await withClients(async (clients) => {
+        const row = await getCampaignRow(clients.db, campaignId);
+        await clients.temporal.workflow.getHandle(row.workflow_id).signal(signal);
+        process.stderr.write(`${name} sent to ${campaignId}\n`);
+      });
+    });
+}
+
+campaign
+  .command('cancel <campaignId>')
+  .description('Cancel the campaign and any fine-tune job it is running')
+  .action(async (campaignId: string) => {
+    await withClients(async (clients) => {
+      const row = await getCampaignRow(clients.db, campaignId);
+      await clients.temporal.workflow.getHandle(row.workflow_id).cancel();
+      process.stderr.write(`cancel requested for ${campaignId}\n`);
+    });
+  });
+
+const stageOption = (stages: readonly string[]) =>
+  new Option('--stage <stage>', 'stage').choices(stages as string[]).makeOptionMandatory();
+
+program
+  .command('audit')
+  .description('Audit what a campaign produced')
+  .command('export <campaignId>')
+  .description('Export every record of a stage as JSONL, each with the ids of the LLM calls that made it')
+  .addOption(stageOption(AUDIT_STAGES))
+  .option('-o, --output <file>', 'write to a file instead of stdout')
+  .action(async (campaignId: string, opts: { stage: AuditStage; output?: string }) => {
+    await withClients(async (clients) => {
+      await getCampaignRow(clients.db, campaignId);
+      const n = await writeLines(auditRecords(clients.db, campaignId, opts.stage), opts.output);
+      process.stderr.write(`${n} ${opts.stage} record(s)${opts.output ? ` written to ${opts.output}` : ''}\n`);
+    });
+  });
+
+program
+  .command('dataset')
+  .description('Training datasets')
+  .command('export <campaignId>')
+  .description("Export a stage's training set in a trainer's format")
+  .addOption(stageOption(AUDIT_STAGES))
+  .addOption(new Option('--format <format>', 'format').choices([...SFT_FORMATS]).default('openai'))
+  .option('--iteration <n>', 'iteration of the stage', '1')
+  .option('-o, --output <file>', 'write to a file instead of stdout')
+  .action(async (campaignId: string, opts: { stage: AuditStage; format: SftFormat; iteration: string; output?: string }) => {
+    await withClients(async (clients) => {
+      const { spec } = await getCampaign(clients.db, campaignId);
+      const examples = distillSftExamples(clients.db, campaignId, spec.domain, Number(opts.iteration), spec.stages.distill.includeGuidelineInSft);
+      const n = await writeLines(
+        (async function* () {
+          for await (const ex of examples) yield sftLine(opts.format, ex);
+        })(),
+        opts.output,
+      );
+      if (n === 0) throw new UserError(`campaign ${campaignId} has no ${opts.stage} records for iteration ${opts.iteration} yet`);
+      process.stderr.write(`${n} row(s) in ${opts.format} format${opts.output ? ` written to ${opts.output}` : ''}\n`);
+    });
+  });
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  // Stacks only on request: users need the message, developers can set METEOR_DEBUG=1.
+  const message =
+    err instanceof Error ? (process.env.METEOR_DEBUG && !(err instanceof UserError) ? (err.stack ?? err.message) : err.message) : String(err);
+  process.stderr.write(`meteorctl: ${message}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,77 @@
+/** Campaign bookkeeping: the plan the workflow follows, its state, the base model. */
+import { sql } from 'kysely';
+import { getCampaign } from '../core/campaigns';
+import type { CampaignState } from '../core/db/types';
+import { durationMs } from '../core/duration';
+import type { CampaignPlan, ModelRef } from '../workflows/types';
+import type { ActivityDeps } from './context';
+import { toModelRef } from './models';
+
+export function campaignActivities({ db }: ActivityDeps) {
+  return {
+    async loadCampaignPlan({ campaignId }: { campaignId: string }): Promise<CampaignPlan> {
+      const { spec } = await getCampaign(db, campaignId);
+      const counts = await db
+        .selectFrom('questions')
+        .select(['split', sql<number>`count(*)::int`.as('n')])
+        .where('campaign_id', '=', campaignId)
+        .groupBy('split')
+        .execute();
+      const count = (split: string) => counts.find((c) => c.split === split)?.n ?? 0;
+      const distill = spec.stages.distill;
+      // Enough questions in flight to keep both endpoints of the stage busy, since each
+      // question makes one weak then one strong call.
+      const inFlightWanted = 2 * Math.max(spec.models.weak.concurrency, spec.models.strong.concurrency);
+      return {
+        campaignId,
+        domain: spec.domain,
+        trainTotal: count('train'),
+        evalTotal: count('eval'),
+        distill: {
+          enabled: distill.enabled,
+          batchSize: distill.batchSize,
+          parallelBatches: distill.parallelBatches ?? Math.min(100, Math.ceil(inFlightWanted / distill.batchSize) + 1),
+        },
+        fineTune: {
+          backend: spec.fineTune.type,
+          pollIntervalMs: durationMs(spec.fineTune.pollInterval),
+          timeoutMs: durationMs(spec.fineTune.timeout),
+        },
+        maxCostUsd: spec.budget.maxCostUsd ?? null,
+      };
+    },
+
+    async setCampaignState({
+      campaignId,
+      state,
+      error,
+    }: {
+      campaignId: string;
+      state: CampaignState;
+      error?: string | null;
+    }): Promise<void> {
+      await db
+        .updateTable('campaigns')
+        .set({ state, error: error ?? null, updated_at: new Date() })
+        .where('id', '=', campaignId)
+        .execute();
+    },
+
+    /** M0: the weak model as given. Idempotent. */
+    async registerBaseModel({ campaignId }: { campaignId: string }): Promise<ModelRef> {
+      const { spec } = await getCampaign(db, campaignId);
+      await db
+        .insertInto('model_versions')
+        .values({ campaign_id: campaignId, label: 'M0', parent_label: null, served_model: spec.models.weak.model })
+        .onConflict((oc) => oc.columns(['campaign_id', 'label']).doNothing())
+        .execute();
+      const row = await db
+        .selectFrom('model_versions')
+        .selectAll()
+        .where('campaign_id', '=', campaignId)
+        .where('label', '=', 'M0')
+        .executeTakeFirstOrThrow();
+      return toModelRef(row);
+    },
+  };
+}

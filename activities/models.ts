@@ -1,0 +1,78 @@
+/** Model versions: registering a fine-tuned model and serving it to the next stage. */
+import { getCampaign } from '../core/campaigns';
+import type { ModelVersionRow } from '../core/db/types';
+import { resolveApiKey } from '../core/llm/gateway';
+import type { ModelRef, StageName } from '../workflows/types';
+import type { ActivityDeps } from './context';
+
+export function toModelRef(row: ModelVersionRow): ModelRef {
+  return {
+    label: row.label,
+    parent: row.parent_label,
+    servedModel: row.served_model,
+    stage: (row.stage as StageName | null) ?? null,
+    iteration: row.iteration,
+    datasetId: row.dataset_id,
+    jobId: row.finetune_job_id,
+  };
+}
+
+/** vLLM's runtime LoRA API answers 400 when the adapter is loaded already: that is success. */
+function alreadyLoaded(text: string): boolean {
+  return /already (been )?loaded/i.test(text);
+}
+
+export function modelActivities({ db, env }: ActivityDeps) {
+  return {
+    async registerModelVersion(input: {
+      campaignId: string;
+      stage: StageName;
+      iteration: number;
+      jobId: string;
+      label: string;
+      parentLabel: string;
+      datasetId: string;
+    }): Promise<ModelRef> {
+      const { spec } = await getCampaign(db, input.campaignId);
+      const job = await db.selectFrom('finetune_jobs').selectAll().where('id', '=', input.jobId).executeTakeFirstOrThrow();
+      const servedModel = spec.deploy.type === 'vllm-lora' ? `${input.campaignId}-${input.label.toLowerCase()}` : spec.models.weak.model;
+
+      if (spec.deploy.type === 'vllm-lora') {
+        const weak = { ...spec.models.weak, role: 'weak' as const };
+        const res = await fetch(`${weak.baseURL.replace(/\/$/, '')}/load_lora_adapter`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${resolveApiKey(weak, env)}` },
+          body: JSON.stringify({ lora_name: servedModel, lora_path: job.output_dir }),
+        });
+        const text = await res.text();
+        if (!res.ok && !alreadyLoaded(text)) {
+          throw new Error(`loading adapter ${servedModel} on ${weak.baseURL} failed (${res.status}): ${text.slice(0, 500)}`);
+        }
+      }
+
+      await db
+        .insertInto('model_versions')
+        .values({
+          campaign_id: input.campaignId,
+          label: input.label,
+          parent_label: input.parentLabel,
+          served_model: servedModel,
+          stage: input.stage,
+          iteration: input.iteration,
+          dataset_id: input.datasetId,
+          finetune_job_id: input.jobId,
+          checkpoint_uri: job.checkpoint_uri,
+          deployed_at: new Date(),
+        })
+        .onConflict((oc) => oc.columns(['campaign_id', 'label']).doUpdateSet({ deployed_at: new Date() }))
+        .execute();
+      const row = await db
+        .selectFrom('model_versions')
+        .selectAll()
+        .where('campaign_id', '=', input.campaignId)
+        .where('label', '=', input.label)
+        .executeTakeFirstOrThrow();
+      return toModelRef(row);
+    },
+  };
+}

@@ -1,0 +1,82 @@
+/**
+ * Launching a campaign: preflight, then the campaign and its questions in one transaction, then
+ * the workflow. A refused or failed launch leaves nothing behind.
+ */
+import { randomBytes } from 'node:crypto';
+import { WorkflowIdReusePolicy } from '@temporalio/client';
+import type { LoadedSpec } from '../core/spec-file';
+import { campaignWorkflow, campaignWorkflowId, type CampaignInput } from '../workflows/campaign';
+import { MeteorCampaignId } from '../workflows/search-attributes';
+import type { Clients } from './connect';
+import { checkEndpoints, loadSpecQuestions } from './preflight';
+
+export interface LaunchOptions {
+  /** Check API keys and endpoints before creating anything (default true). */
+  preflight?: boolean;
+  env?: NodeJS.ProcessEnv;
+  /** Passed to the campaign workflow (tests use it to force continue-as-new). */
+  workflowInput?: Omit<CampaignInput, 'campaignId'>;
+}
+
+export interface Launched {
+  campaignId: string;
+  workflowId: string;
+}
+
+const INSERT_CHUNK = 1000;
+
+export async function launchCampaign(clients: Clients, loaded: LoadedSpec, opts: LaunchOptions = {}): Promise<Launched> {
+  const questions = await loadSpecQuestions(loaded);
+  if (opts.preflight !== false) await checkEndpoints(loaded, opts.env);
+
+  const campaignId = `${loaded.spec.name}-${randomBytes(3).toString('hex')}`;
+  const workflowId = campaignWorkflowId(campaignId);
+  const { db, temporal, services } = clients;
+  await db.transaction().execute(async (trx) => {
+    await trx
+      .insertInto('campaigns')
+      .values({
+        id: campaignId,
+        name: loaded.spec.name,
+        domain: loaded.spec.domain,
+        spec: JSON.stringify(loaded.spec),
+        spec_file: loaded.file,
+        spec_dir: loaded.dir,
+        workflow_id: workflowId,
+        task_queue: services.taskQueue,
+      })
+      .execute();
+    const all = [...questions.train, ...questions.eval];
+    for (let i = 0; i < all.length; i += INSERT_CHUNK) {
+      await trx
+        .insertInto('questions')
+        .values(
+          all.slice(i, i + INSERT_CHUNK).map((q) => ({
+            campaign_id: campaignId,
+            id: q.id,
+            split: q.split,
+            ordinal: q.ordinal,
+            title: q.title,
+            question: q.question,
+            reference: q.reference,
+            content_hash: q.contentHash,
+          })),
+        )
+        .execute();
+    }
+  });
+
+  try {
+    await temporal.workflow.start(campaignWorkflow, {
+      workflowId,
+      taskQueue: services.taskQueue,
+      args: [{ campaignId, ...opts.workflowInput }],
+      workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
+      typedSearchAttributes: [{ key: MeteorCampaignId, value: campaignId }],
+    });
+  } catch (err) {
+    await db.deleteFrom('campaigns').where('id', '=', campaignId).execute();
+    throw err;
+  }
+  return { campaignId, workflowId };
+}

@@ -1,0 +1,123 @@
+/**
+ * A campaign's status as users see it (`campaign status|list`): the workflow's own `status`
+ * query while it runs, the database once it has closed (or when no worker answers).
+ */
+import { WorkflowNotFoundError } from '@temporalio/client';
+import { sql } from 'kysely';
+import type { Db } from '../core/db/connection';
+import type { Campaign } from '../core/db/types';
+import { UserError } from '../core/errors';
+import { toModelRef } from '../activities/models';
+import { statusQuery } from '../workflows/messages';
+import type { CampaignRunState, CampaignStatus, StageName, StageProgress } from '../workflows/types';
+import type { Clients } from './connect';
+
+export interface CampaignStatusView extends CampaignStatus {
+  name: string;
+  domain: string;
+  createdAt: string;
+  /** Where the figures come from: the running workflow, or the database. */
+  source: 'workflow' | 'database';
+}
+
+const QUERY_TIMEOUT_MS = 4_000;
+
+const CLOSED_STATES: Record<string, CampaignRunState> = {
+  COMPLETED: 'completed',
+  FAILED: 'failed',
+  TERMINATED: 'failed',
+  TIMED_OUT: 'failed',
+  CANCELLED: 'cancelled',
+};
+
+async function fromDatabase(db: Db, row: Campaign, state: CampaignRunState): Promise<CampaignStatus> {
+  const [runs, done, cost, models] = await Promise.all([
+    db.selectFrom('stage_runs').selectAll().where('campaign_id', '=', row.id).orderBy('started_at').execute(),
+    db
+      .selectFrom('distill_records')
+      .select(['iteration', sql<number>`count(*)::int`.as('n')])
+      .where('campaign_id', '=', row.id)
+      .groupBy('iteration')
+      .execute(),
+    db
+      .selectFrom('llm_calls')
+      .select(['stage', 'iteration', sql<number>`coalesce(sum(cost_usd), 0)::float8`.as('cost')])
+      .where('campaign_id', '=', row.id)
+      .where('status', '=', 'ok')
+      .groupBy(['stage', 'iteration'])
+      .execute(),
+    db.selectFrom('model_versions').selectAll().where('campaign_id', '=', row.id).orderBy('created_at').execute(),
+  ]);
+  const stages: StageProgress[] = runs.map((r) => {
+    const records = r.stage === 'distill' ? (done.find((d) => d.iteration === r.iteration)?.n ?? 0) : 0;
+    const finished = r.status === 'completed';
+    const fineTuned = models.some((m) => m.stage === r.stage && m.iteration === r.iteration);
+    return {
+      stage: r.stage as StageName,
+      iteration: r.iteration,
+      status: fineTuned ? 'completed' : finished ? (state === 'running' ? 'fine-tuning' : state === 'completed' ? 'completed' : 'failed') : state === 'paused' ? 'paused' : r.status === 'running' && state !== 'running' ? (state === 'cancelled' ? 'cancelled' : 'failed') : 'running',
+      total: r.total,
+      done: records,
+      records,
+      costUsd: cost.find((c) => c.stage === r.stage && c.iteration === r.iteration)?.cost ?? 0,
+    };
+  });
+  const current = state === 'running' || state === 'paused' ? stages.at(-1) : undefined;
+  return {
+    campaignId: row.id,
+    workflowId: row.workflow_id,
+    state,
+    pauseRequested: false,
+    stage: current?.stage ?? null,
+    iteration: current?.iteration ?? null,
+    stages,
+    costUsd: cost.reduce((s, c) => s + c.cost, 0),
+    lineage: models.map(toModelRef),
+    error: row.error,
+  };
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | null> {
+  return Promise.race([p, new Promise<null>((resolve) => setTimeout(() => resolve(null), ms).unref())]);
+}
+
+export async function getCampaignRow(db: Db, campaignId: string): Promise<Campaign> {
+  const row = await db.selectFrom('campaigns').selectAll().where('id', '=', campaignId).executeTakeFirst();
+  if (!row) throw new UserError(`No campaign "${campaignId}" (see \`meteorctl campaign list\`)`);
+  return row;
+}
+
+export async function campaignStatus(clients: Clients, campaignId: string): Promise<CampaignStatusView> {
+  const row = await getCampaignRow(clients.db, campaignId);
+  const view = (s: CampaignStatus, source: 'workflow' | 'database'): CampaignStatusView => ({
+    ...s,
+    name: row.name,
+    domain: row.domain,
+    createdAt: new Date(row.created_at).toISOString(),
+    source,
+  });
+  const handle = clients.temporal.workflow.getHandle(row.workflow_id);
+  let temporalStatus: string;
+  try {
+    temporalStatus = (await handle.describe()).status.name;
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) {
+      return view(await fromDatabase(clients.db, row, row.state === 'created' ? 'failed' : (row.state as CampaignRunState)), 'database');
+    }
+    throw err;
+  }
+  const closed = CLOSED_STATES[temporalStatus];
+  if (closed) return view(await fromDatabase(clients.db, row, closed), 'database');
+  const queried = await withTimeout(handle.query(statusQuery).catch(() => null), QUERY_TIMEOUT_MS);
+  if (queried) return view(queried, 'workflow');
+  // No worker answered the query: report what the database knows.
+  const state: CampaignRunState = row.state === 'paused' ? 'paused' : 'running';
+  return view(await fromDatabase(clients.db, row, state), 'database');
+}
+
+export async function listCampaigns(clients: Clients): Promise<CampaignStatusView[]> {
+  const rows = await clients.db.selectFrom('campaigns').select('id').orderBy('created_at', 'desc').execute();
+  const out: CampaignStatusView[] = [];
+  for (const r of rows) out.push(await campaignStatus(clients, r.id));
+  return out;
+}

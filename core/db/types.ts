@@ -1,0 +1,170 @@
+/**
+ * Row types of the database, as kysely sees them. The schema itself lives in migrations/;
+ * keep the two in step.
+ */
+import type { ColumnType, Generated, Insertable, Selectable } from 'kysely';
+
+type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
+/** bigint columns arrive from pg as strings; we pass numbers in and read strings out. */
+type BigId = ColumnType<string, number | string, number | string>;
+type Json<T> = ColumnType<T, string, string>;
+/** A column the database fills in when the insert leaves it out. */
+type Defaulted<T> = ColumnType<T, T | undefined, T>;
+
+export type CampaignState = 'created' | 'running' | 'paused' | 'completed' | 'failed' | 'cancelled';
+
+export interface CampaignsTable {
+  id: string;
+  name: string;
+  domain: string;
+  spec: Json<unknown>;
+  spec_file: string | null;
+  spec_dir: string;
+  workflow_id: string;
+  task_queue: string;
+  state: ColumnType<CampaignState, CampaignState | undefined, CampaignState>;
+  error: string | null;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface QuestionsTable {
+  campaign_id: string;
+  id: string;
+  split: 'train' | 'eval';
+  ordinal: number;
+  title: string | null;
+  question: string;
+  reference: string | null;
+  content_hash: string;
+}
+
+export interface ModelVersionsTable {
+  campaign_id: string;
+  label: string;
+  parent_label: string | null;
+  served_model: string;
+  stage: string | null;
+  iteration: number | null;
+  dataset_id: BigId | null;
+  finetune_job_id: BigId | null;
+  checkpoint_uri: string | null;
+  deployed_at: Timestamp | null;
+  created_at: Timestamp;
+}
+
+export interface StageRunsTable {
+  campaign_id: string;
+  stage: string;
+  iteration: number;
+  status: 'running' | 'completed' | 'failed' | 'cancelled';
+  model_in: string;
+  model_out: string | null;
+  total: number;
+  metrics: ColumnType<Record<string, unknown>, string | undefined, string>;
+  started_at: Timestamp;
+  finished_at: Timestamp | null;
+}
+
+export interface LlmCallsTable {
+  id: Generated<string>;
+  campaign_id: string;
+  stage: string;
+  iteration: number;
+  request_hash: string;
+  role: string;
+  base_url: string;
+  model: string;
+  purpose: string;
+  prompt_version: string;
+  request: Json<unknown>;
+  response: Json<unknown> | null;
+  status: 'ok' | 'error';
+  error: string | null;
+  http_status: number | null;
+  prompt_tokens: Defaulted<number>;
+  completion_tokens: Defaulted<number>;
+  latency_ms: number;
+  cost_usd: Defaulted<number>;
+  created_at: Timestamp;
+}
+
+export interface DistillRecordsTable {
+  campaign_id: string;
+  iteration: number;
+  question_id: string;
+  model_in: string;
+  guideline: string;
+  answer: string;
+  guideline_corrected: boolean;
+  correction: string | null;
+  guideline_call_id: BigId;
+  answer_call_id: BigId;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface DatasetsTable {
+  id: Generated<string>;
+  campaign_id: string;
+  stage: string;
+  iteration: number;
+  kind: 'sft' | 'preference';
+  format: string;
+  uri: string;
+  sha256: string;
+  rows: number;
+  bytes: BigId;
+  created_at: Timestamp;
+}
+
+export type FineTuneStatus = 'pending' | 'submitted' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+
+export interface FineTuneJobsTable {
+  id: Generated<string>;
+  campaign_id: string;
+  stage: string;
+  iteration: number;
+  idempotency_key: string;
+  backend: string;
+  external_id: string | null;
+  status: FineTuneStatus;
+  base_model: string;
+  dataset_id: BigId;
+  output_dir: string;
+  checkpoint_uri: string | null;
+  error: string | null;
+  submitted_at: Timestamp | null;
+  finished_at: Timestamp | null;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface FineTuneEventsTable {
+  id: Generated<string>;
+  job_id: BigId;
+  at: Timestamp;
+  kind: string;
+  message: string;
+}
+
+export interface Database {
+  campaigns: CampaignsTable;
+  questions: QuestionsTable;
+  model_versions: ModelVersionsTable;
+  stage_runs: StageRunsTable;
+  llm_calls: LlmCallsTable;
+  distill_records: DistillRecordsTable;
+  datasets: DatasetsTable;
+  finetune_jobs: FineTuneJobsTable;
+  finetune_events: FineTuneEventsTable;
+}
+
+export type Campaign = Selectable<CampaignsTable>;
+export type QuestionRow = Selectable<QuestionsTable>;
+export type LlmCallRow = Selectable<LlmCallsTable>;
+export type NewLlmCall = Insertable<LlmCallsTable>;
+export type DistillRecord = Selectable<DistillRecordsTable>;
+export type DatasetRow = Selectable<DatasetsTable>;
+export type FineTuneJobRow = Selectable<FineTuneJobsTable>;
+export type ModelVersionRow = Selectable<ModelVersionsTable>;

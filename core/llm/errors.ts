@@ -1,0 +1,81 @@
+/**
+ * What a failed LLM call means for the campaign. Rate limits, server errors and timeouts are
+ * transient: back off and try again. Bad requests, bad keys and unknown models are not: fail
+ * fast with a message that says what to fix.
+ */
+import OpenAI from 'openai';
+
+export interface EndpointRef {
+  role: string;
+  baseURL: string;
+  model: string;
+  apiKeyEnv?: string | undefined;
+}
+
+export interface ClassifiedError {
+  retryable: boolean;
+  httpStatus: number | null;
+  /** Seconds the server asked us to wait (Retry-After), if any. */
+  retryAfterSec: number | null;
+  /** One line a user can act on. */
+  message: string;
+  aborted: boolean;
+}
+
+function where(ep: EndpointRef): string {
+  return `${ep.role} endpoint ${ep.baseURL} (model "${ep.model}")`;
+}
+
+export function classifyLlmError(err: unknown, ep: EndpointRef): ClassifiedError {
+  if (err instanceof OpenAI.APIUserAbortError) {
+    return { retryable: false, httpStatus: null, retryAfterSec: null, message: 'request cancelled', aborted: true };
+  }
+  if (err instanceof OpenAI.APIConnectionTimeoutError) {
+    return { retryable: true, httpStatus: null, retryAfterSec: null, message: `timeout from ${where(ep)}`, aborted: false };
+  }
+  if (err instanceof OpenAI.APIConnectionError) {
+    const cause = err.cause instanceof Error ? `: ${err.cause.message}` : '';
+    return {
+      retryable: true,
+      httpStatus: null,
+      retryAfterSec: null,
+      message: `cannot reach ${where(ep)}${cause}`,
+      aborted: false,
+    };
+  }
+  if (err instanceof OpenAI.APIError) {
+    const status = typeof err.status === 'number' ? err.status : null;
+    const detail = err.message;
+    const retryAfter = err.headers instanceof Headers ? Number(err.headers.get('retry-after')) : NaN;
+    const retryAfterSec = Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter : null;
+    const fail = (message: string): ClassifiedError => ({
+      retryable: false,
+      httpStatus: status,
+      retryAfterSec: null,
+      message,
+      aborted: false,
+    });
+    switch (status) {
+      case 401:
+        return fail(
+          `${where(ep)} rejected the API key (401)` +
+            (ep.apiKeyEnv ? `: check the key in $${ep.apiKeyEnv}` : ': the spec names no apiKeyEnv for it') +
+            ` — ${detail}`,
+        );
+      case 403:
+        return fail(`${where(ep)} refused the request (403): the key lacks access to this model — ${detail}`);
+      case 404:
+        return fail(`${where(ep)} answered 404: check baseURL and that the model is served — ${detail}`);
+      case 400:
+      case 422:
+        return fail(`${where(ep)} rejected the request as invalid (${status}) — ${detail}`);
+      default:
+        if (status === 408 || status === 409 || status === 429 || (status !== null && status >= 500)) {
+          return { retryable: true, httpStatus: status, retryAfterSec, message: `${status} from ${where(ep)} — ${detail}`, aborted: false };
+        }
+        return fail(`${where(ep)} answered ${status ?? 'an error'} — ${detail}`);
+    }
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  return { retryable: true, httpStatus: null, retryAfterSec: null, message: `${where(ep)}: ${message}`, aborted: false };
+}

@@ -1,0 +1,249 @@
+/**
+ * The one way the platform talks to models. Every call:
+ *  - is keyed by a hash of its request within its stage run, and a call that already succeeded
+ *    is read back from Postgres instead of being paid for again (retried activities, restarts);
+ *  - waits for the endpoint's concurrency and rate budget;
+ *  - retries 429/5xx/timeouts with backoff (honouring Retry-After), fails fast otherwise;
+ *  - is logged in `llm_calls` with tokens, latency and a cost estimate — failed attempts too.
+ */
+import { createHash } from 'node:crypto';
+import OpenAI from 'openai';
+import type { ChatCompletion, ChatCompletionCreateParamsNonStreaming } from 'openai/resources/chat/completions';
+import type { Db } from '../db/connection';
+import type { EndpointSpec, Role } from '../spec';
+import { classifyLlmError, type EndpointRef } from './errors';
+import { limiterFor, sleep } from './limiter';
+import { durationMs } from '../duration';
+import type { ChatMessage, JsonSchemaFormat } from './types';
+
+export interface LlmCallScope {
+  campaignId: string;
+  stage: string;
+  iteration: number;
+  /** Aborts waiting and in-flight requests (activity cancellation). */
+  signal?: AbortSignal;
+}
+
+export interface ChatRequest {
+  /** What the call is for, e.g. `guideline`; kept in the log for audit. */
+  purpose: string;
+  promptVersion: string;
+  messages: ChatMessage[];
+  jsonSchema?: JsonSchemaFormat;
+  temperature?: number;
+  n?: number;
+  maxTokens?: number;
+  /** Server-specific body fields passed through, e.g. vLLM's `use_beam_search`. */
+  extraBody?: Record<string, unknown>;
+  /** Served model to call instead of the endpoint's (a fine-tuned adapter of the weak model). */
+  model?: string;
+  /** Distinguishes otherwise identical requests that must not share a result (e.g. a re-ask). */
+  salt?: string;
+}
+
+export interface ChatResult {
+  callId: string;
+  content: string;
+  choices: string[];
+  promptTokens: number;
+  completionTokens: number;
+  costUsd: number;
+  /** True when the result came from the call log, not from the endpoint. */
+  reused: boolean;
+}
+
+export type Endpoint = EndpointSpec & { role: Role };
+
+/** Raised for failures retrying cannot fix; the activity layer makes them non-retryable. */
+export class LlmFatalError extends Error {
+  override name = 'LlmFatalError';
+}
+/** Raised when transient failures outlast the in-activity attempts; Temporal retries the activity. */
+export class LlmTransientError extends Error {
+  override name = 'LlmTransientError';
+}
+
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+export function estimateCost(ep: EndpointSpec, promptTokens: number, completionTokens: number): number {
+  return (promptTokens * ep.pricing.inputPerMTok + completionTokens * ep.pricing.outputPerMTok) / 1_000_000;
+}
+
+export function resolveApiKey(ep: Endpoint, env: NodeJS.ProcessEnv): string {
+  if (!ep.apiKeyEnv) return 'none';
+  const key = env[ep.apiKeyEnv];
+  if (!key) {
+    throw new LlmFatalError(
+      `environment variable ${ep.apiKeyEnv} (API key of the ${ep.role} endpoint) is not set on this worker`,
+    );
+  }
+  return key;
+}
+
+export class LlmGateway {
+  private readonly clients = new Map<string, OpenAI>();
+
+  constructor(
+    private readonly db: Db,
+    private readonly env: NodeJS.ProcessEnv = process.env,
+  ) {}
+
+  async chat(scope: LlmCallScope, ep: Endpoint, req: ChatRequest): Promise<ChatResult> {
+    const model = req.model ?? ep.model;
+    const body: Record<string, unknown> = {
+      model,
+      messages: req.messages,
+      temperature: req.temperature ?? ep.temperature,
+      n: req.n,
+      max_tokens: req.maxTokens ?? ep.maxTokens,
+      response_format: req.jsonSchema
+        ? { type: 'json_schema', json_schema: { name: req.jsonSchema.name, schema: req.jsonSchema.schema, strict: true } }
+        : undefined,
+      ...req.extraBody,
+    };
+    const requestHash = createHash('sha256')
+      .update(canonicalJson({ baseURL: ep.baseURL, body, promptVersion: req.promptVersion, salt: req.salt }))
+      .digest('hex');
+
+    const cached = await this.findOk(scope, requestHash);
+    if (cached) return cached;
+
+    const client = this.clientFor(ep);
+    const ref: EndpointRef = { role: ep.role, baseURL: ep.baseURL, model, apiKeyEnv: ep.apiKeyEnv };
+    const limiter = limiterFor(`${ep.baseURL}|${ep.model}`, ep);
+    const estimatedTokens = Math.ceil(JSON.stringify(req.messages).length / 4) + (body.max_tokens as number | undefined ?? 512);
+    const base = {
+      campaign_id: scope.campaignId,
+      stage: scope.stage,
+      iteration: scope.iteration,
+      request_hash: requestHash,
+      role: ep.role,
+      base_url: ep.baseURL,
+      model,
+      purpose: req.purpose,
+      prompt_version: req.promptVersion,
+      request: JSON.stringify(body),
+    };
+
+    for (let attempt = 1; ; attempt++) {
+      const release = await limiter.acquire(estimatedTokens, scope.signal);
+      const started = Date.now();
+      let completion: ChatCompletion;
+      try {
+        completion = await client.chat.completions.create(body as unknown as ChatCompletionCreateParamsNonStreaming, {
+          signal: scope.signal,
+        });
+      } catch (err) {
+        const latency = Date.now() - started;
+        release();
+        const c = classifyLlmError(err, ref);
+        if (c.aborted) throw err;
+        await this.db
+          .insertInto('llm_calls')
+          .values({ ...base, status: 'error', error: c.message, http_status: c.httpStatus, latency_ms: latency })
+          .execute();
+        if (!c.retryable) throw new LlmFatalError(c.message);
+        if (attempt >= ep.maxAttempts) {
+          throw new LlmTransientError(`${c.message} (gave up after ${attempt} attempts; the activity will retry)`);
+        }
+        const backoff = Math.min(20_000, 500 * 2 ** (attempt - 1)) * (0.5 + Math.random());
+        await sleep(Math.min(60_000, Math.max(backoff, (c.retryAfterSec ?? 0) * 1000)), scope.signal);
+        continue;
+      }
+      release();
+      const latency = Date.now() - started;
+      const choices = completion.choices.map((c) => c.message?.content ?? '');
+      const promptTokens = completion.usage?.prompt_tokens ?? 0;
+      const completionTokens = completion.usage?.completion_tokens ?? 0;
+      const costUsd = estimateCost(ep, promptTokens, completionTokens);
+      const response = {
+        id: completion.id,
+        model: completion.model,
+        choices,
+        finishReasons: completion.choices.map((c) => c.finish_reason),
+        usage: completion.usage ?? null,
+      };
+      const inserted = await this.db
+        .insertInto('llm_calls')
+        .values({
+          ...base,
+          status: 'ok',
+          response: JSON.stringify(response),
+          http_status: 200,
+          prompt_tokens: promptTokens,
+          completion_tokens: completionTokens,
+          latency_ms: latency,
+          cost_usd: costUsd,
+        })
+        .onConflict((oc) =>
+          oc.columns(['campaign_id', 'stage', 'iteration', 'request_hash']).where('status', '=', 'ok').doNothing(),
+        )
+        .returning('id')
+        .executeTakeFirst();
+      if (!inserted) {
+        // Another attempt of the same request won the race; use the logged one, so records
+        // always point at the call the log keeps.
+        const existing = await this.findOk(scope, requestHash);
+        if (existing) return existing;
+        throw new Error(`llm call ${requestHash} vanished after a conflicting insert`);
+      }
+      return {
+        callId: inserted.id,
+        content: choices[0] ?? '',
+        choices,
+        promptTokens,
+        completionTokens,
+        costUsd,
+        reused: false,
+      };
+    }
+  }
+
+  private async findOk(scope: LlmCallScope, requestHash: string): Promise<ChatResult | null> {
+    const row = await this.db
+      .selectFrom('llm_calls')
+      .select(['id', 'response', 'prompt_tokens', 'completion_tokens', 'cost_usd'])
+      .where('campaign_id', '=', scope.campaignId)
+      .where('stage', '=', scope.stage)
+      .where('iteration', '=', scope.iteration)
+      .where('request_hash', '=', requestHash)
+      .where('status', '=', 'ok')
+      .executeTakeFirst();
+    if (!row) return null;
+    const response = row.response as { choices?: string[] } | null;
+    const choices = response?.choices ?? [];
+    return {
+      callId: row.id,
+      content: choices[0] ?? '',
+      choices,
+      promptTokens: row.prompt_tokens,
+      completionTokens: row.completion_tokens,
+      costUsd: row.cost_usd,
+      reused: true,
+    };
+  }
+
+  private clientFor(ep: Endpoint): OpenAI {
+    const key = `${ep.baseURL}|${ep.apiKeyEnv ?? ''}|${ep.timeout}`;
+    let client = this.clients.get(key);
+    if (!client) {
+      client = new OpenAI({
+        baseURL: ep.baseURL,
+        apiKey: resolveApiKey(ep, this.env),
+        timeout: durationMs(ep.timeout),
+        maxRetries: 0, // retries are ours, so each attempt is logged and backoff honours our policy
+      });
+      this.clients.set(key, client);
+    }
+    return client;
+  }
+}

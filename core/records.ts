@@ -1,0 +1,81 @@
+/**
+ * Reading what stages produced, streamed: the SFT examples a stage trains on and the audit
+ * records that lead back to their LLM calls. Used by the export activity and by the CLI.
+ */
+import type { Db } from './db/connection';
+import type { SftExample } from './dataset-formats';
+import { renderQuestion, sftSystemPrompt } from './prompts';
+
+export const AUDIT_STAGES = ['distill'] as const;
+export type AuditStage = (typeof AUDIT_STAGES)[number];
+
+function distillRows(db: Db, campaignId: string, iteration?: number) {
+  let q = db
+    .selectFrom('distill_records as r')
+    .innerJoin('questions as q', (j) => j.onRef('q.campaign_id', '=', 'r.campaign_id').onRef('q.id', '=', 'r.question_id'))
+    .select([
+      'r.iteration',
+      'r.question_id',
+      'q.title',
+      'q.question',
+      'q.reference',
+      'r.model_in',
+      'r.guideline',
+      'r.answer',
+      'r.guideline_corrected',
+      'r.correction',
+      'r.guideline_call_id',
+      'r.answer_call_id',
+      'r.created_at',
+      'r.updated_at',
+    ])
+    .where('r.campaign_id', '=', campaignId)
+    .orderBy('r.iteration')
+    .orderBy('q.ordinal');
+  if (iteration !== undefined) q = q.where('r.iteration', '=', iteration);
+  return q;
+}
+
+export async function* distillSftExamples(
+  db: Db,
+  campaignId: string,
+  domain: string,
+  iteration: number,
+  includeGuideline: boolean,
+): AsyncGenerator<SftExample> {
+  for await (const r of distillRows(db, campaignId, iteration).stream(500)) {
+    const question = renderQuestion(r);
+    yield {
+      system: sftSystemPrompt(domain),
+      user: includeGuideline ? `${question}\n\nGuideline:\n${r.guideline}` : question,
+      assistant: r.answer,
+    };
+  }
+}
+
+/** One JSON object per record, with the ids of the LLM calls that made it. */
+export async function* auditRecords(db: Db, campaignId: string, stage: AuditStage): AsyncGenerator<Record<string, unknown>> {
+  switch (stage) {
+    case 'distill':
+      for await (const r of distillRows(db, campaignId).stream(500)) {
+        yield {
+          campaignId,
+          stage,
+          iteration: r.iteration,
+          questionId: r.question_id,
+          title: r.title,
+          question: r.question,
+          reference: r.reference,
+          modelIn: r.model_in,
+          guideline: r.guideline,
+          answer: r.answer,
+          guidelineCorrected: r.guideline_corrected,
+          correction: r.correction,
+          llmCallIds: { guideline: r.guideline_call_id, answer: r.answer_call_id },
+          createdAt: r.created_at,
+          updatedAt: r.updated_at,
+        };
+      }
+      return;
+  }
+}

@@ -1,0 +1,175 @@
+/**
+ * POST /v1/chat/completions: validation, fault injection, latency, then the simulated models'
+ * reply with OpenAI's response shape and usage (tokens ≈ characters / 4).
+ */
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { FaultInjector } from './faults';
+import { generate } from './generate';
+import { HttpError, badRequest, readJson, sendJson } from './http';
+import type { KnowledgeBase } from './knowledge';
+import type { ModelRegistry } from './models';
+import type { ChatCompletionBody } from './protocol';
+import { ChatCompletionBody as ChatCompletionSchema, messageText } from './protocol';
+import type { SimRequestRecord, StatsRecorder } from './stats';
+import { readTask } from './tasks';
+import { tokenCount } from './text';
+
+export interface CompletionDeps {
+  registry: ModelRegistry;
+  kb: KnowledgeBase;
+  stats: StatsRecorder;
+  faults: FaultInjector;
+  rejectBeamSearch: boolean;
+  latencyMs(): number;
+  /** Waits `ms`; false when the server closed meanwhile (the request is then dropped). */
+  hold(ms: number): Promise<boolean>;
+}
+
+export async function handleChatCompletion(
+  deps: CompletionDeps,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> {
+  const { registry, kb, stats, faults } = deps;
+  const rec: SimRequestRecord = {
+    at: new Date().toISOString(),
+    model: 'unknown',
+    status: 400,
+    task: 'invalid',
+  };
+  let raw: unknown;
+  try {
+    raw = await readJson(req);
+  } catch (err) {
+    stats.record(rec);
+    throw err;
+  }
+  const parsed = ChatCompletionSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    stats.record(rec);
+    throw badRequest(
+      `Invalid request body: ${issue ? `${issue.path.join('.') || 'body'}: ${issue.message}` : 'malformed'}`,
+    );
+  }
+  const body = parsed.data;
+  describe(rec, body);
+  const fail = (err: HttpError): never => {
+    rec.status = err.status;
+    stats.record(rec);
+    throw err;
+  };
+  if (body.stream)
+    fail(
+      badRequest(
+        'stream=true is not supported by the simulator; send a non-streaming request.',
+        'unsupported_parameter',
+      ),
+    );
+  const model = registry.get(body.model);
+  if (!model)
+    fail(
+      new HttpError(
+        404,
+        `The model \`${body.model}\` does not exist or you do not have access to it.`,
+        'invalid_request_error',
+        'model_not_found',
+      ),
+    );
+  if (body.use_beam_search && deps.rejectBeamSearch) {
+    fail(
+      badRequest(
+        'use_beam_search is not supported by this server (simulated server without beam search).',
+        'unsupported_parameter',
+      ),
+    );
+  }
+  const n = body.n ?? 1;
+  if (body.best_of != null && body.best_of < n)
+    fail(badRequest(`best_of must be greater than or equal to n, got n=${n} and best_of=${body.best_of}.`));
+  const task = readTask(body.messages, body.response_format);
+  rec.task = task.kind;
+
+  const fault = faults.decide();
+  if (fault) {
+    stats.fault(fault);
+    if (fault === 'timeout') {
+      rec.status = 0;
+      stats.record(rec);
+      await deps.hold(faults.config.hangMs);
+      req.socket.destroy();
+      return;
+    }
+    if (fault === '429') {
+      fail(
+        new HttpError(
+          429,
+          `Rate limit reached for ${body.model} (simulated fault). Please try again in 1s.`,
+          'requests',
+          'rate_limit_exceeded',
+          {
+            'retry-after': '1',
+          },
+        ),
+      );
+    }
+    fail(
+      new HttpError(
+        500,
+        'The server had an error while processing your request (simulated fault).',
+        'server_error',
+        'server_error',
+      ),
+    );
+  }
+
+  const latencyMs = deps.latencyMs();
+  if (latencyMs > 0 && !(await deps.hold(faults.jitter(latencyMs)))) {
+    req.socket.destroy();
+    return;
+  }
+  if (!model) return;
+  const choices = generate(model, task, kb, {
+    temperature: body.temperature ?? 1,
+    seed: body.seed ?? 0,
+    n,
+    beam: body.use_beam_search === true,
+  });
+  const maxTokens = body.max_completion_tokens ?? body.max_tokens ?? undefined;
+  const structured = task.kind !== 'answer' && task.kind !== 'guideline' ? true : task.jsonObject;
+  const out = choices.map((content, index) => {
+    // Plain text is cut at max_tokens like a real server; JSON replies are left whole so they parse.
+    const cut = !structured && maxTokens !== undefined && tokenCount(content) > maxTokens;
+    return {
+      index,
+      message: { role: 'assistant', content: cut ? content.slice(0, maxTokens * 4) : content },
+      logprobs: null,
+      finish_reason: cut ? 'length' : 'stop',
+    };
+  });
+  const prompt = body.messages.reduce((sum, m) => sum + tokenCount(messageText(m)) + 4, 0);
+  const completion = out.reduce((sum, c) => sum + tokenCount(c.message.content), 0);
+  rec.status = 200;
+  stats.record(rec, { prompt, completion });
+  sendJson(res, 200, {
+    id: `chatcmpl-sim-${randomUUID().replace(/-/g, '').slice(0, 24)}`,
+    object: 'chat.completion',
+    created: Math.floor(Date.now() / 1000),
+    model: body.model,
+    system_fingerprint: 'meteor-simulator',
+    choices: out,
+    usage: { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion },
+  });
+}
+
+function describe(rec: SimRequestRecord, body: ChatCompletionBody): void {
+  rec.model = body.model;
+  if (body.n != null) rec.n = body.n;
+  if (body.temperature != null) rec.temperature = body.temperature;
+  if (body.use_beam_search != null) rec.use_beam_search = body.use_beam_search;
+  if (body.best_of != null) rec.best_of = body.best_of;
+  if (body.length_penalty != null) rec.length_penalty = body.length_penalty;
+  const rf = body.response_format;
+  if (rf) rec.responseFormat = rf.type === 'json_schema' ? `json_schema:${rf.json_schema.name}` : rf.type;
+}

@@ -1,0 +1,150 @@
+/**
+ * One chat request → its n reply texts: picks the behaviour from the task and the model, and the
+ * per-choice style from the decoding (greedy, sampling, beam search).
+ */
+import type { AnswerPlan } from './writing';
+import type { Json, Resolver } from './structured';
+import type { KnowledgeBase, KnowledgeItem } from './knowledge';
+import type { SimModel } from './models';
+import type { TaskInput } from './tasks';
+import { judge, judgeResolver, judgmentJson, verdict, verdictResolver } from './grading';
+import { factsResolver, fillSchema } from './structured';
+import { hash32, normalize, pick, sentences } from './text';
+import {
+  CLOSINGS,
+  generalizedPlan,
+  guideline,
+  guidelineCheck,
+  learnedPlan,
+  render,
+  revise,
+  strongPlan,
+  syntheticAnswer,
+  weakPlan,
+} from './writing';
+
+export interface Decoding {
+  temperature: number;
+  seed: number;
+  n: number;
+  beam: boolean;
+}
+
+interface ChoiceStyle {
+  level: number;
+  variant: number;
+  closing?: string;
+}
+
+/** How many units the best beam adds over greedy: enough to be clearly more complete. */
+const BEST_BEAM_LEVEL = 2;
+
+function styles(question: string, d: Decoding): ChoiceStyle[] {
+  const q = normalize(question);
+  const variant = hash32('variant', q);
+  return Array.from({ length: d.n }, (_, i): ChoiceStyle => {
+    if (d.beam) {
+      // Beams best first: the top beam is the most complete; the rest differ in their endings.
+      if (i === 0) return { level: BEST_BEAM_LEVEL, variant };
+      return { level: i < 3 ? 1 : 0, variant, closing: pick(CLOSINGS, i - 1) };
+    }
+    if (d.temperature > 0) {
+      const h = hash32('sample', d.seed, i, q);
+      const style: ChoiceStyle = { level: h % 4 === 3 ? 1 : 0, variant: h >>> 2 };
+      if (h % 3 !== 0) style.closing = pick(CLOSINGS, h >>> 7);
+      return style;
+    }
+    return { level: 0, variant };
+  });
+}
+
+/** Topic overlap (Jaccard) above which an adapter recalls a learned case as related. */
+const RELATED_MIN = 0.15;
+
+/** Adapter skill on unseen questions grows with its training data (in reference sentences it can state). */
+function skillOf(examples: number): number {
+  return examples >= 60 ? 3 : examples >= 20 ? 2 : 1;
+}
+
+function answerPlan(
+  model: SimModel,
+  task: TaskInput,
+  known: KnowledgeItem | undefined,
+  variant: number,
+): AnswerPlan {
+  const q = task.question;
+  if (model.kind === 'strong' || model.kind === 'judge') return strongPlan(q, known);
+  const adapter = model.adapter;
+  if (!adapter) return weakPlan(q, known?.reference, variant);
+  const learned = adapter.index.find(q) ?? adapter.index.find(task.text);
+  if (learned) return learnedPlan(q, learned.answer);
+  const near = adapter.index.nearest(q);
+  const related = near && near.score >= RELATED_MIN ? sentences(near.value.answer)[0] : undefined;
+  return generalizedPlan(q, known?.reference, skillOf(adapter.file.examples.length), related, variant);
+}
+
+function answerText(
+  model: SimModel,
+  task: TaskInput,
+  known: KnowledgeItem | undefined,
+  style: ChoiceStyle,
+): string {
+  const text = render(answerPlan(model, task, known, style.variant), style.level);
+  // The strong model varies only in completeness; chatty closings are the smaller models' habit.
+  const chatty = model.kind === 'weak' || model.kind === 'adapter';
+  const withClosing = style.closing && chatty ? `${text} ${style.closing}` : text;
+  if (task.feedback) return revise(task.previousAnswer ?? withClosing, task.feedback);
+  return withClosing;
+}
+
+function referenceFor(task: TaskInput, known: KnowledgeItem | undefined): string {
+  return task.reference ?? known?.reference ?? syntheticAnswer(task.question);
+}
+
+function structured(task: TaskInput, fallback: Json, resolver: Resolver): string {
+  const hasProperties = task.schema !== undefined && typeof task.schema['properties'] === 'object';
+  return JSON.stringify(hasProperties ? fillSchema(task.schema, resolver) : fallback);
+}
+
+export function generate(model: SimModel, task: TaskInput, kb: KnowledgeBase, d: Decoding): string[] {
+  const known = kb.find(task.question) ?? kb.find(task.text);
+  return styles(task.question, d).map((style) => {
+    switch (task.kind) {
+      case 'guideline': {
+        const text = guideline(task.question, task.domain, d.temperature > 0 ? style.variant : 0);
+        return task.jsonObject ? JSON.stringify({ guideline: text }) : text;
+      }
+      case 'strong_answer': {
+        const strong = model.kind === 'strong' || model.kind === 'judge';
+        const check = strong ? guidelineCheck(task.question) : { correct: true, correction: null };
+        const answer = answerText(model, task, known, style);
+        const doc = { guidelineCorrect: check.correct, correction: check.correction, answer };
+        return structured(
+          task,
+          doc,
+          factsResolver({ guidelinecorrect: check.correct, correction: check.correction, answer }),
+        );
+      }
+      case 'verdict': {
+        const v = verdict(referenceFor(task, known), task.candidate ?? '');
+        return structured(task, { correct: v.correct, feedback: v.feedback }, verdictResolver(v));
+      }
+      case 'judge': {
+        const j = judge(task.question, referenceFor(task, known), task.answerA ?? '', task.answerB ?? '');
+        return structured(task, judgmentJson(j), judgeResolver(j));
+      }
+      case 'structured': {
+        const answer = answerText(model, task, known, style);
+        return structured(
+          task,
+          { answer },
+          factsResolver({ answer, response: answer, content: answer, text: answer, output: answer }),
+        );
+      }
+      case 'answer': {
+        const answer = answerText(model, task, known, style);
+        return task.jsonObject ? JSON.stringify({ answer }) : answer;
+      }
+    }
+  });
+}

@@ -1,0 +1,71 @@
+/**
+ * Command line for the model simulator:
+ *   tsx infra/sim/main.ts --port 8787 --latency-ms 100 --fail-rate 0 \
+ *     --knowledge examples/kubernetes-ops/train.jsonl,examples/kubernetes-ops/eval.jsonl
+ * Other flags: --fault-kinds 429,500,timeout --hang-ms 30000 --api-key KEY --seed 1 --reject-beam-search
+ */
+import { parseArgs } from 'node:util';
+import type { FaultKind } from './protocol';
+import { FaultKind as FaultKindSchema } from './protocol';
+import { startSimServer } from './server';
+
+function num(flag: string, raw: string | undefined, fallback: number): number {
+  if (raw === undefined) return fallback;
+  const v = Number(raw);
+  if (!Number.isFinite(v)) throw new Error(`--${flag} must be a number, got '${raw}'`);
+  return v;
+}
+
+const list = (raw: string | undefined) =>
+  (raw ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      port: { type: 'string', default: '8787' },
+      'latency-ms': { type: 'string' },
+      'fail-rate': { type: 'string' },
+      'fault-kinds': { type: 'string' },
+      'hang-ms': { type: 'string' },
+      knowledge: { type: 'string' },
+      'api-key': { type: 'string' },
+      seed: { type: 'string' },
+      'reject-beam-search': { type: 'boolean', default: false },
+    },
+    strict: true,
+  });
+  const faultKinds: FaultKind[] = list(values['fault-kinds']).map((k) => {
+    const r = FaultKindSchema.safeParse(k);
+    if (!r.success) throw new Error(`--fault-kinds: unknown kind '${k}' (use 429, 500, timeout)`);
+    return r.data;
+  });
+  const apiKey = values['api-key'] ?? process.env['METEOR_SIM_API_KEY'];
+  const server = await startSimServer({
+    port: num('port', values.port, 8787),
+    latencyMs: num('latency-ms', values['latency-ms'], 0),
+    failRate: num('fail-rate', values['fail-rate'], 0),
+    hangMs: num('hang-ms', values['hang-ms'], 30000),
+    knowledgeFiles: list(values.knowledge),
+    seed: num('seed', values.seed, 1),
+    rejectBeamSearch: values['reject-beam-search'] ?? false,
+    ...(faultKinds.length > 0 ? { faultKinds } : {}),
+    ...(apiKey ? { apiKey } : {}),
+  });
+  process.stdout.write(`meteor model simulator (simulation, not real models) listening on ${server.url}\n`);
+  const stop = () => {
+    server.close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`meteor model simulator: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,230 @@
+/**
+ * The simulated OpenAI-compatible model server (a simulation, not real models): chat
+ * completions for sim-weak-8b, sim-strong, sim-judge and runtime-loaded LoRA adapters, vLLM's
+ * beam-search fields and LoRA API, fault injection and latency, and /sim/* control endpoints.
+ */
+import { createServer } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { AdapterError } from './adapters';
+import type { CompletionDeps } from './completions';
+import { handleChatCompletion } from './completions';
+import { ALL_FAULT_KINDS, FaultInjector } from './faults';
+import { HttpError, badRequest, readJson, sendError, sendJson, sendText } from './http';
+import { KnowledgeBase } from './knowledge';
+import type { SimModel } from './models';
+import { ModelRegistry } from './models';
+import type { FaultKind } from './protocol';
+import { FaultsBody, LoadLoraBody, UnloadLoraBody } from './protocol';
+import type { SimStats } from './stats';
+import { StatsRecorder } from './stats';
+
+export type { SimRequestRecord, SimStats } from './stats';
+
+export interface SimOptions {
+  /** 0 = random (default); the host is always 127.0.0.1. */
+  port?: number;
+  /** Mean per-request latency of chat completions, ±10% jitter. Default 0. */
+  latencyMs?: number;
+  /** Share (0..1) of chat requests answered with an injected fault. Default 0. */
+  failRate?: number;
+  /** Fault kinds injected, in rotation. Default all three. */
+  faultKinds?: FaultKind[];
+  /** How long a 'timeout' fault holds the request before closing it unanswered. Default 30000. */
+  hangMs?: number;
+  /** When set, /v1/* requests need `Authorization: Bearer <apiKey>`. */
+  apiKey?: string;
+  /** JSONL files of {question, reference, title?}: what the simulated strong model "knows". */
+  knowledgeFiles?: string[];
+  /** Answer 400 to any request with use_beam_search (a server without beam search). */
+  rejectBeamSearch?: boolean;
+  /** Seed of fault and jitter randomness. Default 1. */
+  seed?: number;
+}
+
+export interface SimServer {
+  /** Base URL for OpenAI clients, e.g. http://127.0.0.1:PORT/v1 */
+  url: string;
+  port: number;
+  stats(): SimStats;
+  setFaults(f: { failRate?: number; faultKinds?: FaultKind[]; hangMs?: number }): void;
+  setLatency(ms: number): void;
+  /** Clears the stats and restarts the fault/jitter random sequence. */
+  reset(): void;
+  /** Stops the server; requests held by latency or a 'timeout' fault are dropped at once. */
+  close(): Promise<void>;
+}
+
+const FINGERPRINT = 'meteor-simulator';
+
+interface Held {
+  timer: NodeJS.Timeout;
+  resolve: () => void;
+}
+
+export async function startSimServer(opts: SimOptions = {}): Promise<SimServer> {
+  const kb = KnowledgeBase.fromFiles(opts.knowledgeFiles ?? []);
+  const registry = new ModelRegistry();
+  const stats = new StatsRecorder();
+  const faults = new FaultInjector(opts.seed ?? 1, {
+    failRate: opts.failRate ?? 0,
+    faultKinds: opts.faultKinds && opts.faultKinds.length > 0 ? [...opts.faultKinds] : [...ALL_FAULT_KINDS],
+    hangMs: opts.hangMs ?? 30000,
+  });
+  let latencyMs = opts.latencyMs ?? 0;
+  let closing = false;
+  const held = new Set<Held>();
+
+  /** Waits `ms`, unless the server closes first (then resolves false). */
+  const hold = (ms: number): Promise<boolean> =>
+    new Promise((resolve) => {
+      if (closing) return resolve(false);
+      const h: Held = {
+        timer: setTimeout(() => {
+          held.delete(h);
+          resolve(!closing);
+        }, ms),
+        resolve: () => resolve(false),
+      };
+      held.add(h);
+    });
+
+  const modelCard = (m: SimModel) => ({
+    id: m.id,
+    object: 'model',
+    created: m.created,
+    owned_by: FINGERPRINT,
+    ...(m.adapter
+      ? { root: m.adapter.path, parent: m.adapter.file.baseModel }
+      : { root: m.id, parent: null }),
+  });
+
+  function checkAuth(req: IncomingMessage): void {
+    if (!opts.apiKey) return;
+    if (req.headers.authorization !== `Bearer ${opts.apiKey}`) {
+      throw new HttpError(401, 'Incorrect API key provided.', 'invalid_request_error', 'invalid_api_key');
+    }
+  }
+
+  const deps: CompletionDeps = {
+    registry,
+    kb,
+    stats,
+    faults,
+    rejectBeamSearch: opts.rejectBeamSearch ?? false,
+    latencyMs: () => latencyMs,
+    hold,
+  };
+
+  async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = (req.url ?? '/').split('?')[0] ?? '/';
+    const method = req.method ?? 'GET';
+    if (path.startsWith('/v1/')) checkAuth(req);
+    if (method === 'GET' && path === '/health') return sendText(res, 200, '');
+    if (method === 'GET' && path === '/v1/models')
+      return sendJson(res, 200, { object: 'list', data: registry.list().map(modelCard) });
+    if (method === 'GET' && path.startsWith('/v1/models/')) {
+      const m = registry.get(decodeURIComponent(path.slice('/v1/models/'.length)));
+      if (!m)
+        throw new HttpError(
+          404,
+          `The model \`${path.slice('/v1/models/'.length)}\` does not exist.`,
+          'invalid_request_error',
+          'model_not_found',
+        );
+      return sendJson(res, 200, modelCard(m));
+    }
+    if (method === 'POST' && path === '/v1/chat/completions') return handleChatCompletion(deps, req, res);
+    if (method === 'POST' && path === '/v1/load_lora_adapter') {
+      const body = LoadLoraBody.safeParse(await readJson(req));
+      if (!body.success) throw badRequest("Both 'lora_name' and 'lora_path' must be provided.");
+      try {
+        registry.load(body.data.lora_name, body.data.lora_path, body.data.load_inplace ?? false);
+      } catch (err) {
+        if (err instanceof AdapterError) throw badRequest(err.message, 'invalid_lora_adapter');
+        throw err;
+      }
+      return sendText(res, 200, `Success: LoRA adapter '${body.data.lora_name}' added successfully.`);
+    }
+    if (method === 'POST' && path === '/v1/unload_lora_adapter') {
+      const body = UnloadLoraBody.safeParse(await readJson(req));
+      if (!body.success) throw badRequest("'lora_name' must be provided.");
+      if (!registry.unload(body.data.lora_name)) {
+        throw new HttpError(
+          404,
+          `The lora adapter '${body.data.lora_name}' cannot be found.`,
+          'invalid_request_error',
+          'lora_adapter_not_found',
+        );
+      }
+      return sendText(res, 200, `Success: LoRA adapter '${body.data.lora_name}' removed successfully.`);
+    }
+    if (method === 'GET' && path === '/sim/stats') return sendJson(res, 200, stats.snapshot());
+    if (method === 'POST' && path === '/sim/faults') {
+      const body = FaultsBody.safeParse(await readJson(req));
+      if (!body.success) throw badRequest(`Invalid faults: ${body.error.issues[0]?.message ?? 'malformed'}`);
+      const { latencyMs: latency, ...f } = body.data;
+      faults.update(f);
+      if (latency !== undefined) latencyMs = latency;
+      return sendJson(res, 200, { ...faults.config, latencyMs });
+    }
+    if (method === 'POST' && path === '/sim/reset') {
+      reset();
+      return sendJson(res, 200, { ok: true });
+    }
+    throw new HttpError(404, `Unknown endpoint: ${method} ${path}`, 'invalid_request_error', 'unknown_url');
+  }
+
+  function reset(): void {
+    stats.clear();
+    faults.restart();
+  }
+
+  const server = createServer((req, res) => {
+    route(req, res).catch((err: unknown) => {
+      const httpErr =
+        err instanceof HttpError
+          ? err
+          : new HttpError(
+              500,
+              `Simulator error: ${err instanceof Error ? err.message : String(err)}`,
+              'server_error',
+              'server_error',
+            );
+      sendError(res, httpErr);
+    });
+  });
+  // Clients (the openai SDK, undici) keep connections alive; a plain close() would wait on them.
+  server.keepAliveTimeout = 5000;
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port ?? 0, '127.0.0.1', () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+
+  return {
+    url: `http://127.0.0.1:${port}/v1`,
+    port,
+    stats: () => stats.snapshot(),
+    setFaults: (f) => faults.update(f),
+    setLatency: (ms) => {
+      latencyMs = Math.max(0, ms);
+    },
+    reset,
+    close: () =>
+      new Promise<void>((resolve) => {
+        closing = true;
+        for (const h of held) {
+          clearTimeout(h.timer);
+          h.resolve();
+        }
+        held.clear();
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}

@@ -1,0 +1,91 @@
+/** Request accounting for /sim/stats: totals, per-model counts and a ring buffer of recent requests. */
+
+export interface SimRequestRecord {
+  at: string;
+  model: string;
+  /** HTTP status answered; 0 when a 'timeout' fault closed the connection without an answer. */
+  status: number;
+  n?: number;
+  temperature?: number;
+  use_beam_search?: boolean;
+  best_of?: number;
+  length_penalty?: number;
+  /** 'text' | 'json_object' | 'json_schema:<name>' */
+  responseFormat?: string;
+  /** guideline | strong_answer | verdict | judge | structured | answer | invalid */
+  task: string;
+}
+
+export interface ModelStats {
+  requests: number;
+  served: number;
+  promptTokens: number;
+  completionTokens: number;
+}
+
+export interface SimStats {
+  /** Chat-completion requests received (other endpoints are not counted). */
+  requests: number;
+  /** Of those, answered 200. */
+  served: number;
+  /** Injected faults by kind ('429' | '500' | 'timeout'). */
+  faults: Record<string, number>;
+  byModel: Record<string, ModelStats>;
+  /** The last RECENT_LIMIT requests, oldest first. */
+  recent: SimRequestRecord[];
+}
+
+export const RECENT_LIMIT = 2000;
+
+export class StatsRecorder {
+  private requests = 0;
+  private served = 0;
+  private faults: Record<string, number> = {};
+  private byModel: Record<string, ModelStats> = {};
+  private ring: SimRequestRecord[] = [];
+  private next = 0;
+
+  record(rec: SimRequestRecord, tokens?: { prompt: number; completion: number }): void {
+    this.requests++;
+    const m = (this.byModel[rec.model] ??= { requests: 0, served: 0, promptTokens: 0, completionTokens: 0 });
+    m.requests++;
+    if (rec.status === 200) {
+      this.served++;
+      m.served++;
+    }
+    if (tokens) {
+      m.promptTokens += tokens.prompt;
+      m.completionTokens += tokens.completion;
+    }
+    if (this.ring.length < RECENT_LIMIT) this.ring.push(rec);
+    else this.ring[this.next] = rec;
+    this.next = (this.next + 1) % RECENT_LIMIT;
+  }
+
+  fault(kind: string): void {
+    this.faults[kind] = (this.faults[kind] ?? 0) + 1;
+  }
+
+  snapshot(): SimStats {
+    const recent =
+      this.ring.length < RECENT_LIMIT
+        ? [...this.ring]
+        : [...this.ring.slice(this.next), ...this.ring.slice(0, this.next)];
+    return {
+      requests: this.requests,
+      served: this.served,
+      faults: { ...this.faults },
+      byModel: Object.fromEntries(Object.entries(this.byModel).map(([k, v]) => [k, { ...v }])),
+      recent,
+    };
+  }
+
+  clear(): void {
+    this.requests = 0;
+    this.served = 0;
+    this.faults = {};
+    this.byModel = {};
+    this.ring = [];
+    this.next = 0;
+  }
+}

@@ -1,0 +1,116 @@
+/**
+ * The simulated trainer: what the platform's `local` fine-tune backend runs
+ * (`tsx infra/sim/train.ts`). It trains nothing — it pretends to (progress lines, a falling
+ * loss), then writes an adapter.json holding the dataset's question → answer pairs (plus the
+ * parent adapter's), which the simulator serves as a "fine-tuned" LoRA adapter.
+ *
+ * Env: METEOR_DATASET_PATH (JSONL: OpenAI SFT or preference lines), METEOR_OUTPUT_DIR,
+ * METEOR_BASE_MODEL, optional METEOR_PARENT_ADAPTER (dir), METEOR_SIM_TRAIN_SECONDS (default 2),
+ * optional METEOR_EPOCHS (default 3).
+ * Exit: 0 done, 1 invalid input (message on stderr), 143 on SIGTERM, 130 on SIGINT.
+ */
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { AdapterExample, AdapterFile } from './adapters';
+import { ADAPTER_FILE, AdapterError, questionOfPrompt, readAdapterFile } from './adapters';
+import { DatasetError, readDataset } from './dataset';
+import { hash32, normalize } from './text';
+
+const TAG = '[simulated trainer]';
+const BATCH_SIZE = 4;
+/** Progress lines per epoch at most, so a large dataset does not flood the job log. */
+const MAX_LINES_PER_EPOCH = 20;
+
+process.on('SIGTERM', () => {
+  process.stdout.write(`${TAG} received SIGTERM, stopping\n`);
+  process.exit(143);
+});
+process.on('SIGINT', () => process.exit(130));
+
+class InputError extends Error {}
+
+function requiredEnv(name: string): string {
+  const v = process.env[name];
+  if (!v) throw new InputError(`${name} is not set`);
+  return v;
+}
+
+function positiveNumber(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const v = Number(raw);
+  if (!Number.isFinite(v) || v < 0)
+    throw new InputError(`${name} must be a non-negative number, got '${raw}'`);
+  return v;
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** Parent examples first, then the new ones; a question trained again keeps its newest answer. */
+function merge(parent: readonly AdapterExample[], fresh: readonly AdapterExample[]): AdapterExample[] {
+  const byQuestion = new Map<string, AdapterExample>();
+  for (const ex of [...parent, ...fresh]) {
+    const key = normalize(questionOfPrompt(ex.question));
+    byQuestion.delete(key);
+    byQuestion.set(key, ex);
+  }
+  return [...byQuestion.values()];
+}
+
+async function main(): Promise<void> {
+  const datasetPath = requiredEnv('METEOR_DATASET_PATH');
+  const outputDir = requiredEnv('METEOR_OUTPUT_DIR');
+  const baseModel = requiredEnv('METEOR_BASE_MODEL');
+  const parentDir = process.env['METEOR_PARENT_ADAPTER'] || undefined;
+  const seconds = positiveNumber('METEOR_SIM_TRAIN_SECONDS', 2);
+  const epochs = Math.max(1, Math.round(positiveNumber('METEOR_EPOCHS', 3)));
+
+  const fresh = readDataset(datasetPath);
+  const parent = parentDir ? readAdapterFile(parentDir).examples : [];
+  const log = (line: string) => process.stdout.write(`${TAG} ${line}\n`);
+  log(
+    `simulation: no real training. base ${baseModel}${parentDir ? `, parent adapter ${parentDir}` : ''}, ${fresh.length} rows from ${datasetPath}`,
+  );
+
+  const stepsPerEpoch = Math.max(1, Math.ceil(fresh.length / BATCH_SIZE));
+  const totalSteps = epochs * stepsPerEpoch;
+  const every = Math.max(1, Math.ceil(stepsPerEpoch / MAX_LINES_PER_EPOCH));
+  const stepMs = (seconds * 1000) / totalSteps;
+  const noiseSeed = hash32(datasetPath, fresh.length);
+  for (let epoch = 1; epoch <= epochs; epoch++) {
+    for (let step = 1; step <= stepsPerEpoch; step++) {
+      await sleep(stepMs);
+      const done = ((epoch - 1) * stepsPerEpoch + step) / totalSteps;
+      const noise = ((hash32(noiseSeed, epoch, step) % 1000) / 1000 - 0.5) * 0.08;
+      const loss = 2.2 * Math.exp(-3 * done) + 0.35 + noise;
+      if (step % every === 0 || step === stepsPerEpoch)
+        log(`epoch ${epoch}/${epochs} step ${step}/${stepsPerEpoch} loss ${loss.toFixed(3)}`);
+    }
+  }
+
+  const adapter: AdapterFile = {
+    simulation: true,
+    baseModel,
+    examples: merge(parent, fresh),
+    trainedAt: new Date().toISOString(),
+    datasetRows: fresh.length,
+  };
+  mkdirSync(outputDir, { recursive: true });
+  // Write then rename, so a reader never sees a half-written adapter.
+  const target = join(outputDir, ADAPTER_FILE);
+  const tmp = `${target}.${process.pid}.tmp`;
+  writeFileSync(tmp, `${JSON.stringify(adapter, null, 2)}\n`);
+  renameSync(tmp, target);
+  log(`wrote ${target} (${adapter.examples.length} examples)`);
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    const known = err instanceof InputError || err instanceof DatasetError || err instanceof AdapterError;
+    process.stderr.write(
+      `${TAG} ${known ? 'invalid input' : 'failed'}: ${err instanceof Error ? err.message : String(err)}\n`,
+    );
+    process.exit(1);
+  },
+);

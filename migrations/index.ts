@@ -1,0 +1,7 @@
+/** Every migration, in order. A static list (not a folder scan) so it works under tsx and bundlers. */
+import type { Migration } from 'kysely';
+import * as m001 from './001_init';
+
+export const migrations: Record<string, Migration> = {
+  '001_init': m001,
+};

@@ -1,0 +1,118 @@
+/**
+ * Stage 1 — weak-to-strong guideline distillation (DESIGN §1).
+ *
+ * The training questions are cut into batches by position; a sliding window of batch
+ * activities runs them (the weak model writes a guideline, the strong model answers following
+ * it). Pause stops new batches from starting; the ones in flight finish. The SFT dataset is
+ * exported at the end. Long stages continue-as-new with their cursor.
+ */
+import {
+  condition,
+  continueAsNew,
+  getExternalWorkflowHandle,
+  proxyActivities,
+  setHandler,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { Activities } from '../activities';
+import { pauseSignal, resumeSignal, stageProgressSignal, stageStatusQuery } from './messages';
+import type { BatchResult, DistillInput, DistillResult, StageProgress } from './types';
+
+const batchActivities = proxyActivities<Activities>({
+  startToCloseTimeout: '30m',
+  // Batch activities heartbeat every few seconds; a dead worker is noticed within this.
+  heartbeatTimeout: '20s',
+  retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1m', nonRetryableErrorTypes: ['UserError', 'LlmFatalError'] },
+});
+const acts = proxyActivities<Activities>({
+  startToCloseTimeout: '10m',
+  retry: { initialInterval: '1s', maximumInterval: '30s', nonRetryableErrorTypes: ['UserError', 'LlmFatalError'] },
+});
+
+const DEFAULT_MAX_HISTORY_EVENTS = 8_000;
+
+export async function distillWorkflow(input: DistillInput): Promise<DistillResult> {
+  const { campaignId, iteration, batchSize } = input;
+  let paused = input.resume?.paused ?? false;
+  setHandler(pauseSignal, () => void (paused = true));
+  setHandler(resumeSignal, () => void (paused = false));
+
+  const total =
+    input.resume?.total ??
+    (await acts.startStageRun({ campaignId, stage: 'distill', iteration, modelIn: input.modelIn.label })).total;
+  const progress: StageProgress = {
+    stage: 'distill',
+    iteration,
+    status: 'running',
+    total,
+    done: input.resume?.done ?? 0,
+    records: input.resume?.records ?? 0,
+    costUsd: input.resume?.costUsd ?? 0,
+  };
+  setHandler(stageStatusQuery, () => progress);
+
+  const parent = workflowInfo().parent;
+  const parentHandle = parent ? getExternalWorkflowHandle(parent.workflowId, parent.runId) : null;
+  const batches = Math.ceil(total / batchSize);
+  // Report about every 1% of batches, so the parent's history stays small on huge stages.
+  const reportEvery = Math.max(1, Math.floor(batches / 100));
+  let sinceReport = 0;
+  const report = () => {
+    sinceReport = 0;
+    if (parentHandle) void parentHandle.signal(stageProgressSignal, { ...progress }).catch(() => undefined);
+  };
+
+  const maxEvents = input.maxHistoryEvents ?? DEFAULT_MAX_HISTORY_EVENTS;
+  const shouldRollOver = () =>
+    workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > maxEvents;
+
+  let next = input.resume?.nextBatch ?? 0;
+  const running = new Map<number, Promise<void>>();
+  const launch = (index: number) => {
+    const offset = index * batchSize;
+    const p = batchActivities
+      .distillBatch({
+        campaignId,
+        iteration,
+        modelIn: input.modelIn.servedModel,
+        offset,
+        limit: Math.min(batchSize, total - offset),
+      })
+      .then((r: BatchResult) => {
+        running.delete(index);
+        progress.done += r.processed;
+        progress.records = Math.max(progress.records, r.stageRecords);
+        progress.costUsd = Math.max(progress.costUsd, r.stageCostUsd);
+        if (++sinceReport >= reportEvery) report();
+      });
+    running.set(index, p);
+  };
+
+  while (next < batches || running.size > 0) {
+    if (paused && running.size === 0) {
+      progress.status = 'paused';
+      report();
+      await condition(() => !paused);
+      progress.status = 'running';
+      report();
+    }
+    if (shouldRollOver() && running.size === 0 && next < batches) {
+      await continueAsNew<typeof distillWorkflow>({
+        ...input,
+        resume: { nextBatch: next, done: progress.done, records: progress.records, costUsd: progress.costUsd, total, paused },
+      });
+    }
+    while (!paused && !shouldRollOver() && next < batches && running.size < input.parallelBatches) launch(next++);
+    if (running.size > 0) await Promise.race(running.values());
+  }
+
+  progress.status = 'exporting';
+  report();
+  const dataset = await acts.exportDistillDataset({ campaignId, iteration });
+  const summary = await acts.finishStageRun({ campaignId, stage: 'distill', iteration, status: 'completed' });
+  progress.status = 'completed';
+  progress.records = summary.records;
+  progress.costUsd = summary.costUsd;
+  report();
+  return { records: summary.records, dataset, costUsd: summary.costUsd };
+}
