@@ -19,7 +19,20 @@ export default tseslint.config(
     rules: {
       'no-restricted-imports': [
         'error',
-        { patterns: ['node:*', 'fs', 'path', 'crypto', '../activities/*', '../core/db/*', '../core/llm/*', 'pg', 'kysely', 'openai'] },
+        {
+          patterns: [
+            'node:*',
+            'fs',
+            'path',
+            'crypto',
+            '../activities/*',
+            '../core/db/*',
+            '../core/llm/*',
+            'pg',
+            'kysely',
+            'openai',
+          ],
+        },
       ],
     },
   },

@@ -30,7 +30,8 @@ export function campaignActivities({ db }: ActivityDeps) {
         distill: {
           enabled: distill.enabled,
           batchSize: distill.batchSize,
-          parallelBatches: distill.parallelBatches ?? Math.min(100, Math.ceil(inFlightWanted / distill.batchSize) + 1),
+          parallelBatches:
+            distill.parallelBatches ?? Math.min(100, Math.ceil(inFlightWanted / distill.batchSize) + 1),
         },
         fineTune: {
           backend: spec.fineTune.type,
@@ -62,7 +63,12 @@ export function campaignActivities({ db }: ActivityDeps) {
       const { spec } = await getCampaign(db, campaignId);
       await db
         .insertInto('model_versions')
-        .values({ campaign_id: campaignId, label: 'M0', parent_label: null, served_model: spec.models.weak.model })
+        .values({
+          campaign_id: campaignId,
+          label: 'M0',
+          parent_label: null,
+          served_model: spec.models.weak.model,
+        })
         .onConflict((oc) => oc.columns(['campaign_id', 'label']).doNothing())
         .execute();
       const row = await db

@@ -7,19 +7,36 @@ import { distillSftExamples } from '../core/records';
 import type { DatasetRef } from '../workflows/types';
 import type { ActivityDeps } from './context';
 
-export function stageArtifactDir(artifactsDir: string, campaignId: string, stage: string, iteration: number): string {
+export function stageArtifactDir(
+  artifactsDir: string,
+  campaignId: string,
+  stage: string,
+  iteration: number,
+): string {
   return path.join(artifactsDir, campaignId, `${stage}-${iteration}`);
 }
 
 export function datasetActivities({ db, artifactsDir }: ActivityDeps) {
   return {
     /** Writes sft.{openai,trl,llamafactory}.jsonl; returns the OpenAI-format file the trainer reads. */
-    async exportDistillDataset({ campaignId, iteration }: { campaignId: string; iteration: number }): Promise<DatasetRef> {
+    async exportDistillDataset({
+      campaignId,
+      iteration,
+    }: {
+      campaignId: string;
+      iteration: number;
+    }): Promise<DatasetRef> {
       const { spec } = await getCampaign(db, campaignId);
       const dir = stageArtifactDir(artifactsDir, campaignId, 'distill', iteration);
       const refs: Record<string, DatasetRef> = {};
       for (const format of SFT_FORMATS) {
-        const examples = distillSftExamples(db, campaignId, spec.domain, iteration, spec.stages.distill.includeGuidelineInSft);
+        const examples = distillSftExamples(
+          db,
+          campaignId,
+          spec.domain,
+          iteration,
+          spec.stages.distill.includeGuidelineInSft,
+        );
         const written = await writeJsonl(
           path.join(dir, `sft.${format}.jsonl`),
           (async function* () {

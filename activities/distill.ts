@@ -38,7 +38,13 @@ export async function stageTotals(
   campaignId: string,
   stage: StageName,
   iteration: number,
-): Promise<{ records: number; costUsd: number; promptTokens: number; completionTokens: number; calls: number }> {
+): Promise<{
+  records: number;
+  costUsd: number;
+  promptTokens: number;
+  completionTokens: number;
+  calls: number;
+}> {
   const [records, calls] = await Promise.all([
     db
       .selectFrom('distill_records')
@@ -60,7 +66,13 @@ export async function stageTotals(
       .where('status', '=', 'ok')
       .executeTakeFirstOrThrow(),
   ]);
-  return { records: records.n, costUsd: calls.cost, promptTokens: calls.pt, completionTokens: calls.ct, calls: calls.n };
+  return {
+    records: records.n,
+    costUsd: calls.cost,
+    promptTokens: calls.pt,
+    completionTokens: calls.ct,
+    calls: calls.n,
+  };
 }
 
 export function distillActivities({ db, llm }: ActivityDeps) {
@@ -87,7 +99,9 @@ export function distillActivities({ db, llm }: ActivityDeps) {
           model_in: input.modelIn,
           total: n,
         })
-        .onConflict((oc) => oc.columns(['campaign_id', 'stage', 'iteration']).doUpdateSet({ status: 'running' }))
+        .onConflict((oc) =>
+          oc.columns(['campaign_id', 'stage', 'iteration']).doUpdateSet({ status: 'running' }),
+        )
         .execute();
       return { total: n };
     },
@@ -161,68 +175,75 @@ export function distillActivities({ db, llm }: ActivityDeps) {
       const todo = questions.filter((q) => !existing.has(q.id));
       const counts = { processed: questions.length - todo.length, created: 0, skipped: 0 };
 
-      await runWithHeartbeat(ctx, () => ({ ...counts }), async (controller) => {
-        const scope = { campaignId, stage: 'distill', iteration, signal: controller.signal };
-        await settleAll(
-          todo.map((q) => async () => {
-            const guideline = await llm.chat(scope, weak, {
-              purpose: 'guideline',
-              promptVersion: PROMPT_VERSIONS.guideline,
-              messages: guidelinePrompt(spec.domain, q),
-              model: input.modelIn,
-            });
-            let parsed: z.infer<typeof StrongAnswer> | null = null;
-            let answerCallId = '';
-            for (let attempt = 0; attempt < STRUCTURED_ATTEMPTS && !parsed; attempt++) {
-              const reply = await llm.chat(scope, strong, {
-                purpose: 'strong-answer',
-                promptVersion: PROMPT_VERSIONS.strongAnswer,
-                messages: strongAnswerPrompt(spec.domain, q, guideline.content),
-                jsonSchema: STRONG_ANSWER_SCHEMA,
-                temperature: 0,
-                salt: attempt === 0 ? undefined : `reask-${attempt}`,
+      await runWithHeartbeat(
+        ctx,
+        () => ({ ...counts }),
+        async (controller) => {
+          const scope = { campaignId, stage: 'distill', iteration, signal: controller.signal };
+          await settleAll(
+            todo.map((q) => async () => {
+              const guideline = await llm.chat(scope, weak, {
+                purpose: 'guideline',
+                promptVersion: PROMPT_VERSIONS.guideline,
+                messages: guidelinePrompt(spec.domain, q),
+                model: input.modelIn,
               });
-              parsed = parseJsonReply(reply.content, StrongAnswer);
-              answerCallId = reply.callId;
-            }
-            if (!parsed) {
-              counts.skipped++;
+              let parsed: z.infer<typeof StrongAnswer> | null = null;
+              let answerCallId = '';
+              for (let attempt = 0; attempt < STRUCTURED_ATTEMPTS && !parsed; attempt++) {
+                const reply = await llm.chat(scope, strong, {
+                  purpose: 'strong-answer',
+                  promptVersion: PROMPT_VERSIONS.strongAnswer,
+                  messages: strongAnswerPrompt(spec.domain, q, guideline.content),
+                  jsonSchema: STRONG_ANSWER_SCHEMA,
+                  temperature: 0,
+                  salt: attempt === 0 ? undefined : `reask-${attempt}`,
+                });
+                parsed = parseJsonReply(reply.content, StrongAnswer);
+                answerCallId = reply.callId;
+              }
+              if (!parsed) {
+                counts.skipped++;
+                counts.processed++;
+                ctx.log.warn('strong model reply unparseable; question skipped', {
+                  questionId: q.id,
+                  answerCallId,
+                });
+                return;
+              }
+              await db
+                .insertInto('distill_records')
+                .values({
+                  campaign_id: campaignId,
+                  iteration,
+                  question_id: q.id,
+                  model_in: input.modelIn,
+                  guideline: guideline.content,
+                  answer: parsed.answer,
+                  guideline_corrected: !parsed.guidelineCorrect,
+                  correction: parsed.correction ?? null,
+                  guideline_call_id: guideline.callId,
+                  answer_call_id: answerCallId,
+                })
+                .onConflict((oc) =>
+                  oc.columns(['campaign_id', 'iteration', 'question_id']).doUpdateSet((eb) => ({
+                    guideline: eb.ref('excluded.guideline'),
+                    answer: eb.ref('excluded.answer'),
+                    guideline_corrected: eb.ref('excluded.guideline_corrected'),
+                    correction: eb.ref('excluded.correction'),
+                    guideline_call_id: eb.ref('excluded.guideline_call_id'),
+                    answer_call_id: eb.ref('excluded.answer_call_id'),
+                    updated_at: new Date(),
+                  })),
+                )
+                .execute();
+              counts.created++;
               counts.processed++;
-              ctx.log.warn('strong model reply unparseable; question skipped', { questionId: q.id, answerCallId });
-              return;
-            }
-            await db
-              .insertInto('distill_records')
-              .values({
-                campaign_id: campaignId,
-                iteration,
-                question_id: q.id,
-                model_in: input.modelIn,
-                guideline: guideline.content,
-                answer: parsed.answer,
-                guideline_corrected: !parsed.guidelineCorrect,
-                correction: parsed.correction ?? null,
-                guideline_call_id: guideline.callId,
-                answer_call_id: answerCallId,
-              })
-              .onConflict((oc) =>
-                oc.columns(['campaign_id', 'iteration', 'question_id']).doUpdateSet((eb) => ({
-                  guideline: eb.ref('excluded.guideline'),
-                  answer: eb.ref('excluded.answer'),
-                  guideline_corrected: eb.ref('excluded.guideline_corrected'),
-                  correction: eb.ref('excluded.correction'),
-                  guideline_call_id: eb.ref('excluded.guideline_call_id'),
-                  answer_call_id: eb.ref('excluded.answer_call_id'),
-                  updated_at: new Date(),
-                })),
-              )
-              .execute();
-            counts.created++;
-            counts.processed++;
-          }),
-          controller,
-        );
-      });
+            }),
+            controller,
+          );
+        },
+      );
 
       const totals = await stageTotals(db, campaignId, 'distill', iteration);
       return { ...counts, stageRecords: totals.records, stageCostUsd: totals.costUsd };

@@ -31,7 +31,10 @@ export async function runWithHeartbeat<T>(
  * aborts the others, and is what this throws once all have settled — so no task is still
  * writing when the activity reports its result.
  */
-export async function settleAll(tasks: Array<() => Promise<void>>, controller: AbortController): Promise<void> {
+export async function settleAll(
+  tasks: Array<() => Promise<void>>,
+  controller: AbortController,
+): Promise<void> {
   let first: unknown = null;
   await Promise.all(
     tasks.map((task) =>

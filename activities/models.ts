@@ -34,19 +34,31 @@ export function modelActivities({ db, env }: ActivityDeps) {
       datasetId: string;
     }): Promise<ModelRef> {
       const { spec } = await getCampaign(db, input.campaignId);
-      const job = await db.selectFrom('finetune_jobs').selectAll().where('id', '=', input.jobId).executeTakeFirstOrThrow();
-      const servedModel = spec.deploy.type === 'vllm-lora' ? `${input.campaignId}-${input.label.toLowerCase()}` : spec.models.weak.model;
+      const job = await db
+        .selectFrom('finetune_jobs')
+        .selectAll()
+        .where('id', '=', input.jobId)
+        .executeTakeFirstOrThrow();
+      const servedModel =
+        spec.deploy.type === 'vllm-lora'
+          ? `${input.campaignId}-${input.label.toLowerCase()}`
+          : spec.models.weak.model;
 
       if (spec.deploy.type === 'vllm-lora') {
         const weak = { ...spec.models.weak, role: 'weak' as const };
         const res = await fetch(`${weak.baseURL.replace(/\/$/, '')}/load_lora_adapter`, {
           method: 'POST',
-          headers: { 'content-type': 'application/json', authorization: `Bearer ${resolveApiKey(weak, env)}` },
+          headers: {
+            'content-type': 'application/json',
+            authorization: `Bearer ${resolveApiKey(weak, env)}`,
+          },
           body: JSON.stringify({ lora_name: servedModel, lora_path: job.output_dir }),
         });
         const text = await res.text();
         if (!res.ok && !alreadyLoaded(text)) {
-          throw new Error(`loading adapter ${servedModel} on ${weak.baseURL} failed (${res.status}): ${text.slice(0, 500)}`);
+          throw new Error(
+            `loading adapter ${servedModel} on ${weak.baseURL} failed (${res.status}): ${text.slice(0, 500)}`,
+          );
         }
       }
 

@@ -11,9 +11,13 @@ import { startLocalStack, type LocalStack } from '../infra/stack/local-stack';
 import { startSimServer, type SimServer } from '../infra/sim/server';
 import { createMeteorWorker, DEFAULT_TASK_QUEUE } from '../workers/worker';
 import { artifactsDir } from './worker';
+import { quietTemporalRuntime } from '../workers/runtime';
 
 export const EXAMPLE_DIR = path.join(REPO_ROOT, 'examples', 'kubernetes-ops');
-export const EXAMPLE_KNOWLEDGE = [path.join(EXAMPLE_DIR, 'train.jsonl'), path.join(EXAMPLE_DIR, 'eval.jsonl')];
+export const EXAMPLE_KNOWLEDGE = [
+  path.join(EXAMPLE_DIR, 'train.jsonl'),
+  path.join(EXAMPLE_DIR, 'eval.jsonl'),
+];
 
 export interface DevOptions {
   worker: boolean;
@@ -31,7 +35,13 @@ export interface DevEnvironment {
 }
 
 export async function startDevEnvironment(opts: DevOptions): Promise<DevEnvironment> {
-  const log = opts.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const sink = opts.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  // PostgreSQL's own chatter (initdb, checkpoints) goes to its log only; METEOR_VERBOSE=1 shows it.
+  const log = (line: string) => {
+    if (process.env.METEOR_VERBOSE || !line.startsWith('postgres: ') || /ready|error|fatal/i.test(line))
+      sink(line);
+  };
+  quietTemporalRuntime();
   const root = process.env.METEOR_HOME ?? DEFAULT_STATE_DIR;
   const stack = await startLocalStack({ root, log });
   onShutdown(() => stack.stop(), { name: 'local stack' });
@@ -39,7 +49,11 @@ export async function startDevEnvironment(opts: DevOptions): Promise<DevEnvironm
 
   let sim: SimServer | null = null;
   if (opts.sim) {
-    sim = await startSimServer({ port: opts.simPort, latencyMs: opts.simLatencyMs ?? 150, knowledgeFiles: EXAMPLE_KNOWLEDGE });
+    sim = await startSimServer({
+      port: opts.simPort,
+      latencyMs: opts.simLatencyMs ?? 150,
+      knowledgeFiles: EXAMPLE_KNOWLEDGE,
+    });
     const s = sim;
     onShutdown(() => s.close(), { name: 'model simulator' });
     log(`model simulator (SIMULATION — not real models): ${sim.url}`);

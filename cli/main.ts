@@ -59,7 +59,9 @@ METEOR_TASK_QUEUE (default "meteor"); when unset, the stack started by \`meteorc
 
 program
   .command('dev')
-  .description('Run the local stack in the foreground: PostgreSQL, Temporal dev server, model simulator, worker (data in .meteor/)')
+  .description(
+    'Run the local stack in the foreground: PostgreSQL, Temporal dev server, model simulator, worker (data in .meteor/)',
+  )
   .option('--no-worker', 'do not start a worker')
   .option('--no-sim', 'do not start the model simulator')
   .option('--sim-port <port>', 'port of the model simulator', '8787')
@@ -82,13 +84,17 @@ campaign
   .description('Validate a campaign spec, check its endpoints, and start the campaign')
   .requiredOption('-f, --file <spec.yaml>', 'campaign spec (YAML)')
   .option('--wait', 'follow the campaign until it ends, with a progress bar per stage')
-  .option('--no-preflight', 'skip the API key and endpoint checks (the spec and question files are always checked)')
+  .option(
+    '--no-preflight',
+    'skip the API key and endpoint checks (the spec and question files are always checked)',
+  )
   .option('--json', 'print {"campaignId", "workflowId"} as JSON')
   .action(async (opts: { file: string; wait?: boolean; preflight: boolean; json?: boolean }) => {
     const loaded = await loadSpecFile(opts.file);
     await withClients(async (clients) => {
       const launched = await launchCampaign(clients, loaded, { preflight: opts.preflight });
-      if (!opts.json) process.stderr.write(`launched ${launched.campaignId} (workflow ${launched.workflowId})\n`);
+      if (!opts.json)
+        process.stderr.write(`launched ${launched.campaignId} (workflow ${launched.workflowId})\n`);
       if (!opts.wait) {
         if (opts.json) printJson(launched);
         return;
@@ -125,7 +131,9 @@ campaign
       if (all.length === 0) process.stdout.write('no campaigns\n');
       for (const s of all) {
         const stage = s.stage ? `${s.stage} #${s.iteration}` : '-';
-        process.stdout.write(`${s.campaignId.padEnd(36)} ${s.state.padEnd(10)} ${stage.padEnd(12)} $${s.costUsd.toFixed(4)}  ${s.createdAt}\n`);
+        process.stdout.write(
+          `${s.campaignId.padEnd(36)} ${s.state.padEnd(10)} ${stage.padEnd(12)} $${s.costUsd.toFixed(4)}  ${s.createdAt}\n`,
+        );
       }
     });
   });
@@ -171,7 +179,9 @@ program
     await withClients(async (clients) => {
       await getCampaignRow(clients.db, campaignId);
       const n = await writeLines(auditRecords(clients.db, campaignId, opts.stage), opts.output);
-      process.stderr.write(`${n} ${opts.stage} record(s)${opts.output ? ` written to ${opts.output}` : ''}\n`);
+      process.stderr.write(
+        `${n} ${opts.stage} record(s)${opts.output ? ` written to ${opts.output}` : ''}\n`,
+      );
     });
   });
 
@@ -184,25 +194,45 @@ program
   .addOption(new Option('--format <format>', 'format').choices([...SFT_FORMATS]).default('openai'))
   .option('--iteration <n>', 'iteration of the stage', '1')
   .option('-o, --output <file>', 'write to a file instead of stdout')
-  .action(async (campaignId: string, opts: { stage: AuditStage; format: SftFormat; iteration: string; output?: string }) => {
-    await withClients(async (clients) => {
-      const { spec } = await getCampaign(clients.db, campaignId);
-      const examples = distillSftExamples(clients.db, campaignId, spec.domain, Number(opts.iteration), spec.stages.distill.includeGuidelineInSft);
-      const n = await writeLines(
-        (async function* () {
-          for await (const ex of examples) yield sftLine(opts.format, ex);
-        })(),
-        opts.output,
-      );
-      if (n === 0) throw new UserError(`campaign ${campaignId} has no ${opts.stage} records for iteration ${opts.iteration} yet`);
-      process.stderr.write(`${n} row(s) in ${opts.format} format${opts.output ? ` written to ${opts.output}` : ''}\n`);
-    });
-  });
+  .action(
+    async (
+      campaignId: string,
+      opts: { stage: AuditStage; format: SftFormat; iteration: string; output?: string },
+    ) => {
+      await withClients(async (clients) => {
+        const { spec } = await getCampaign(clients.db, campaignId);
+        const examples = distillSftExamples(
+          clients.db,
+          campaignId,
+          spec.domain,
+          Number(opts.iteration),
+          spec.stages.distill.includeGuidelineInSft,
+        );
+        const n = await writeLines(
+          (async function* () {
+            for await (const ex of examples) yield sftLine(opts.format, ex);
+          })(),
+          opts.output,
+        );
+        if (n === 0)
+          throw new UserError(
+            `campaign ${campaignId} has no ${opts.stage} records for iteration ${opts.iteration} yet`,
+          );
+        process.stderr.write(
+          `${n} row(s) in ${opts.format} format${opts.output ? ` written to ${opts.output}` : ''}\n`,
+        );
+      });
+    },
+  );
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   // Stacks only on request: users need the message, developers can set METEOR_DEBUG=1.
   const message =
-    err instanceof Error ? (process.env.METEOR_DEBUG && !(err instanceof UserError) ? (err.stack ?? err.message) : err.message) : String(err);
+    err instanceof Error
+      ? process.env.METEOR_DEBUG && !(err instanceof UserError)
+        ? (err.stack ?? err.message)
+        : err.message
+      : String(err);
   process.stderr.write(`meteorctl: ${message}\n`);
   process.exit(1);
 });

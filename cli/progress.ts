@@ -10,11 +10,16 @@ export function bar(done: number, total: number): string {
 }
 
 export function renderStatus(s: CampaignStatusView): string[] {
-  const lines = [`campaign ${s.campaignId}  ${s.state}${s.pauseRequested && s.state === 'running' ? ' (pausing: finishing batches in flight)' : ''}  cost ~$${s.costUsd.toFixed(4)}`];
+  const lines = [
+    `campaign ${s.campaignId}  ${s.state}${s.pauseRequested && s.state === 'running' ? ' (pausing: finishing batches in flight)' : ''}  cost ~$${s.costUsd.toFixed(4)}`,
+  ];
   for (const st of s.stages) {
-    lines.push(`  ${`${st.stage} #${st.iteration}`.padEnd(12)} ${bar(st.done, st.total)} ${String(st.done).padStart(5)}/${st.total}  ${st.status}`);
+    lines.push(
+      `  ${`${st.stage} #${st.iteration}`.padEnd(12)} ${bar(st.done, st.total)} ${String(st.done).padStart(5)}/${st.total}  ${st.status}`,
+    );
   }
-  if (s.lineage.length > 0) lines.push(`  lineage: ${s.lineage.map((m) => `${m.label}(${m.servedModel})`).join(' → ')}`);
+  if (s.lineage.length > 0)
+    lines.push(`  lineage: ${s.lineage.map((m) => `${m.label}(${m.servedModel})`).join(' → ')}`);
   if (s.error) lines.push(`  error: ${s.error}`);
   return lines;
 }

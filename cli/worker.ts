@@ -27,6 +27,8 @@ export async function runWorker(opts: { taskQueue?: string }): Promise<void> {
     databaseUrl: services.databaseUrl,
     artifactsDir: artifactsDir(),
   });
-  process.stderr.write(`meteor worker on task queue "${taskQueue}" (${services.temporalAddress}, namespace ${services.namespace})\n`);
+  process.stderr.write(
+    `meteor worker on task queue "${taskQueue}" (${services.temporalAddress}, namespace ${services.namespace})\n`,
+  );
   await w.run();
 }

@@ -22,7 +22,10 @@ export interface Services {
 }
 
 export async function resolveServices(env: NodeJS.ProcessEnv = process.env): Promise<Services> {
-  const stack = env.DATABASE_URL && env.TEMPORAL_ADDRESS ? null : await readStackFile(env.METEOR_HOME ?? DEFAULT_STATE_DIR);
+  const stack =
+    env.DATABASE_URL && env.TEMPORAL_ADDRESS
+      ? null
+      : await readStackFile(env.METEOR_HOME ?? DEFAULT_STATE_DIR);
   const databaseUrl = env.DATABASE_URL ?? stack?.databaseUrl;
   const temporalAddress = env.TEMPORAL_ADDRESS ?? stack?.temporalAddress;
   if (!databaseUrl || !temporalAddress) {
@@ -55,7 +58,10 @@ export interface Clients {
 export async function connect(services: Services): Promise<Clients> {
   let connection: Connection;
   try {
-    connection = await Connection.connect({ ...temporalConnectionOptions(services.temporalAddress), connectTimeout: '5s' });
+    connection = await Connection.connect({
+      ...temporalConnectionOptions(services.temporalAddress),
+      connectTimeout: '5s',
+    });
   } catch (err) {
     throw new UserError(`Cannot reach Temporal at ${services.temporalAddress}: ${(err as Error).message}`);
   }

@@ -25,7 +25,11 @@ export interface Launched {
 
 const INSERT_CHUNK = 1000;
 
-export async function launchCampaign(clients: Clients, loaded: LoadedSpec, opts: LaunchOptions = {}): Promise<Launched> {
+export async function launchCampaign(
+  clients: Clients,
+  loaded: LoadedSpec,
+  opts: LaunchOptions = {},
+): Promise<Launched> {
   const questions = await loadSpecQuestions(loaded);
   if (opts.preflight !== false) await checkEndpoints(loaded, opts.env);
 

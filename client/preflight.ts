@@ -18,7 +18,11 @@ export interface LoadedQuestions {
 
 export async function loadSpecQuestions(loaded: LoadedSpec): Promise<LoadedQuestions> {
   const { spec, dir } = loaded;
-  const train = await loadQuestionFile(path.resolve(dir, spec.questions.train), 'train', spec.questions.train);
+  const train = await loadQuestionFile(
+    path.resolve(dir, spec.questions.train),
+    'train',
+    spec.questions.train,
+  );
   const evalQs = spec.questions.eval
     ? await loadQuestionFile(path.resolve(dir, spec.questions.eval), 'eval', spec.questions.eval)
     : [];
@@ -48,7 +52,10 @@ async function checkEndpoint(role: string, ep: EndpointSpec, env: NodeJS.Process
   }
 }
 
-export async function checkEndpoints(loaded: LoadedSpec, env: NodeJS.ProcessEnv = process.env): Promise<void> {
+export async function checkEndpoints(
+  loaded: LoadedSpec,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<void> {
   const models = loaded.spec.models;
   const problems = (
     await Promise.all(

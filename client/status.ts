@@ -46,7 +46,12 @@ async function fromDatabase(db: Db, row: Campaign, state: CampaignRunState): Pro
       .where('status', '=', 'ok')
       .groupBy(['stage', 'iteration'])
       .execute(),
-    db.selectFrom('model_versions').selectAll().where('campaign_id', '=', row.id).orderBy('created_at').execute(),
+    db
+      .selectFrom('model_versions')
+      .selectAll()
+      .where('campaign_id', '=', row.id)
+      .orderBy('created_at')
+      .execute(),
   ]);
   const stages: StageProgress[] = runs.map((r) => {
     const records = r.stage === 'distill' ? (done.find((d) => d.iteration === r.iteration)?.n ?? 0) : 0;
@@ -55,7 +60,21 @@ async function fromDatabase(db: Db, row: Campaign, state: CampaignRunState): Pro
     return {
       stage: r.stage as StageName,
       iteration: r.iteration,
-      status: fineTuned ? 'completed' : finished ? (state === 'running' ? 'fine-tuning' : state === 'completed' ? 'completed' : 'failed') : state === 'paused' ? 'paused' : r.status === 'running' && state !== 'running' ? (state === 'cancelled' ? 'cancelled' : 'failed') : 'running',
+      status: fineTuned
+        ? 'completed'
+        : finished
+          ? state === 'running'
+            ? 'fine-tuning'
+            : state === 'completed'
+              ? 'completed'
+              : 'failed'
+          : state === 'paused'
+            ? 'paused'
+            : r.status === 'running' && state !== 'running'
+              ? state === 'cancelled'
+                ? 'cancelled'
+                : 'failed'
+              : 'running',
       total: r.total,
       done: records,
       records,
@@ -102,13 +121,23 @@ export async function campaignStatus(clients: Clients, campaignId: string): Prom
     temporalStatus = (await handle.describe()).status.name;
   } catch (err) {
     if (err instanceof WorkflowNotFoundError) {
-      return view(await fromDatabase(clients.db, row, row.state === 'created' ? 'failed' : (row.state as CampaignRunState)), 'database');
+      return view(
+        await fromDatabase(
+          clients.db,
+          row,
+          row.state === 'created' ? 'failed' : (row.state as CampaignRunState),
+        ),
+        'database',
+      );
     }
     throw err;
   }
   const closed = CLOSED_STATES[temporalStatus];
   if (closed) return view(await fromDatabase(clients.db, row, closed), 'database');
-  const queried = await withTimeout(handle.query(statusQuery).catch(() => null), QUERY_TIMEOUT_MS);
+  const queried = await withTimeout(
+    handle.query(statusQuery).catch(() => null),
+    QUERY_TIMEOUT_MS,
+  );
   if (queried) return view(queried, 'workflow');
   // No worker answered the query: report what the database knows.
   const state: CampaignRunState = row.state === 'paused' ? 'paused' : 'running';

@@ -12,7 +12,10 @@ export interface WrittenFile {
   bytes: number;
 }
 
-export async function writeJsonl(file: string, rows: AsyncIterable<unknown> | Iterable<unknown>): Promise<WrittenFile> {
+export async function writeJsonl(
+  file: string,
+  rows: AsyncIterable<unknown> | Iterable<unknown>,
+): Promise<WrittenFile> {
   await mkdir(path.dirname(file), { recursive: true });
   const tmp = `${file}.tmp-${process.pid}-${Date.now()}`;
   const out = createWriteStream(tmp);

@@ -33,7 +33,11 @@ export interface Question {
 
 const MAX_REPORTED = 20;
 
-export function contentHash(q: { title?: string | null; question: string; reference?: string | null }): string {
+export function contentHash(q: {
+  title?: string | null;
+  question: string;
+  reference?: string | null;
+}): string {
   return createHash('sha256')
     .update(JSON.stringify([q.title ?? null, q.question, q.reference ?? null]))
     .digest('hex');
@@ -101,6 +105,9 @@ export function assertDisjoint(train: Question[], evalQs: Question[]): void {
   const trainIds = new Set(train.map((q) => q.id));
   const clashes = evalQs.filter((q) => trainIds.has(q.id)).map((q) => q.id);
   if (clashes.length > 0) {
-    throw new UserError('Question ids appear in both the train and the eval file:', clashes.slice(0, MAX_REPORTED));
+    throw new UserError(
+      'Question ids appear in both the train and the eval file:',
+      clashes.slice(0, MAX_REPORTED),
+    );
   }
 }

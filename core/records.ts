@@ -12,7 +12,9 @@ export type AuditStage = (typeof AUDIT_STAGES)[number];
 function distillRows(db: Db, campaignId: string, iteration?: number) {
   let q = db
     .selectFrom('distill_records as r')
-    .innerJoin('questions as q', (j) => j.onRef('q.campaign_id', '=', 'r.campaign_id').onRef('q.id', '=', 'r.question_id'))
+    .innerJoin('questions as q', (j) =>
+      j.onRef('q.campaign_id', '=', 'r.campaign_id').onRef('q.id', '=', 'r.question_id'),
+    )
     .select([
       'r.iteration',
       'r.question_id',
@@ -54,7 +56,11 @@ export async function* distillSftExamples(
 }
 
 /** One JSON object per record, with the ids of the LLM calls that made it. */
-export async function* auditRecords(db: Db, campaignId: string, stage: AuditStage): AsyncGenerator<Record<string, unknown>> {
+export async function* auditRecords(
+  db: Db,
+  campaignId: string,
+  stage: AuditStage,
+): AsyncGenerator<Record<string, unknown>> {
   switch (stage) {
     case 'distill':
       for await (const r of distillRows(db, campaignId).stream(500)) {

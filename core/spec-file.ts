@@ -37,7 +37,9 @@ export async function loadSpecFile(file: string): Promise<LoadedSpec> {
   try {
     text = await readFile(abs, 'utf8');
   } catch (err) {
-    throw new UserError(`Cannot read campaign spec ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    throw new UserError(
+      `Cannot read campaign spec ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
+    );
   }
   const doc = parseDocument(text, { prettyErrors: true });
   if (doc.errors.length > 0) {

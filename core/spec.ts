@@ -11,9 +11,7 @@ import { DURATION_PATTERN } from './duration';
 const positiveInt = z.number().int().positive();
 
 /** Duration such as `30s`, `5m`, `2h` (Temporal's ms-style strings). */
-const duration = z
-  .string()
-  .regex(DURATION_PATTERN, 'a duration like "500ms", "30s", "5m", "2h" or "1d"');
+const duration = z.string().regex(DURATION_PATTERN, 'a duration like "500ms", "30s", "5m", "2h" or "1d"');
 
 export const EndpointSchema = z.strictObject({
   /** OpenAI-compatible base URL, e.g. https://api.openai.com/v1 or http://vllm:8000/v1. */

@@ -98,7 +98,11 @@ export async function up(db: AnyDb): Promise<void> {
   await sql`create unique index llm_calls_ok_key on llm_calls (campaign_id, stage, iteration, request_hash) where status = 'ok'`.execute(
     db,
   );
-  await db.schema.createIndex('llm_calls_campaign').on('llm_calls').columns(['campaign_id', 'created_at']).execute();
+  await db.schema
+    .createIndex('llm_calls_campaign')
+    .on('llm_calls')
+    .columns(['campaign_id', 'created_at'])
+    .execute();
 
   await db.schema
     .createTable('distill_records')

@@ -3,13 +3,20 @@
  * one task queue. Entry points (`meteorctl worker`, `meteorctl dev`, the demo, tests) call this.
  */
 import path from 'node:path';
-import { NativeConnection, Worker, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import {
+  NativeConnection,
+  Worker,
+  bundleWorkflowCode,
+  type WorkflowBundleWithSourceMap,
+} from '@temporalio/worker';
 import { createActivities } from '../activities';
 import { createDb, type Db } from '../core/db/connection';
 import { LlmGateway } from '../core/llm/gateway';
 
 export const DEFAULT_TASK_QUEUE = 'meteor';
-export const WORKFLOWS_PATH = require.resolve('../workflows');
+// A folder, not require.resolve('../workflows'): Node's resolver alone (vitest) does not know .ts;
+// the bundler resolves the folder's index.ts itself.
+export const WORKFLOWS_PATH = path.join(__dirname, '..', 'workflows');
 
 export interface MeteorWorkerOptions {
   temporalAddress: string;

@@ -22,11 +22,15 @@ import { distillWorkflow } from './distill';
 import { fineTuneWorkflow } from './finetune';
 import { pauseSignal, resumeSignal, stageProgressSignal, statusQuery } from './messages';
 import { MeteorCampaignId, MeteorStage, MeteorState } from './search-attributes';
-import type { CampaignRunState, CampaignStatus, ModelRef, StageName, StageProgress } from './types';
+import type { CampaignRunState, CampaignStatus, StageName, StageProgress } from './types';
 
 const acts = proxyActivities<Activities>({
   startToCloseTimeout: '2m',
-  retry: { initialInterval: '1s', maximumInterval: '30s', nonRetryableErrorTypes: ['UserError', 'LlmFatalError'] },
+  retry: {
+    initialInterval: '1s',
+    maximumInterval: '30s',
+    nonRetryableErrorTypes: ['UserError', 'LlmFatalError'],
+  },
 });
 
 export interface CampaignInput {
@@ -62,7 +66,15 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignSt
     await acts.setCampaignState({ campaignId, state });
   };
   const stageEntry = (stage: StageName, iteration: number, total: number): StageProgress => {
-    const entry: StageProgress = { stage, iteration, status: 'pending', total, done: 0, records: 0, costUsd: 0 };
+    const entry: StageProgress = {
+      stage,
+      iteration,
+      status: 'pending',
+      total,
+      done: 0,
+      records: 0,
+      costUsd: 0,
+    };
     status.stages.push(entry);
     return entry;
   };
@@ -132,7 +144,12 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignSt
       if (paused) await child.signal(pauseSignal);
       const result = await child.result();
       activeChild = null;
-      Object.assign(entry, { status: 'fine-tuning', done: entry.total, records: result.records, costUsd: result.costUsd });
+      Object.assign(entry, {
+        status: 'fine-tuning',
+        done: entry.total,
+        records: result.records,
+        costUsd: result.costUsd,
+      });
       refreshCost();
       if (plan.maxCostUsd !== null && status.costUsd > plan.maxCostUsd) {
         throw ApplicationFailure.nonRetryable(

@@ -22,11 +22,20 @@ const batchActivities = proxyActivities<Activities>({
   startToCloseTimeout: '30m',
   // Batch activities heartbeat every few seconds; a dead worker is noticed within this.
   heartbeatTimeout: '20s',
-  retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1m', nonRetryableErrorTypes: ['UserError', 'LlmFatalError'] },
+  retry: {
+    initialInterval: '2s',
+    backoffCoefficient: 2,
+    maximumInterval: '1m',
+    nonRetryableErrorTypes: ['UserError', 'LlmFatalError'],
+  },
 });
 const acts = proxyActivities<Activities>({
   startToCloseTimeout: '10m',
-  retry: { initialInterval: '1s', maximumInterval: '30s', nonRetryableErrorTypes: ['UserError', 'LlmFatalError'] },
+  retry: {
+    initialInterval: '1s',
+    maximumInterval: '30s',
+    nonRetryableErrorTypes: ['UserError', 'LlmFatalError'],
+  },
 });
 
 const DEFAULT_MAX_HISTORY_EVENTS = 8_000;
@@ -39,7 +48,8 @@ export async function distillWorkflow(input: DistillInput): Promise<DistillResul
 
   const total =
     input.resume?.total ??
-    (await acts.startStageRun({ campaignId, stage: 'distill', iteration, modelIn: input.modelIn.label })).total;
+    (await acts.startStageRun({ campaignId, stage: 'distill', iteration, modelIn: input.modelIn.label }))
+      .total;
   const progress: StageProgress = {
     stage: 'distill',
     iteration,
@@ -99,10 +109,18 @@ export async function distillWorkflow(input: DistillInput): Promise<DistillResul
     if (shouldRollOver() && running.size === 0 && next < batches) {
       await continueAsNew<typeof distillWorkflow>({
         ...input,
-        resume: { nextBatch: next, done: progress.done, records: progress.records, costUsd: progress.costUsd, total, paused },
+        resume: {
+          nextBatch: next,
+          done: progress.done,
+          records: progress.records,
+          costUsd: progress.costUsd,
+          total,
+          paused,
+        },
       });
     }
-    while (!paused && !shouldRollOver() && next < batches && running.size < input.parallelBatches) launch(next++);
+    while (!paused && !shouldRollOver() && next < batches && running.size < input.parallelBatches)
+      launch(next++);
     if (running.size > 0) await Promise.race(running.values());
   }
 

@@ -17,7 +17,11 @@ import type { FineTuneInput, ModelRef } from './types';
 
 const acts = proxyActivities<Activities>({
   startToCloseTimeout: '5m',
-  retry: { initialInterval: '2s', maximumInterval: '1m', nonRetryableErrorTypes: ['UserError', 'LlmFatalError'] },
+  retry: {
+    initialInterval: '2s',
+    maximumInterval: '1m',
+    nonRetryableErrorTypes: ['UserError', 'LlmFatalError'],
+  },
 });
 
 export async function fineTuneWorkflow(input: FineTuneInput): Promise<ModelRef> {
@@ -44,7 +48,10 @@ export async function fineTuneWorkflow(input: FineTuneInput): Promise<ModelRef> 
         break;
       }
       if (Date.now() - startedAtMs > input.timeoutMs) {
-        await acts.cancelFineTune({ jobId, reason: `timed out after ${Math.round(input.timeoutMs / 1000)} s` });
+        await acts.cancelFineTune({
+          jobId,
+          reason: `timed out after ${Math.round(input.timeoutMs / 1000)} s`,
+        });
         throw ApplicationFailure.nonRetryable(`fine-tune job ${jobId} did not finish within its timeout`);
       }
       if (workflowInfo().continueAsNewSuggested) {
@@ -54,7 +61,9 @@ export async function fineTuneWorkflow(input: FineTuneInput): Promise<ModelRef> 
     }
   } catch (err) {
     if (isCancellation(err)) {
-      await CancellationScope.nonCancellable(() => acts.cancelFineTune({ jobId, reason: 'campaign cancelled' }));
+      await CancellationScope.nonCancellable(() =>
+        acts.cancelFineTune({ jobId, reason: 'campaign cancelled' }),
+      );
     }
     throw err;
   }

@@ -31,7 +31,8 @@ export interface CampaignPlan {
 export interface StageProgress {
   stage: StageName;
   iteration: number;
-  status: 'pending' | 'running' | 'paused' | 'exporting' | 'fine-tuning' | 'completed' | 'failed' | 'cancelled';
+  status:
+    'pending' | 'running' | 'paused' | 'exporting' | 'fine-tuning' | 'completed' | 'failed' | 'cancelled';
   total: number;
   done: number;
   records: number;
@@ -59,7 +60,14 @@ export interface DistillInput {
   batchSize: number;
   parallelBatches: number;
   /** Carried across continue-as-new. */
-  resume?: { nextBatch: number; done: number; records: number; costUsd: number; total: number; paused: boolean };
+  resume?: {
+    nextBatch: number;
+    done: number;
+    records: number;
+    costUsd: number;
+    total: number;
+    paused: boolean;
+  };
   /** Continue-as-new once history passes this many events (tests set it low). */
   maxHistoryEvents?: number;
 }

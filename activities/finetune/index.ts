@@ -23,7 +23,12 @@ async function backendFor(db: Db, campaignId: string, env: NodeJS.ProcessEnv): P
   switch (ft.type) {
     case 'local':
       return new LocalBackend(
-        { command: ft.command, cwd: path.resolve(row.spec_dir, ft.cwd ?? '.'), env: ft.env, passEnv: ft.passEnv },
+        {
+          command: ft.command,
+          cwd: path.resolve(row.spec_dir, ft.cwd ?? '.'),
+          env: ft.env,
+          passEnv: ft.passEnv,
+        },
         env,
       );
   }
@@ -52,7 +57,10 @@ export function fineTuneActivities({ db, env, artifactsDir }: ActivityDeps) {
     }): Promise<{ jobId: string; externalId: string }> {
       const key = fineTuneKey(input.campaignId, input.stage, input.iteration);
       const backend = await backendFor(db, input.campaignId, env);
-      const outputDir = path.join(stageArtifactDir(artifactsDir, input.campaignId, input.stage, input.iteration), 'finetune');
+      const outputDir = path.join(
+        stageArtifactDir(artifactsDir, input.campaignId, input.stage, input.iteration),
+        'finetune',
+      );
       await db
         .insertInto('finetune_jobs')
         .values({
@@ -68,16 +76,29 @@ export function fineTuneActivities({ db, env, artifactsDir }: ActivityDeps) {
         })
         .onConflict((oc) => oc.column('idempotency_key').doNothing())
         .execute();
-      const job = await db.selectFrom('finetune_jobs').selectAll().where('idempotency_key', '=', key).executeTakeFirstOrThrow();
+      const job = await db
+        .selectFrom('finetune_jobs')
+        .selectAll()
+        .where('idempotency_key', '=', key)
+        .executeTakeFirstOrThrow();
       if (job.external_id) return { jobId: job.id, externalId: job.external_id };
 
       const found = await backend.lookup(key, job.output_dir);
       let externalId: string;
       if (found) {
         externalId = found.externalId;
-        await addEvent(db, job.id, 'submit', `found job ${externalId} submitted earlier under key ${key}; not submitting again`);
+        await addEvent(
+          db,
+          job.id,
+          'submit',
+          `found job ${externalId} submitted earlier under key ${key}; not submitting again`,
+        );
       } else {
-        const dataset = await db.selectFrom('datasets').selectAll().where('id', '=', input.datasetId).executeTakeFirstOrThrow();
+        const dataset = await db
+          .selectFrom('datasets')
+          .selectAll()
+          .where('id', '=', input.datasetId)
+          .executeTakeFirstOrThrow();
         const parent = await db
           .selectFrom('model_versions')
           .select('checkpoint_uri')
@@ -96,7 +117,12 @@ export function fineTuneActivities({ db, env, artifactsDir }: ActivityDeps) {
       }
       await db
         .updateTable('finetune_jobs')
-        .set({ external_id: externalId, status: 'submitted', submitted_at: new Date(), updated_at: new Date() })
+        .set({
+          external_id: externalId,
+          status: 'submitted',
+          submitted_at: new Date(),
+          updated_at: new Date(),
+        })
         .where('id', '=', job.id)
         .execute();
       return { jobId: job.id, externalId };
@@ -121,7 +147,8 @@ export function fineTuneActivities({ db, env, artifactsDir }: ActivityDeps) {
           .values(state.logLines.map((message) => ({ job_id: jobId, kind: 'log', message })))
           .execute();
       }
-      const finished = state.status === 'succeeded' || state.status === 'failed' || state.status === 'cancelled';
+      const finished =
+        state.status === 'succeeded' || state.status === 'failed' || state.status === 'cancelled';
       if (state.status !== job.status) {
         await db
           .updateTable('finetune_jobs')
@@ -134,7 +161,12 @@ export function fineTuneActivities({ db, env, artifactsDir }: ActivityDeps) {
           })
           .where('id', '=', jobId)
           .execute();
-        await addEvent(db, jobId, 'status', `${job.status} → ${state.status}${state.error ? `: ${state.error}` : ''}`);
+        await addEvent(
+          db,
+          jobId,
+          'status',
+          `${job.status} → ${state.status}${state.error ? `: ${state.error}` : ''}`,
+        );
       }
       return { status: state.status, error: state.error };
     },

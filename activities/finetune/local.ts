@@ -75,11 +75,16 @@ export class LocalBackend implements FineTuneBackend {
       throw new UserError(`fine-tune command folder ${this.config.cwd} does not exist on this worker`);
     }
     await mkdir(job.outputDir, { recursive: true });
-    await writeFile(path.join(job.outputDir, 'job.json'), JSON.stringify({ key: job.key, submittedAt: new Date().toISOString() }));
+    await writeFile(
+      path.join(job.outputDir, 'job.json'),
+      JSON.stringify({ key: job.key, submittedAt: new Date().toISOString() }),
+    );
     const env: Record<string, string> = {
       PATH: this.workerEnv.PATH ?? '/usr/bin:/bin',
       HOME: this.workerEnv.HOME ?? '/tmp',
-      ...Object.fromEntries(this.config.passEnv.flatMap((k) => (this.workerEnv[k] ? [[k, this.workerEnv[k] as string]] : []))),
+      ...Object.fromEntries(
+        this.config.passEnv.flatMap((k) => (this.workerEnv[k] ? [[k, this.workerEnv[k] as string]] : [])),
+      ),
       ...this.config.env,
       METEOR_DATASET_PATH: job.datasetPath,
       METEOR_OUTPUT_DIR: job.outputDir,
@@ -93,7 +98,12 @@ export class LocalBackend implements FineTuneBackend {
     const script = `echo $$ > ${dir}/pid; ${this.config.command}; echo $? > ${dir}/exit_code`;
     const log = openSync(path.join(job.outputDir, 'train.log'), 'a');
     try {
-      const child = spawn('/bin/sh', ['-c', script], { cwd: this.config.cwd, env, detached: true, stdio: ['ignore', log, log] });
+      const child = spawn('/bin/sh', ['-c', script], {
+        cwd: this.config.cwd,
+        env,
+        detached: true,
+        stdio: ['ignore', log, log],
+      });
       child.unref();
     } finally {
       closeSync(log);

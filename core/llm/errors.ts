@@ -28,10 +28,22 @@ function where(ep: EndpointRef): string {
 
 export function classifyLlmError(err: unknown, ep: EndpointRef): ClassifiedError {
   if (err instanceof OpenAI.APIUserAbortError) {
-    return { retryable: false, httpStatus: null, retryAfterSec: null, message: 'request cancelled', aborted: true };
+    return {
+      retryable: false,
+      httpStatus: null,
+      retryAfterSec: null,
+      message: 'request cancelled',
+      aborted: true,
+    };
   }
   if (err instanceof OpenAI.APIConnectionTimeoutError) {
-    return { retryable: true, httpStatus: null, retryAfterSec: null, message: `timeout from ${where(ep)}`, aborted: false };
+    return {
+      retryable: true,
+      httpStatus: null,
+      retryAfterSec: null,
+      message: `timeout from ${where(ep)}`,
+      aborted: false,
+    };
   }
   if (err instanceof OpenAI.APIConnectionError) {
     const cause = err.cause instanceof Error ? `: ${err.cause.message}` : '';
@@ -71,11 +83,23 @@ export function classifyLlmError(err: unknown, ep: EndpointRef): ClassifiedError
         return fail(`${where(ep)} rejected the request as invalid (${status}) — ${detail}`);
       default:
         if (status === 408 || status === 409 || status === 429 || (status !== null && status >= 500)) {
-          return { retryable: true, httpStatus: status, retryAfterSec, message: `${status} from ${where(ep)} — ${detail}`, aborted: false };
+          return {
+            retryable: true,
+            httpStatus: status,
+            retryAfterSec,
+            message: `${status} from ${where(ep)} — ${detail}`,
+            aborted: false,
+          };
         }
         return fail(`${where(ep)} answered ${status ?? 'an error'} — ${detail}`);
     }
   }
   const message = err instanceof Error ? err.message : String(err);
-  return { retryable: true, httpStatus: null, retryAfterSec: null, message: `${where(ep)}: ${message}`, aborted: false };
+  return {
+    retryable: true,
+    httpStatus: null,
+    retryAfterSec: null,
+    message: `${where(ep)}: ${message}`,
+    aborted: false,
+  };
 }

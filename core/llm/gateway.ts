@@ -8,7 +8,10 @@
  */
 import { createHash } from 'node:crypto';
 import OpenAI from 'openai';
-import type { ChatCompletion, ChatCompletionCreateParamsNonStreaming } from 'openai/resources/chat/completions';
+import type {
+  ChatCompletion,
+  ChatCompletionCreateParamsNonStreaming,
+} from 'openai/resources/chat/completions';
 import type { Db } from '../db/connection';
 import type { EndpointSpec, Role } from '../spec';
 import { classifyLlmError, type EndpointRef } from './errors';
@@ -106,7 +109,10 @@ export class LlmGateway {
       n: req.n,
       max_tokens: req.maxTokens ?? ep.maxTokens,
       response_format: req.jsonSchema
-        ? { type: 'json_schema', json_schema: { name: req.jsonSchema.name, schema: req.jsonSchema.schema, strict: true } }
+        ? {
+            type: 'json_schema',
+            json_schema: { name: req.jsonSchema.name, schema: req.jsonSchema.schema, strict: true },
+          }
         : undefined,
       ...req.extraBody,
     };
@@ -120,7 +126,8 @@ export class LlmGateway {
     const client = this.clientFor(ep);
     const ref: EndpointRef = { role: ep.role, baseURL: ep.baseURL, model, apiKeyEnv: ep.apiKeyEnv };
     const limiter = limiterFor(`${ep.baseURL}|${ep.model}`, ep);
-    const estimatedTokens = Math.ceil(JSON.stringify(req.messages).length / 4) + (body.max_tokens as number | undefined ?? 512);
+    const estimatedTokens =
+      Math.ceil(JSON.stringify(req.messages).length / 4) + ((body.max_tokens as number | undefined) ?? 512);
     const base = {
       campaign_id: scope.campaignId,
       stage: scope.stage,
@@ -139,9 +146,12 @@ export class LlmGateway {
       const started = Date.now();
       let completion: ChatCompletion;
       try {
-        completion = await client.chat.completions.create(body as unknown as ChatCompletionCreateParamsNonStreaming, {
-          signal: scope.signal,
-        });
+        completion = await client.chat.completions.create(
+          body as unknown as ChatCompletionCreateParamsNonStreaming,
+          {
+            signal: scope.signal,
+          },
+        );
       } catch (err) {
         const latency = Date.now() - started;
         release();
@@ -149,11 +159,19 @@ export class LlmGateway {
         if (c.aborted) throw err;
         await this.db
           .insertInto('llm_calls')
-          .values({ ...base, status: 'error', error: c.message, http_status: c.httpStatus, latency_ms: latency })
+          .values({
+            ...base,
+            status: 'error',
+            error: c.message,
+            http_status: c.httpStatus,
+            latency_ms: latency,
+          })
           .execute();
         if (!c.retryable) throw new LlmFatalError(c.message);
         if (attempt >= ep.maxAttempts) {
-          throw new LlmTransientError(`${c.message} (gave up after ${attempt} attempts; the activity will retry)`);
+          throw new LlmTransientError(
+            `${c.message} (gave up after ${attempt} attempts; the activity will retry)`,
+          );
         }
         const backoff = Math.min(20_000, 500 * 2 ** (attempt - 1)) * (0.5 + Math.random());
         await sleep(Math.min(60_000, Math.max(backoff, (c.retryAfterSec ?? 0) * 1000)), scope.signal);
@@ -185,7 +203,10 @@ export class LlmGateway {
           cost_usd: costUsd,
         })
         .onConflict((oc) =>
-          oc.columns(['campaign_id', 'stage', 'iteration', 'request_hash']).where('status', '=', 'ok').doNothing(),
+          oc
+            .columns(['campaign_id', 'stage', 'iteration', 'request_hash'])
+            .where('status', '=', 'ok')
+            .doNothing(),
         )
         .returning('id')
         .executeTakeFirst();

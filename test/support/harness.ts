@@ -1,0 +1,326 @@
+/**
+ * Shared end-to-end test harness: a simulated model server, an in-process meteor worker on a
+ * task queue of its own, and connected clients — against the Postgres and Temporal dev server
+ * that test/global-setup.ts starts once per run. Each test file starts one (or a few) harnesses
+ * in beforeAll and closes them in afterAll.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { inject } from 'vitest';
+import { parse, stringify } from 'yaml';
+import { connect, type Clients } from '../../client/connect';
+import { launchCampaign, type LaunchOptions, type Launched } from '../../client/launch';
+import { campaignStatus, type CampaignStatusView } from '../../client/status';
+import { loadSpecFile } from '../../core/spec-file';
+import { startSimServer, type SimServer } from '../../infra/sim/server';
+import type { FaultKind } from '../../infra/sim/protocol';
+import { createMeteorWorker, type MeteorWorker } from '../../workers/worker';
+
+export type { Clients } from '../../client/connect';
+export type { LaunchOptions, Launched } from '../../client/launch';
+export type { CampaignStatusView } from '../../client/status';
+export type { SimServer } from '../../infra/sim/server';
+
+export const REPO_ROOT = path.resolve(__dirname, '..', '..');
+export const EXAMPLE_DIR = path.join(REPO_ROOT, 'examples', 'kubernetes-ops');
+export const EXAMPLE_SPEC = path.join(EXAMPLE_DIR, 'campaign.yaml');
+export const EXAMPLE_TRAIN = path.join(EXAMPLE_DIR, 'train.jsonl');
+export const EXAMPLE_EVAL = path.join(EXAMPLE_DIR, 'eval.jsonl');
+
+const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
+
+export interface HarnessOptions {
+  /** Mean latency of the simulator's chat completions (default 0). */
+  latencyMs?: number;
+  /** Share of chat requests answered with an injected fault (default 0). */
+  failRate?: number;
+  /** Injected fault kinds (default 429, 500 and timeout). */
+  faultKinds?: FaultKind[];
+  /** How long a 'timeout' fault holds its request (default 3000 ms). */
+  hangMs?: number;
+  /** Start an in-process worker on the harness's task queue (default true). */
+  worker?: boolean;
+  /** Worker shutdown grace (default '5s'). */
+  shutdownGraceTime?: string;
+}
+
+export interface Harness {
+  clients: Clients;
+  sim: SimServer;
+  taskQueue: string;
+  artifactsDir: string;
+  /** A scratch folder, removed on close. */
+  tmp: string;
+  /** The in-process worker, or null (worker: false, or after stopWorker()). */
+  worker: MeteorWorker | null;
+  /** Starts an in-process worker on the task queue (one at a time). */
+  startWorker(): Promise<MeteorWorker>;
+  /** Shuts the in-process worker down and waits for it to finish. */
+  stopWorker(): Promise<void>;
+  /** Workflow ids launched through `launch()`; still-open ones are terminated on close. */
+  launched: string[];
+  close(): Promise<void>;
+}
+
+export interface Services {
+  databaseUrl: string;
+  temporalAddress: string;
+  namespace: string;
+}
+
+/** The services global-setup started (also in process.env). */
+export function services(): Services {
+  return {
+    databaseUrl: inject('databaseUrl'),
+    temporalAddress: inject('temporalAddress'),
+    namespace: inject('temporalNamespace'),
+  };
+}
+
+export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> {
+  const svc = services();
+  const tmp = await mkdtemp(path.join(os.tmpdir(), 'meteor-e2e-'));
+  const artifactsDir = path.join(tmp, 'artifacts');
+  await mkdir(artifactsDir, { recursive: true });
+  const taskQueue = `meteor-test-${randomBytes(4).toString('hex')}`;
+
+  const sim = await startSimServer({
+    port: 0,
+    latencyMs: opts.latencyMs ?? 0,
+    failRate: opts.failRate ?? 0,
+    ...(opts.faultKinds ? { faultKinds: opts.faultKinds } : {}),
+    hangMs: opts.hangMs ?? 3000,
+    knowledgeFiles: [EXAMPLE_TRAIN, EXAMPLE_EVAL],
+  });
+
+  let clients: Clients;
+  try {
+    clients = await connect({
+      databaseUrl: svc.databaseUrl,
+      temporalAddress: svc.temporalAddress,
+      namespace: svc.namespace,
+      taskQueue,
+      uiUrl: null,
+    });
+  } catch (err) {
+    await sim.close();
+    await rm(tmp, { recursive: true, force: true });
+    throw err;
+  }
+
+  let running: Promise<void> | null = null;
+  const h: Harness = {
+    clients,
+    sim,
+    taskQueue,
+    artifactsDir,
+    tmp,
+    worker: null,
+    launched: [],
+    async startWorker() {
+      if (h.worker) throw new Error('harness: a worker is already running');
+      const w = await createMeteorWorker({
+        temporalAddress: svc.temporalAddress,
+        namespace: svc.namespace,
+        taskQueue,
+        databaseUrl: svc.databaseUrl,
+        artifactsDir,
+        shutdownGraceTime: opts.shutdownGraceTime ?? '5s',
+      });
+      h.worker = w;
+      running = w.run().catch((err: unknown) => {
+        process.stderr.write(`[harness] worker on ${taskQueue} stopped with an error: ${String(err)}\n`);
+      });
+      return w;
+    },
+    async stopWorker() {
+      const w = h.worker;
+      if (!w) return;
+      w.shutdown();
+      await running;
+      h.worker = null;
+      running = null;
+    },
+    async close() {
+      // Leave nothing running on the shared Temporal server.
+      for (const workflowId of h.launched) {
+        const handle = clients.temporal.workflow.getHandle(workflowId);
+        try {
+          const { status } = await handle.describe();
+          if (status.name === 'RUNNING') await handle.terminate('test harness closed');
+        } catch {
+          // already gone
+        }
+      }
+      await sim.close();
+      await h.stopWorker().catch(() => undefined);
+      await clients.close().catch(() => undefined);
+      await rm(tmp, { recursive: true, force: true });
+    },
+  };
+
+  if (opts.worker !== false) {
+    try {
+      await h.startWorker();
+    } catch (err) {
+      await h.close();
+      throw err;
+    }
+  }
+  return h;
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return (
+    typeof v === 'object' && v !== null && !Array.isArray(v) && Object.getPrototypeOf(v) === Object.prototype
+  );
+}
+
+/**
+ * Deep merge of plain objects: nested objects merge, anything else (arrays included) replaces,
+ * and an `undefined` value deletes the key.
+ */
+export function deepMerge(
+  base: Record<string, unknown>,
+  over: Record<string, unknown>,
+): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...base };
+  for (const [key, value] of Object.entries(over)) {
+    const current = out[key];
+    if (value === undefined) delete out[key];
+    else if (isPlainObject(value) && isPlainObject(current)) out[key] = deepMerge(current, value);
+    else out[key] = value;
+  }
+  return out;
+}
+
+let specCounter = 0;
+
+/**
+ * Writes a copy of the example campaign spec into `h.tmp` with every model endpoint pointed at
+ * the simulator, question paths absolute, the fine-tune running from the repository root with a
+ * short simulated training (METEOR_SIM_TRAIN_SECONDS '0.5', pollInterval '500ms'), then
+ * `overrides` deep-merged on top. Returns the spec file's path.
+ */
+export async function writeSpec(
+  h: Pick<Harness, 'sim' | 'tmp'>,
+  overrides: Record<string, unknown> = {},
+): Promise<string> {
+  const example = parse(await readFile(EXAMPLE_SPEC, 'utf8')) as Record<string, unknown>;
+  const models = example.models as Record<string, Record<string, unknown>>;
+  const pointed: Record<string, unknown> = {};
+  for (const [role, ep] of Object.entries(models)) pointed[role] = { ...ep, baseURL: h.sim.url };
+  const base = deepMerge(example, {
+    questions: { train: EXAMPLE_TRAIN, eval: EXAMPLE_EVAL },
+    models: pointed,
+    fineTune: {
+      cwd: REPO_ROOT,
+      env: { METEOR_SIM_TRAIN_SECONDS: '0.5' },
+      pollInterval: '500ms',
+    },
+  });
+  const spec = deepMerge(base, overrides);
+  const file = path.join(h.tmp, `campaign-${++specCounter}.yaml`);
+  await writeFile(file, stringify(spec));
+  return file;
+}
+
+/**
+ * Writes a JSONL question file `name` in `dir` and returns its path: objects are serialised,
+ * strings are written as they are (for malformed lines).
+ */
+export async function writeQuestions(dir: string, name: string, lines: unknown[]): Promise<string> {
+  const file = path.join(dir, name);
+  await mkdir(path.dirname(file), { recursive: true });
+  const text = lines.map((l) => (typeof l === 'string' ? l : JSON.stringify(l))).join('\n');
+  await writeFile(file, lines.length > 0 ? `${text}\n` : '');
+  return file;
+}
+
+export interface ExampleQuestion {
+  id: string;
+  title?: string;
+  question: string;
+  reference?: string;
+}
+
+/** The example's training questions (the first `n`, or all 48). */
+export async function exampleQuestions(n?: number): Promise<ExampleQuestion[]> {
+  const text = await readFile(EXAMPLE_TRAIN, 'utf8');
+  const all = text
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l) => JSON.parse(l) as ExampleQuestion);
+  return n === undefined ? all : all.slice(0, n);
+}
+
+/** loadSpecFile + launchCampaign; the workflow is terminated on close if still running. */
+export async function launch(h: Harness, specPath: string, opts: LaunchOptions = {}): Promise<Launched> {
+  const loaded = await loadSpecFile(specPath);
+  const launched = await launchCampaign(h.clients, loaded, opts);
+  h.launched.push(launched.workflowId);
+  return launched;
+}
+
+/** Polls campaignStatus until the campaign is completed, failed or cancelled. */
+export async function waitDone(
+  h: Harness,
+  campaignId: string,
+  timeoutMs = 90_000,
+): Promise<CampaignStatusView> {
+  const deadline = Date.now() + timeoutMs;
+  let last: CampaignStatusView | null = null;
+  for (;;) {
+    last = await campaignStatus(h.clients, campaignId);
+    if (TERMINAL.has(last.state)) return last;
+    if (Date.now() > deadline) {
+      throw new Error(
+        `campaign ${campaignId} did not finish within ${timeoutMs} ms; last status: ${JSON.stringify(last)}`,
+      );
+    }
+    await sleep(500);
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Polls `check` until it returns a value other than undefined/false, or throws after timeoutMs. */
+export async function waitFor<T>(
+  what: string,
+  check: () => Promise<T | undefined | false>,
+  timeoutMs = 30_000,
+  intervalMs = 250,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await check();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(intervalMs);
+  }
+}
+
+/** Rows of a campaign's table, counted (tables keyed by campaign_id). */
+export async function countRows(
+  h: Pick<Harness, 'clients'>,
+  table:
+    | 'distill_records'
+    | 'llm_calls'
+    | 'questions'
+    | 'datasets'
+    | 'model_versions'
+    | 'finetune_jobs'
+    | 'stage_runs',
+  campaignId: string,
+): Promise<number> {
+  const row = await h.clients.db
+    .selectFrom(table)
+    .select((eb) => eb.fn.countAll<string>().as('n'))
+    .where('campaign_id', '=', campaignId)
+    .executeTakeFirstOrThrow();
+  return Number(row.n);
+}
