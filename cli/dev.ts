@@ -11,7 +11,7 @@ import { startLocalStack, type LocalStack } from '../infra/stack/local-stack';
 import { startSimServer, type SimServer } from '../infra/sim/server';
 import { createMeteorWorker, DEFAULT_TASK_QUEUE } from '../workers/worker';
 import { artifactsDir } from './worker';
-import { quietTemporalRuntime } from '../workers/runtime';
+import { installDevRuntime } from '../workers/runtime';
 
 export const EXAMPLE_DIR = path.join(REPO_ROOT, 'examples', 'kubernetes-ops');
 export const EXAMPLE_KNOWLEDGE = [
@@ -41,7 +41,7 @@ export async function startDevEnvironment(opts: DevOptions): Promise<DevEnvironm
     if (process.env.METEOR_VERBOSE || !line.startsWith('postgres: ') || /ready|error|fatal/i.test(line))
       sink(line);
   };
-  quietTemporalRuntime();
+  installDevRuntime();
   const root = process.env.METEOR_HOME ?? DEFAULT_STATE_DIR;
   const stack = await startLocalStack({ root, log });
   onShutdown(() => stack.stop(), { name: 'local stack' });

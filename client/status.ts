@@ -30,6 +30,18 @@ const CLOSED_STATES: Record<string, CampaignRunState> = {
   CANCELLED: 'cancelled',
 };
 
+/** A stage's status as the database tells it, given the campaign's state. */
+function stageStatus(
+  recordsDone: boolean,
+  fineTuned: boolean,
+  campaign: CampaignRunState,
+): StageProgress['status'] {
+  if (fineTuned) return 'completed';
+  if (campaign === 'running') return recordsDone ? 'fine-tuning' : 'running';
+  if (campaign === 'paused' || campaign === 'cancelled' || campaign === 'completed') return campaign;
+  return 'failed';
+}
+
 async function fromDatabase(db: Db, row: Campaign, state: CampaignRunState): Promise<CampaignStatus> {
   const [runs, done, cost, models] = await Promise.all([
     db.selectFrom('stage_runs').selectAll().where('campaign_id', '=', row.id).orderBy('started_at').execute(),
@@ -55,26 +67,11 @@ async function fromDatabase(db: Db, row: Campaign, state: CampaignRunState): Pro
   ]);
   const stages: StageProgress[] = runs.map((r) => {
     const records = r.stage === 'distill' ? (done.find((d) => d.iteration === r.iteration)?.n ?? 0) : 0;
-    const finished = r.status === 'completed';
     const fineTuned = models.some((m) => m.stage === r.stage && m.iteration === r.iteration);
     return {
       stage: r.stage as StageName,
       iteration: r.iteration,
-      status: fineTuned
-        ? 'completed'
-        : finished
-          ? state === 'running'
-            ? 'fine-tuning'
-            : state === 'completed'
-              ? 'completed'
-              : 'failed'
-          : state === 'paused'
-            ? 'paused'
-            : r.status === 'running' && state !== 'running'
-              ? state === 'cancelled'
-                ? 'cancelled'
-                : 'failed'
-              : 'running',
+      status: stageStatus(r.status === 'completed', fineTuned, state),
       total: r.total,
       done: records,
       records,

@@ -1,10 +1,17 @@
-/** The Temporal worker runtime's logging: warnings and errors only, unless METEOR_VERBOSE is set. */
+/**
+ * The Temporal runtime for processes that run the local stack (dev, demo): warnings only unless
+ * METEOR_VERBOSE is set, and no signal handling of its own — the shutdown registry
+ * (infra/stack/processes.ts) drains the worker before it stops Temporal and PostgreSQL.
+ */
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 
 let installed = false;
 
-export function quietTemporalRuntime(): void {
-  if (installed || process.env.METEOR_VERBOSE) return;
+export function installDevRuntime(): void {
+  if (installed) return;
   installed = true;
-  Runtime.install({ logger: new DefaultLogger('WARN') });
+  Runtime.install({
+    logger: new DefaultLogger(process.env.METEOR_VERBOSE ? 'INFO' : 'WARN'),
+    shutdownSignals: [],
+  });
 }

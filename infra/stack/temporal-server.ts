@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { Connection } from '@temporalio/client';
@@ -62,6 +62,7 @@ export async function startTemporalDevServer(opts: TemporalDevServerOptions): Pr
   ];
 
   const logFd = openSync(opts.logFile, 'a');
+  const logStart = fstatSync(logFd).size; // a failed start shows only this run's lines
   writeSync(logFd, `\n--- ${new Date().toISOString()} ${opts.binary} ${args.join(' ')}\n`);
   const child = spawn(opts.binary, args, { stdio: ['ignore', logFd, logFd] });
   closeSync(logFd); // the child holds its own copy
@@ -104,7 +105,7 @@ export async function startTemporalDevServer(opts: TemporalDevServerOptions): Pr
     await stop();
     const reason = err instanceof Error ? err.message : String(err);
     throw new Error(
-      `Temporal dev server did not start: ${reason}\nLast lines of ${opts.logFile}:\n${tail(opts.logFile, 30)}`,
+      `Temporal dev server did not start: ${reason}\nLast lines of ${opts.logFile}:\n${tail(opts.logFile, logStart, 30)}`,
     );
   }
 
@@ -114,7 +115,8 @@ export async function startTemporalDevServer(opts: TemporalDevServerOptions): Pr
 /**
  * Polls until the frontend answers a health check and the namespace exists (the health check
  * turns SERVING slightly before the namespace registry is loaded), then makes sure the search
- * attributes exist: start-dev registers them only on a fresh SQLite file.
+ * attributes exist: start-dev registers them only on a fresh SQLite file. Each probe races the
+ * child's exit, so a server that dies at once is reported at once.
  */
 async function waitUntilServing(
   address: string,
@@ -122,24 +124,19 @@ async function waitUntilServing(
   exited: Promise<void>,
   exitInfo: () => string | null,
 ): Promise<void> {
+  const died = exited.then(() => {
+    throw new Error(`the server exited early (${exitInfo() ?? 'unknown'})`);
+  });
+  died.catch(() => undefined); // observed through the races below
   const deadline = Date.now() + HEALTH_TIMEOUT_MS;
   let lastError = 'no answer yet';
   while (Date.now() < deadline) {
-    const info = exitInfo();
-    if (info !== null) throw new Error(`the server exited early (${info})`);
-    let connection: Connection | null = null;
     try {
-      connection = await Connection.connect({ address, connectTimeout: '2s' });
-      const health = await connection.healthService.check({});
-      // 1 = SERVING in grpc.health.v1.HealthCheckResponse.ServingStatus
-      if (health.status !== 1) throw new Error(`health status ${health.status ?? 'unknown'}`);
-      await connection.workflowService.describeNamespace({ namespace });
-      await ensureSearchAttributes(connection, namespace);
+      await Promise.race([probe(address, namespace), died]);
       return;
     } catch (err) {
+      if (exitInfo() !== null) return died;
       lastError = err instanceof Error ? err.message : String(err);
-    } finally {
-      await connection?.close().catch(() => undefined);
     }
     await Promise.race([exited, new Promise((r) => setTimeout(r, 250))]);
   }
@@ -148,9 +145,23 @@ async function waitUntilServing(
   );
 }
 
-function tail(file: string, lines: number): string {
+async function probe(address: string, namespace: string): Promise<void> {
+  const connection = await Connection.connect({ address, connectTimeout: '2s' });
   try {
-    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+    const health = await connection.healthService.check({});
+    // 1 = SERVING in grpc.health.v1.HealthCheckResponse.ServingStatus
+    if (health.status !== 1) throw new Error(`health status ${health.status ?? 'unknown'}`);
+    await connection.workflowService.describeNamespace({ namespace });
+    await ensureSearchAttributes(connection, namespace);
+  } finally {
+    await connection.close().catch(() => undefined);
+  }
+}
+
+function tail(file: string, fromByte: number, lines: number): string {
+  try {
+    const text = readFileSync(file).subarray(fromByte).toString('utf8').trimEnd();
+    return text.split('\n').slice(-lines).join('\n');
   } catch {
     return '(no log)';
   }

@@ -5,52 +5,45 @@
  * `meteorctl worker` in a child process, killed the hard way.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { sql } from 'kysely';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { parse, stringify } from 'yaml';
-import { connect, REPO_ROOT, type Clients } from '../../client/connect';
-import { launchCampaign } from '../../client/launch';
-import { loadSpecFile } from '../../core/spec-file';
-import { startSimServer, type SimServer } from '../../infra/sim/server';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  REPO_ROOT,
+  countRows,
+  launch,
+  services,
+  startHarness,
+  waitFor,
+  writeSpec,
+  type Harness,
+} from '../support/harness';
 
-const EXAMPLE_DIR = path.join(REPO_ROOT, 'examples', 'kubernetes-ops');
 const TRAIN_QUESTIONS = 48;
 /** weak concurrency + strong concurrency: the most requests one worker can have in flight. */
 const WEAK_CONCURRENCY = 4;
 const STRONG_CONCURRENCY = 4;
 const IN_FLIGHT_BOUND = WEAK_CONCURRENCY + STRONG_CONCURRENCY;
 
-const taskQueue = `worker-kill-${randomBytes(4).toString('hex')}`;
 const children: ChildProcess[] = [];
-let tmp: string;
-let sim: SimServer;
-let clients: Clients;
-
-function serviceEnv(): NodeJS.ProcessEnv {
-  return {
-    ...process.env,
-    DATABASE_URL: inject('databaseUrl'),
-    TEMPORAL_ADDRESS: inject('temporalAddress'),
-    TEMPORAL_NAMESPACE: inject('temporalNamespace'),
-    METEOR_ARTIFACTS_DIR: path.join(tmp, 'artifacts'),
-    METEOR_TASK_QUEUE: taskQueue,
-  };
-}
+let h: Harness;
 
 interface WorkerProcess {
   child: ChildProcess;
   output: () => string;
 }
 
-/** Starts `meteorctl worker` and resolves once it polls its task queue. */
+/** Starts `meteorctl worker` on the harness's task queue; resolves once it polls. */
 async function startWorkerProcess(): Promise<WorkerProcess> {
-  const child = spawn(process.execPath, ['bin/meteorctl.cjs', 'worker', '--task-queue', taskQueue], {
+  const svc = services();
+  const child = spawn(process.execPath, ['bin/meteorctl.cjs', 'worker', '--task-queue', h.taskQueue], {
     cwd: REPO_ROOT,
-    env: serviceEnv(),
+    env: {
+      ...process.env,
+      DATABASE_URL: svc.databaseUrl,
+      TEMPORAL_ADDRESS: svc.temporalAddress,
+      TEMPORAL_NAMESPACE: svc.namespace,
+      METEOR_ARTIFACTS_DIR: h.artifactsDir,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   children.push(child);
@@ -58,19 +51,19 @@ async function startWorkerProcess(): Promise<WorkerProcess> {
   child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`worker did not start within 60 s:\n${out}`)), 60_000);
-    const onData = () => {
-      if (out.includes('meteor worker on task queue')) {
-        clearTimeout(timer);
-        child.stderr?.off('data', onData);
-        child.off('exit', onExit);
-        resolve();
-      }
-    };
-    const onExit = (code: number | null, signal: string | null) => {
+    const done = (err?: Error) => {
       clearTimeout(timer);
-      reject(new Error(`worker exited (${code ?? signal}) before it started:\n${out}`));
+      child.stderr?.off('data', onData);
+      child.off('exit', onExit);
+      if (err) reject(err);
+      else resolve();
     };
+    const timer = setTimeout(() => done(new Error(`worker did not start within 60 s:\n${out}`)), 60_000);
+    const onData = () => {
+      if (out.includes('meteor worker on task queue')) done();
+    };
+    const onExit = (code: number | null, signal: string | null) =>
+      done(new Error(`worker exited (${code ?? signal}) before it started:\n${out}`));
     child.stderr?.on('data', onData);
     child.once('exit', onExit);
   });
@@ -82,32 +75,8 @@ function exited(child: ChildProcess): Promise<void> {
   return new Promise((resolve) => child.once('exit', () => resolve()));
 }
 
-async function waitFor<T>(
-  what: string,
-  probe: () => Promise<T | null>,
-  timeoutMs: number,
-  everyMs = 100,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== null) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}
-
-async function countRecords(campaignId: string): Promise<number> {
-  const row = await clients.db
-    .selectFrom('distill_records')
-    .select(sql<number>`count(*)::int`.as('n'))
-    .where('campaign_id', '=', campaignId)
-    .executeTakeFirstOrThrow();
-  return row.n;
-}
-
 async function countOkCalls(campaignId: string): Promise<number> {
-  const row = await clients.db
+  const row = await h.clients.db
     .selectFrom('llm_calls')
     .select(sql<number>`count(*)::int`.as('n'))
     .where('campaign_id', '=', campaignId)
@@ -117,19 +86,9 @@ async function countOkCalls(campaignId: string): Promise<number> {
 }
 
 beforeAll(async () => {
-  tmp = await mkdtemp(path.join(os.tmpdir(), 'meteor-worker-kill-'));
-  sim = await startSimServer({
-    port: 0,
-    latencyMs: 250,
-    knowledgeFiles: [path.join(EXAMPLE_DIR, 'train.jsonl'), path.join(EXAMPLE_DIR, 'eval.jsonl')],
-  });
-  clients = await connect({
-    databaseUrl: inject('databaseUrl'),
-    temporalAddress: inject('temporalAddress'),
-    namespace: inject('temporalNamespace'),
-    taskQueue,
-    uiUrl: null,
-  });
+  // The harness gives the simulator, clients on a task queue of its own and a scratch folder;
+  // the workers are child processes started below, not the harness's in-process one.
+  h = await startHarness({ latencyMs: 250, worker: false });
 });
 
 afterAll(async () => {
@@ -138,41 +97,28 @@ afterAll(async () => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   }
   await Promise.all(children.map(exited));
-  await clients?.close();
-  await sim?.close();
-  if (tmp) await rm(tmp, { recursive: true, force: true });
+  await h?.close();
 });
 
 describe('a worker killed with SIGKILL in the middle of Stage 1', () => {
   it('completes on a new worker with one record per question and no LLM call paid twice', async () => {
     // The example campaign, pointed at the simulator, with small concurrency and batches.
-    const spec = parse(await readFile(path.join(EXAMPLE_DIR, 'campaign.yaml'), 'utf8')) as {
-      name: string;
-      questions: { train: string; eval?: string };
-      models: Record<string, { baseURL: string; concurrency?: number }>;
-      stages: { distill: { batchSize: number } };
-      fineTune: { cwd?: string };
-    };
-    spec.name = 'worker-kill';
-    spec.questions.train = path.join(EXAMPLE_DIR, 'train.jsonl');
-    spec.questions.eval = path.join(EXAMPLE_DIR, 'eval.jsonl');
-    for (const ep of Object.values(spec.models)) ep.baseURL = sim.url;
-    (spec.models.weak as { concurrency?: number }).concurrency = WEAK_CONCURRENCY;
-    (spec.models.strong as { concurrency?: number }).concurrency = STRONG_CONCURRENCY;
-    spec.stages.distill.batchSize = 4;
-    spec.fineTune.cwd = REPO_ROOT;
-    const specPath = path.join(tmp, 'campaign.yaml');
-    await writeFile(specPath, stringify(spec));
+    const specPath = await writeSpec(h, {
+      name: 'worker-kill',
+      models: { weak: { concurrency: WEAK_CONCURRENCY }, strong: { concurrency: STRONG_CONCURRENCY } },
+      stages: { distill: { batchSize: 4 } },
+    });
 
     const first = await startWorkerProcess();
-    const { campaignId, workflowId } = await launchCampaign(clients, await loadSpecFile(specPath));
+    // launchCampaign through h.clients, whose services.taskQueue is the workers' queue.
+    const { campaignId, workflowId } = await launch(h, specPath);
 
     // Mid-stage: some records written, most not.
     const recordsAtKill = await waitFor(
       '15 distill records',
       async () => {
-        const n = await countRecords(campaignId);
-        return n >= 15 ? n : null;
+        const n = await countRows(h, 'distill_records', campaignId);
+        return n >= 15 ? n : undefined;
       },
       60_000,
       50,
@@ -182,7 +128,7 @@ describe('a worker killed with SIGKILL in the middle of Stage 1', () => {
     process.kill(pid, 'SIGKILL');
     await exited(first.child);
     expect(first.child.signalCode).toBe('SIGKILL');
-    const servedAtKill = sim.stats().served;
+    const servedAtKill = h.sim.stats().served;
     const okCallsAtKill = await countOkCalls(campaignId);
     expect(recordsAtKill).toBeLessThan(TRAIN_QUESTIONS);
     // What the dead worker was paid for but never logged: at most what it had in flight.
@@ -191,7 +137,7 @@ describe('a worker killed with SIGKILL in the middle of Stage 1', () => {
     const second = await startWorkerProcess();
     // The dead worker's batches come back after their heartbeat timeout (20 s).
     const result = await Promise.race([
-      clients.temporal.workflow.getHandle(workflowId).result(),
+      h.clients.temporal.workflow.getHandle<typeof campaignWorkflow>(workflowId).result(),
       new Promise<never>((_, reject) =>
         setTimeout(
           () => reject(new Error(`campaign not done in 90 s; worker output:\n${second.output()}`)),
@@ -201,7 +147,7 @@ describe('a worker killed with SIGKILL in the middle of Stage 1', () => {
     ]);
     expect(result.state).toBe('completed');
 
-    const db = clients.db;
+    const db = h.clients.db;
     const records = await db
       .selectFrom('distill_records')
       .select([
@@ -212,8 +158,12 @@ describe('a worker killed with SIGKILL in the middle of Stage 1', () => {
       .executeTakeFirstOrThrow();
     expect(records).toEqual({ n: TRAIN_QUESTIONS, distinct: TRAIN_QUESTIONS });
 
-    const served = sim.stats().served;
+    const served = h.sim.stats().served;
     const okCalls = await countOkCalls(campaignId);
+    process.stderr.write(
+      `[worker-kill] at kill: ${recordsAtKill} records, ${servedAtKill} served, ${okCallsAtKill} ok calls; ` +
+        `at the end: ${served} served, ${okCalls} ok calls\n`,
+    );
     expect(okCalls).toBeGreaterThanOrEqual(2 * TRAIN_QUESTIONS);
     expect(served).toBeGreaterThanOrEqual(okCalls);
     expect(served - okCalls).toBeLessThanOrEqual(IN_FLIGHT_BOUND);

@@ -1,0 +1,771 @@
+/**
+ * `npm run bench`: Stage-1 (distill) throughput of one worker, against the model SIMULATOR.
+ *
+ * Starts its own PostgreSQL and Temporal dev server in a temporary folder on free ports (or uses
+ * DATABASE_URL / TEMPORAL_ADDRESS when set), migrates, and for each simulator latency runs a
+ * whole campaign of synthetic questions: the simulator in this process, one worker as a separate
+ * process (`meteorctl worker`) whose resident memory is sampled from /proc every 200 ms.
+ *
+ * Throughput is the stage's own: records made per second between the first and the last
+ * distill_records.created_at. The bound is what the endpoints' concurrency allows:
+ * min(weak, strong concurrency) / latency. Results: a table on stdout and
+ * bench-results/bench-<date>.json.
+ *
+ * Env: METEOR_BENCH_QUESTIONS (default 1000), METEOR_BENCH_LATENCIES (default "1000,50", in ms).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createWriteStream, readdirSync, readFileSync } from 'node:fs';
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { Client } from '@temporalio/client';
+import { defaultPayloadConverter } from '@temporalio/common';
+import { sql } from 'kysely';
+import { stringify } from 'yaml';
+import { connect, REPO_ROOT, type Clients, type Services } from '../client/connect';
+import { launchCampaign } from '../client/launch';
+import { migrateToLatest } from '../core/db/migrate';
+import type { Db } from '../core/db/connection';
+import type { CampaignSpecInput } from '../core/spec';
+import { loadSpecFile } from '../core/spec-file';
+import { startSimServer, type SimServer } from '../infra/sim/server';
+import { startLocalStack } from '../infra/stack/local-stack';
+import { isProcessAlive, processCommandLine, waitForProcessExit } from '../infra/stack/pids';
+import { findFreePort } from '../infra/stack/ports';
+import { onShutdown, shutdown } from '../infra/stack/processes';
+import type { DistillInput } from '../workflows/types';
+
+const QUESTIONS = positiveIntEnv('METEOR_BENCH_QUESTIONS', 1000);
+const LATENCIES_MS = (process.env.METEOR_BENCH_LATENCIES ?? '1000,50')
+  .split(',')
+  .map((s) => Number(s.trim()))
+  .filter((n) => Number.isFinite(n) && n > 0);
+const WEAK_CONCURRENCY = 32;
+const STRONG_CONCURRENCY = 32;
+const BATCH_SIZE = 25;
+const TRAIN_SECONDS = '1';
+/** One scenario (launch → campaign completed, fine-tune included) may take this long. */
+const SCENARIO_TIMEOUT_MS = 150_000;
+const WORKER_READY_TIMEOUT_MS = 120_000;
+const WORKER_READY_LINE = 'meteor worker on task queue';
+const SAMPLE_EVERY_MS = 200;
+const KNOWLEDGE_FILES = ['train.jsonl', 'eval.jsonl'].map((f) =>
+  path.join(REPO_ROOT, 'examples', 'kubernetes-ops', f),
+);
+
+const TOPICS = [
+  'a pod stuck in CrashLoopBackOff after a config change',
+  'a Deployment whose rollout never finishes',
+  'a node reporting DiskPressure',
+  'a Service that returns connection refused',
+  'an Ingress answering 502 for one path',
+  'a PersistentVolumeClaim stuck in Pending',
+  'a CronJob that silently stopped running',
+  'a HorizontalPodAutoscaler that does not scale',
+  'DNS lookups timing out inside the cluster',
+  'a container killed with OOMKilled',
+];
+
+const log = (line: string) => process.stderr.write(`[bench] ${line}\n`);
+
+// ---------------------------------------------------------------------------------------------
+// Memory sampling from /proc (Linux); every figure is null elsewhere.
+
+/** A field of /proc/<pid>/status in KiB (VmRSS, VmHWM), or null when unreadable. */
+function statusKiB(pid: number, field: 'VmRSS' | 'VmHWM'): number | null {
+  try {
+    const text = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const m = new RegExp(`^${field}:\\s+(\\d+)\\s+kB`, 'm').exec(text);
+    return m?.[1] ? Number(m[1]) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Every live descendant of `root` (children, grandchildren, ...), from /proc/<pid>/stat. */
+function descendantsOf(root: number): number[] {
+  const children = new Map<number, number[]>();
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return [];
+  }
+  for (const name of entries) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      // "pid (comm) state ppid ...": comm may hold spaces and parentheses, so cut after the last ')'.
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      const list = children.get(ppid) ?? [];
+      list.push(Number(name));
+      children.set(ppid, list);
+    } catch {
+      // The process ended while we looked.
+    }
+  }
+  const out: number[] = [];
+  const queue = [root];
+  for (let pid = queue.shift(); pid !== undefined; pid = queue.shift()) {
+    for (const child of children.get(pid) ?? []) {
+      out.push(child);
+      queue.push(child);
+    }
+  }
+  return out;
+}
+
+class RssSampler {
+  peakWorkerKiB: number | null = null;
+  peakTreeKiB: number | null = null;
+  samples = 0;
+  /** Descendants seen (pid → command line), so cleanup can stop what the worker left behind. */
+  readonly seen = new Map<number, string>();
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(private readonly pid: number) {}
+
+  start(): void {
+    this.sample();
+    this.timer = setInterval(() => this.sample(), SAMPLE_EVERY_MS);
+  }
+
+  sample(): void {
+    const own = statusKiB(this.pid, 'VmRSS');
+    if (own === null) return;
+    let tree = own;
+    for (const pid of descendantsOf(this.pid)) {
+      tree += statusKiB(pid, 'VmRSS') ?? 0;
+      if (!this.seen.has(pid)) this.seen.set(pid, processCommandLine(pid) ?? '');
+    }
+    this.samples++;
+    this.peakWorkerKiB = Math.max(this.peakWorkerKiB ?? 0, own);
+    this.peakTreeKiB = Math.max(this.peakTreeKiB ?? 0, tree);
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The worker process.
+
+interface WorkerProcess {
+  pid: number;
+  logFile: string;
+  sampler: RssSampler;
+  alive(): boolean;
+  exitInfo(): string | null;
+  /** The kernel's own peak RSS of the worker (VmHWM), read while it still runs. */
+  hwmKiB(): number | null;
+  stop(): Promise<void>;
+}
+
+async function startWorkerProcess(opts: {
+  services: Services;
+  taskQueue: string;
+  artifactsDir: string;
+  logFile: string;
+}): Promise<WorkerProcess> {
+  const out = createWriteStream(opts.logFile);
+  const child: ChildProcess = spawn(
+    process.execPath,
+    [path.join(REPO_ROOT, 'bin', 'meteorctl.cjs'), 'worker', '--task-queue', opts.taskQueue],
+    {
+      cwd: REPO_ROOT,
+      env: {
+        ...process.env,
+        DATABASE_URL: opts.services.databaseUrl,
+        TEMPORAL_ADDRESS: opts.services.temporalAddress,
+        TEMPORAL_NAMESPACE: opts.services.namespace,
+        METEOR_TASK_QUEUE: opts.taskQueue,
+        METEOR_ARTIFACTS_DIR: opts.artifactsDir,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  const pid = child.pid;
+  if (pid === undefined) throw new Error('could not start the worker process');
+
+  let exitInfo: string | null = null;
+  const exited = new Promise<void>((resolve) => {
+    child.once('exit', (code, signal) => {
+      exitInfo = signal ? `signal ${signal}` : `code ${code}`;
+      resolve();
+    });
+    child.once('error', (err) => {
+      exitInfo = `could not run: ${err.message}`;
+      resolve();
+    });
+  });
+  let seenOutput = '';
+  let onReady: () => void = () => undefined;
+  const ready = new Promise<void>((resolve) => (onReady = resolve));
+  const watch = (chunk: Buffer) => {
+    out.write(chunk);
+    if (seenOutput.length < 64_000) {
+      seenOutput += chunk.toString('utf8');
+      if (seenOutput.includes(WORKER_READY_LINE)) onReady();
+    }
+  };
+  child.stdout?.on('data', watch);
+  child.stderr?.on('data', watch);
+
+  const sampler = new RssSampler(pid);
+  sampler.start();
+
+  let stopping: Promise<void> | null = null;
+  const stop = (): Promise<void> =>
+    (stopping ??= (async () => {
+      sampler.sample();
+      sampler.stop();
+      if (exitInfo === null) {
+        child.kill('SIGTERM');
+        if (!(await waitForProcessExit(pid, 20_000))) child.kill('SIGKILL');
+        await Promise.race([exited, sleep(5_000)]);
+      }
+      // A fine-tune job runs detached from the worker; stop any the worker left behind.
+      for (const [descendant, cmdline] of sampler.seen) {
+        if (isProcessAlive(descendant) && processCommandLine(descendant) === cmdline) {
+          try {
+            process.kill(descendant, 'SIGTERM');
+          } catch {
+            // Gone meanwhile.
+          }
+        }
+      }
+      await new Promise<void>((resolve) => out.end(resolve));
+    })());
+  const unregister = onShutdown(stop, {
+    name: `worker ${opts.taskQueue}`,
+    killNow: () => {
+      if (exitInfo === null) child.kill('SIGKILL');
+    },
+  });
+
+  const handle: WorkerProcess = {
+    pid,
+    logFile: opts.logFile,
+    sampler,
+    alive: () => exitInfo === null,
+    exitInfo: () => exitInfo,
+    hwmKiB: () => statusKiB(pid, 'VmHWM'),
+    stop: async () => {
+      unregister();
+      await stop();
+    },
+  };
+
+  const timedOut = Symbol('timeout');
+  const outcome = await Promise.race([ready, exited, sleep(WORKER_READY_TIMEOUT_MS).then(() => timedOut)]);
+  if (outcome === timedOut || exitInfo !== null) {
+    const why =
+      exitInfo !== null ? `exited (${exitInfo})` : `not ready after ${WORKER_READY_TIMEOUT_MS / 1000} s`;
+    await handle.stop();
+    throw new Error(`worker ${why}; its output:\n${await tail(opts.logFile)}`);
+  }
+  return handle;
+}
+
+// ---------------------------------------------------------------------------------------------
+// One scenario.
+
+interface HistoryCount {
+  events: number;
+  runs: number;
+}
+
+interface ScenarioResult {
+  latencyMs: number;
+  questions: number;
+  records: number;
+  weakConcurrency: number;
+  strongConcurrency: number;
+  batchSize: number;
+  parallelBatches: number | null;
+  /** Launch call → stage_runs.finished_at (preflight, question import and export included). */
+  stageWallS: number;
+  /** stage_runs.started_at → finished_at. */
+  stageRunS: number;
+  /** First → last distill_records.created_at. */
+  recordsSpanS: number;
+  throughputQps: number;
+  boundQps: number;
+  ratioToBound: number;
+  boundNote: string;
+  /** Launch → campaign completed (fine-tune and deploy included). */
+  campaignWallS: number;
+  llmCalls: { distillOk: number; distillErrors: number; allStages: number; simulatorRequests: number };
+  workerRssMiB: {
+    peak: number | null;
+    peakWithChildren: number | null;
+    vmHwm: number | null;
+    samples: number;
+  };
+  distillHistory: HistoryCount & { eventsPer1000Questions: number };
+  campaignHistory: HistoryCount;
+}
+
+async function runScenario(root: string, services: Services, latencyMs: number): Promise<ScenarioResult> {
+  const dir = path.join(root, `scenario-${latencyMs}ms`);
+  await mkdir(dir, { recursive: true });
+  await writeQuestions(path.join(dir, 'train.jsonl'), QUESTIONS);
+
+  const sim = await startSimServer({ port: 0, latencyMs, knowledgeFiles: KNOWLEDGE_FILES });
+  const unregisterSim = onShutdown(() => sim.close(), { name: 'model simulator' });
+  try {
+    const specFile = path.join(dir, 'campaign.yaml');
+    await writeFile(specFile, stringify(benchSpec(sim, latencyMs)));
+    const loaded = await loadSpecFile(specFile);
+
+    const taskQueue = `bench-${randomBytes(4).toString('hex')}`;
+    log(`${latencyMs} ms: starting a worker on task queue ${taskQueue}`);
+    const worker = await startWorkerProcess({
+      services,
+      taskQueue,
+      artifactsDir: path.join(dir, 'artifacts'),
+      logFile: path.join(dir, 'worker.log'),
+    });
+    let vmHwm: number | null = null;
+    try {
+      const clients = await connect({ ...services, taskQueue });
+      try {
+        const launchedAt = Date.now();
+        const { campaignId, workflowId } = await launchCampaign(clients, loaded);
+        log(`${latencyMs} ms: launched ${campaignId} with ${QUESTIONS} questions`);
+        await waitForCampaign(clients.db, campaignId, worker, latencyMs);
+        const campaignWallS = (Date.now() - launchedAt) / 1000;
+        vmHwm = worker.hwmKiB();
+        return await collect(clients, sim, {
+          campaignId,
+          workflowId,
+          latencyMs,
+          launchedAt,
+          campaignWallS,
+          worker,
+          vmHwm,
+        });
+      } finally {
+        await clients.close();
+      }
+    } catch (err) {
+      log(`${latencyMs} ms: failed; worker output (${worker.logFile}):\n${await tail(worker.logFile)}`);
+      throw err;
+    } finally {
+      await worker.stop();
+    }
+  } finally {
+    unregisterSim();
+    await sim.close();
+  }
+}
+
+async function waitForCampaign(
+  db: Db,
+  campaignId: string,
+  worker: WorkerProcess,
+  latencyMs: number,
+): Promise<void> {
+  const deadline = Date.now() + SCENARIO_TIMEOUT_MS;
+  let lastReport = Date.now();
+  for (;;) {
+    const row = await db
+      .selectFrom('campaigns')
+      .select(['state', 'error'])
+      .where('id', '=', campaignId)
+      .executeTakeFirstOrThrow();
+    if (row.state === 'completed') return;
+    if (row.state === 'failed' || row.state === 'cancelled') {
+      throw new Error(`campaign ${campaignId} ${row.state}: ${row.error ?? '(no error recorded)'}`);
+    }
+    if (!worker.alive())
+      throw new Error(`the worker exited (${worker.exitInfo() ?? '?'}) during the campaign`);
+    if (Date.now() > deadline) {
+      throw new Error(
+        `campaign ${campaignId} not done after ${SCENARIO_TIMEOUT_MS / 1000} s (state ${row.state})`,
+      );
+    }
+    if (Date.now() - lastReport >= 5_000) {
+      lastReport = Date.now();
+      const { n } = await db
+        .selectFrom('distill_records')
+        .select(sql<number>`count(*)::int`.as('n'))
+        .where('campaign_id', '=', campaignId)
+        .executeTakeFirstOrThrow();
+      const rss = worker.sampler.peakWorkerKiB;
+      log(`${latencyMs} ms: ${n}/${QUESTIONS} records, worker peak RSS ${rss === null ? '?' : mib(rss)} MiB`);
+    }
+    await sleep(500);
+  }
+}
+
+async function collect(
+  clients: Clients,
+  sim: SimServer,
+  run: {
+    campaignId: string;
+    workflowId: string;
+    latencyMs: number;
+    launchedAt: number;
+    campaignWallS: number;
+    worker: WorkerProcess;
+    vmHwm: number | null;
+  },
+): Promise<ScenarioResult> {
+  const { db, temporal } = clients;
+  const { campaignId, latencyMs } = run;
+  const records = await db
+    .selectFrom('distill_records')
+    .select([
+      sql<number>`count(*)::int`.as('n'),
+      sql<Date>`min(created_at)`.as('first'),
+      sql<Date>`max(created_at)`.as('last'),
+    ])
+    .where('campaign_id', '=', campaignId)
+    .where('iteration', '=', 1)
+    .executeTakeFirstOrThrow();
+  const stage = await db
+    .selectFrom('stage_runs')
+    .select(['started_at', 'finished_at', 'total'])
+    .where('campaign_id', '=', campaignId)
+    .where('stage', '=', 'distill')
+    .where('iteration', '=', 1)
+    .executeTakeFirstOrThrow();
+  const calls = await db
+    .selectFrom('llm_calls')
+    .select([
+      sql<number>`count(*) filter (where stage = 'distill' and status = 'ok')::int`.as('ok'),
+      sql<number>`count(*) filter (where stage = 'distill' and status = 'error')::int`.as('errors'),
+      sql<number>`count(*)::int`.as('all'),
+    ])
+    .where('campaign_id', '=', campaignId)
+    .executeTakeFirstOrThrow();
+  if (!stage.finished_at) throw new Error(`stage run of ${campaignId} has no finished_at`);
+
+  const distillId = `${run.workflowId}-distill-1`;
+  const distill = await historyOf(temporal, distillId);
+  const campaign = await historyOf(temporal, run.workflowId);
+
+  const spanS = (new Date(records.last).getTime() - new Date(records.first).getTime()) / 1000;
+  const throughputQps = records.n > 1 && spanS > 0 ? (records.n - 1) / spanS : 0;
+  const boundQps = Math.min(WEAK_CONCURRENCY, STRONG_CONCURRENCY) / (latencyMs / 1000);
+  const finished = new Date(stage.finished_at).getTime();
+  const started = new Date(stage.started_at).getTime();
+  const simStats = sim.stats();
+  const { sampler } = run.worker;
+  return {
+    latencyMs,
+    questions: stage.total,
+    records: records.n,
+    weakConcurrency: WEAK_CONCURRENCY,
+    strongConcurrency: STRONG_CONCURRENCY,
+    batchSize: BATCH_SIZE,
+    parallelBatches: distill.input?.parallelBatches ?? null,
+    stageWallS: round((finished - run.launchedAt) / 1000, 2),
+    stageRunS: round((finished - started) / 1000, 2),
+    recordsSpanS: round(spanS, 2),
+    throughputQps: round(throughputQps, 1),
+    boundQps: round(boundQps, 1),
+    ratioToBound: round(throughputQps / boundQps, 3),
+    boundNote: boundNote(throughputQps / boundQps),
+    campaignWallS: round(run.campaignWallS, 2),
+    llmCalls: {
+      distillOk: calls.ok,
+      distillErrors: calls.errors,
+      allStages: calls.all,
+      simulatorRequests: simStats.requests,
+    },
+    workerRssMiB: {
+      peak: sampler.peakWorkerKiB === null ? null : mib(sampler.peakWorkerKiB),
+      peakWithChildren: sampler.peakTreeKiB === null ? null : mib(sampler.peakTreeKiB),
+      vmHwm: run.vmHwm === null ? null : mib(run.vmHwm),
+      samples: sampler.samples,
+    },
+    distillHistory: {
+      events: distill.events,
+      runs: distill.runs,
+      eventsPer1000Questions: round((distill.events / Math.max(1, stage.total)) * 1000, 1),
+    },
+    campaignHistory: { events: campaign.events, runs: campaign.runs },
+  };
+}
+
+/** What limits the run, from how close it came to the endpoints' bound. */
+function boundNote(ratio: number): string {
+  if (ratio >= 0.8) return 'near the concurrency bound: the (simulated) models are the limit';
+  return (
+    `well below the bound: the machine (${os.cpus().length} CPUs shared by the worker, Postgres, ` +
+    'Temporal and the simulator), not the model, is the limit'
+  );
+}
+
+/**
+ * Events of a workflow over all its runs: from the latest run back along the continue-as-new
+ * chain (each run's first event names the run it continues). Also the first run's input.
+ */
+async function historyOf(
+  temporal: Client,
+  workflowId: string,
+): Promise<HistoryCount & { input: Partial<DistillInput> | null }> {
+  let runId: string | undefined;
+  let events = 0;
+  let runs = 0;
+  let input: Partial<DistillInput> | null = null;
+  for (;;) {
+    const history = await temporal.workflow.getHandle(workflowId, runId).fetchHistory();
+    const list = history.events ?? [];
+    events += list.length;
+    runs++;
+    const started = list[0]?.workflowExecutionStartedEventAttributes;
+    const payload = started?.input?.payloads?.[0];
+    if (payload) input = defaultPayloadConverter.fromPayload<Partial<DistillInput>>(payload);
+    const previous = started?.continuedExecutionRunId;
+    if (!previous || runs > 1000) break;
+    runId = previous;
+  }
+  return { events, runs, input };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Inputs.
+
+async function writeQuestions(file: string, n: number): Promise<void> {
+  const lines: string[] = [];
+  for (let i = 1; i <= n; i++) {
+    const topic = TOPICS[i % TOPICS.length] ?? TOPICS[0];
+    lines.push(
+      JSON.stringify({
+        id: `syn-${String(i).padStart(5, '0')}`,
+        question: `Synthetic question ${i}: how should an operator diagnose and fix ${topic} (case ${i})?`,
+      }),
+    );
+  }
+  await writeFile(file, `${lines.join('\n')}\n`);
+}
+
+/** The example campaign's shape, with this benchmark's concurrency and batch size. */
+function benchSpec(sim: SimServer, latencyMs: number): CampaignSpecInput {
+  return {
+    name: `bench-${latencyMs}ms`,
+    domain: 'Kubernetes operations and troubleshooting',
+    description: `Benchmark: Stage 1 on ${QUESTIONS} synthetic questions, simulator latency ${latencyMs} ms.`,
+    questions: { train: 'train.jsonl' },
+    models: {
+      weak: { baseURL: sim.url, model: 'sim-weak-8b', concurrency: WEAK_CONCURRENCY, timeout: '60s' },
+      // No requestsPerMinute: the bound under test is concurrency / latency.
+      strong: {
+        baseURL: sim.url,
+        model: 'sim-strong',
+        concurrency: STRONG_CONCURRENCY,
+        timeout: '60s',
+        pricing: { inputPerMTok: 2.5, outputPerMTok: 10 },
+      },
+      judge: { baseURL: sim.url, model: 'sim-judge', concurrency: 8 },
+    },
+    stages: { distill: { batchSize: BATCH_SIZE } },
+    fineTune: {
+      type: 'local',
+      cwd: REPO_ROOT,
+      command: 'node_modules/.bin/tsx infra/sim/train.ts',
+      env: { METEOR_SIM_TRAIN_SECONDS: TRAIN_SECONDS },
+      pollInterval: '1s',
+      timeout: '10m',
+    },
+    deploy: { type: 'vllm-lora' },
+    budget: { maxCostUsd: 1000 },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Output.
+
+function printTable(results: ScenarioResult[]): void {
+  const rows: Array<[string, (r: ScenarioResult) => string]> = [
+    ['simulator latency', (r) => `${r.latencyMs} ms`],
+    ['questions', (r) => String(r.questions)],
+    ['records made', (r) => String(r.records)],
+    ['weak / strong concurrency', (r) => `${r.weakConcurrency} / ${r.strongConcurrency}`],
+    ['batch size × parallel batches', (r) => `${r.batchSize} × ${r.parallelBatches ?? '?'}`],
+    ['stage-1 wall, launch → stage done', (r) => `${r.stageWallS} s`],
+    ['stage run, started → finished', (r) => `${r.stageRunS} s`],
+    ['records span, first → last', (r) => `${r.recordsSpanS} s`],
+    ['throughput', (r) => `${r.throughputQps} q/s`],
+    ['bound min(conc.) / latency', (r) => `${r.boundQps} q/s`],
+    ['ratio to bound', (r) => `${(r.ratioToBound * 100).toFixed(1)} %`],
+    ['LLM calls (distill ok / errors)', (r) => `${r.llmCalls.distillOk} / ${r.llmCalls.distillErrors}`],
+    ['simulator requests', (r) => String(r.llmCalls.simulatorRequests)],
+    ['worker peak RSS', (r) => fmtMiB(r.workerRssMiB.peak)],
+    ['worker + children peak RSS', (r) => fmtMiB(r.workerRssMiB.peakWithChildren)],
+    ['worker VmHWM', (r) => fmtMiB(r.workerRssMiB.vmHwm)],
+    ['distill history events (runs)', (r) => `${r.distillHistory.events} (${r.distillHistory.runs})`],
+    ['distill events / 1,000 questions', (r) => String(r.distillHistory.eventsPer1000Questions)],
+    ['campaign history events (runs)', (r) => `${r.campaignHistory.events} (${r.campaignHistory.runs})`],
+    ['campaign wall incl. fine-tune', (r) => `${r.campaignWallS} s`],
+  ];
+  const width = Math.max(...rows.map(([label]) => label.length));
+  const cells = rows.map(([label, f]) => [label.padEnd(width), ...results.map(f)]);
+  const colWidths = results.map((_, i) => Math.max(...cells.map((c) => (c[i + 1] ?? '').length)));
+  const line = (c: string[]) =>
+    `  ${c[0]}  │ ${c
+      .slice(1)
+      .map((v, i) => v.padStart(colWidths[i] ?? 0))
+      .join(' │ ')}`;
+  const rule = `  ${'─'.repeat(width)}──┼─${colWidths.map((w) => '─'.repeat(w)).join('─┼─')}`;
+  console.log(line([''.padEnd(width), ...results.map((r) => `${r.latencyMs} ms`)]));
+  console.log(rule);
+  for (const c of cells.slice(1)) console.log(line(c));
+  console.log('');
+  for (const r of results) console.log(`  ${r.latencyMs} ms: ${r.boundNote}.`);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function main(): Promise<void> {
+  const started = Date.now();
+  console.log('meteor benchmark — Stage 1 (distill) throughput of one worker');
+  console.log('SIMULATED models: every reply and latency comes from the project simulator, not real LLMs.');
+  console.log(
+    `${QUESTIONS} synthetic questions; weak/strong concurrency ${WEAK_CONCURRENCY}/${STRONG_CONCURRENCY}; ` +
+      `batch size ${BATCH_SIZE}; latencies ${LATENCIES_MS.join(', ')} ms; ` +
+      `${os.cpus().length} CPUs (${os.cpus()[0]?.model.trim() ?? '?'}), Node ${process.version}\n`,
+  );
+
+  const root = await mkdtemp(path.join(os.tmpdir(), 'meteor-bench-'));
+  // As root, Postgres runs as the `postgres` user and must reach its data directory.
+  await chmod(root, 0o755);
+  onShutdown(() => rm(root, { recursive: true, force: true }), { name: 'bench temp dir' });
+
+  let services: Services;
+  const external = Boolean(process.env.DATABASE_URL?.trim() && process.env.TEMPORAL_ADDRESS?.trim());
+  if (external) {
+    services = {
+      databaseUrl: (process.env.DATABASE_URL ?? '').trim(),
+      temporalAddress: (process.env.TEMPORAL_ADDRESS ?? '').trim(),
+      namespace: process.env.TEMPORAL_NAMESPACE?.trim() || 'default',
+      taskQueue: 'unused',
+      uiUrl: null,
+    };
+    log(`using DATABASE_URL and TEMPORAL_ADDRESS=${services.temporalAddress}`);
+  } else {
+    const stackStarted = Date.now();
+    const stack = await startLocalStack({
+      root: path.join(root, 'stack'),
+      postgresPort: await findFreePort(),
+      temporalPort: await findFreePort(),
+      uiPort: await findFreePort(),
+      // The stack's own progress lines; Postgres's server log stays out of the way.
+      log: (line) => {
+        if (!line.startsWith('postgres: ') || /ready on port/.test(line)) log(line);
+      },
+    });
+    onShutdown(() => stack.stop(), { name: 'local stack' });
+    services = {
+      databaseUrl: stack.databaseUrl,
+      temporalAddress: stack.temporalAddress,
+      namespace: stack.namespace,
+      taskQueue: 'unused',
+      uiUrl: stack.uiUrl,
+    };
+    log(`stack up in ${((Date.now() - stackStarted) / 1000).toFixed(1)} s`);
+  }
+  await migrateToLatest(services.databaseUrl);
+
+  const results: ScenarioResult[] = [];
+  for (const latencyMs of LATENCIES_MS) {
+    const r = await runScenario(root, services, latencyMs);
+    log(
+      `${latencyMs} ms: ${r.throughputQps} q/s (bound ${r.boundQps}, ${(r.ratioToBound * 100).toFixed(1)} %), ` +
+        `stage ${r.stageWallS} s, worker peak RSS ${fmtMiB(r.workerRssMiB.peak)}`,
+    );
+    results.push(r);
+  }
+
+  const totalS = round((Date.now() - started) / 1000, 1);
+  console.log(`\nResults (simulated models; ${totalS} s in all):\n`);
+  printTable(results);
+
+  const outDir = path.join(REPO_ROOT, 'bench-results');
+  await mkdir(outDir, { recursive: true });
+  const outFile = path.join(outDir, `bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  const report = {
+    benchmark: 'meteor stage-1 distill throughput',
+    simulated: true,
+    note: 'Model replies and latencies come from the project simulator (infra/sim), not real LLMs.',
+    generatedAt: new Date().toISOString(),
+    totalSeconds: totalS,
+    machine: {
+      cpus: os.cpus().length,
+      cpuModel: os.cpus()[0]?.model.trim() ?? null,
+      memoryGiB: round(os.totalmem() / 2 ** 30, 1),
+      platform: `${os.platform()} ${os.release()}`,
+      node: process.version,
+    },
+    services: external
+      ? 'external (DATABASE_URL / TEMPORAL_ADDRESS)'
+      : 'embedded Postgres + Temporal dev server',
+    config: {
+      questions: QUESTIONS,
+      weakConcurrency: WEAK_CONCURRENCY,
+      strongConcurrency: STRONG_CONCURRENCY,
+      batchSize: BATCH_SIZE,
+      fineTuneSimSeconds: Number(TRAIN_SECONDS),
+      throughputDefinition: '(records − 1) / (last − first distill_records.created_at)',
+      boundDefinition: 'min(weak, strong concurrency) / simulator latency',
+    },
+    scenarios: results,
+  };
+  await writeFile(outFile, `${JSON.stringify(report, null, 2)}\n`);
+  console.log(`\nwrote ${path.relative(process.cwd(), outFile)}`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers.
+
+function positiveIntEnv(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw.trim() === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n <= 0) throw new Error(`${name} must be a positive integer, got "${raw}"`);
+  return n;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function round(x: number, digits: number): number {
+  const f = 10 ** digits;
+  return Math.round(x * f) / f;
+}
+
+function mib(kib: number): number {
+  return round(kib / 1024, 1);
+}
+
+function fmtMiB(v: number | null): string {
+  return v === null ? 'n/a' : `${v} MiB`;
+}
+
+async function tail(file: string, lines = 40): Promise<string> {
+  try {
+    return (await readFile(file, 'utf8')).split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no output)';
+  }
+}
+
+main()
+  .catch((err: unknown) => {
+    process.stderr.write(
+      `bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+    );
+    process.exitCode = 1;
+  })
+  .finally(async () => {
+    await shutdown();
+    // Nothing of ours is left running; do not wait on idle sockets of libraries.
+    process.exit();
+  });
