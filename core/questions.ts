@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
-import { UserError } from './errors';
+import { fileProblem, UserError } from './errors';
 import { formatZodIssues } from './spec-file';
 
 export type Split = 'train' | 'eval';
@@ -49,7 +49,7 @@ export async function loadQuestionFile(file: string, split: Split, label = file)
     text = await readFile(file, 'utf8');
   } catch (err) {
     throw new UserError(
-      `Cannot read ${split} question file ${label}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
+      `Cannot read ${split} question file ${label}${label === file ? '' : ` (${file})`}: ${fileProblem(err)}`,
     );
   }
   const problems: string[] = [];

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { CampaignSpecSchema, type CampaignSpec } from './spec';
-import { UserError } from './errors';
+import { fileProblem, UserError } from './errors';
 
 export interface LoadedSpec {
   spec: CampaignSpec;
@@ -37,9 +37,7 @@ export async function loadSpecFile(file: string): Promise<LoadedSpec> {
   try {
     text = await readFile(abs, 'utf8');
   } catch (err) {
-    throw new UserError(
-      `Cannot read campaign spec ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
-    );
+    throw new UserError(`Cannot read campaign spec ${file}: ${fileProblem(err)}`);
   }
   const doc = parseDocument(text, { prettyErrors: true });
   if (doc.errors.length > 0) {

@@ -11,11 +11,13 @@
  * min(weak, strong concurrency) / latency. Results: a table on stdout and
  * bench-results/bench-<date>.json.
  *
- * Env: METEOR_BENCH_QUESTIONS (default 1000), METEOR_BENCH_LATENCIES (default "1000,50", in ms).
+ * Env: METEOR_BENCH_QUESTIONS (default 1000), METEOR_BENCH_LATENCIES (default "1000,50", in ms),
+ * METEOR_BENCH_PARALLEL_BATCHES (default: the product's own choice), METEOR_BENCH_WORKER_NODE_ARGS
+ * (node flags for the worker, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" to profile it).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createWriteStream, readdirSync, readFileSync } from 'node:fs';
+import { createWriteStream, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -41,10 +43,16 @@ const LATENCIES_MS = (process.env.METEOR_BENCH_LATENCIES ?? '1000,50')
   .split(',')
   .map((s) => Number(s.trim()))
   .filter((n) => Number.isFinite(n) && n > 0);
+/** Extra node flags for the worker process, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof". */
+const WORKER_NODE_ARGS = (process.env.METEOR_BENCH_WORKER_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
 const WEAK_CONCURRENCY = 32;
 const STRONG_CONCURRENCY = 32;
 const BATCH_SIZE = 25;
 const TRAIN_SECONDS = '1';
+/** Unset: the product's default (enough batches to fill both endpoints twice over). */
+const PARALLEL_BATCHES = process.env.METEOR_BENCH_PARALLEL_BATCHES
+  ? positiveIntEnv('METEOR_BENCH_PARALLEL_BATCHES', 1)
+  : undefined;
 /** One scenario (launch → campaign completed, fine-tune included) may take this long. */
 const SCENARIO_TIMEOUT_MS = 150_000;
 const WORKER_READY_TIMEOUT_MS = 120_000;
@@ -83,27 +91,50 @@ function statusKiB(pid: number, field: 'VmRSS' | 'VmHWM'): number | null {
   }
 }
 
-/** Every live descendant of `root` (children, grandchildren, ...), from /proc/<pid>/stat. */
-function descendantsOf(root: number): number[] {
-  const children = new Map<number, number[]>();
+interface ProcInfo {
+  ppid: number;
+  comm: string;
+  /** utime + stime, in clock ticks. */
+  cpuTicks: number;
+}
+
+/** Every process on the machine, from /proc/<pid>/stat (empty where there is no /proc). */
+function processTable(): Map<number, ProcInfo> {
+  const table = new Map<number, ProcInfo>();
   let entries: string[];
   try {
     entries = readdirSync('/proc');
   } catch {
-    return [];
+    return table;
   }
   for (const name of entries) {
     if (!/^\d+$/.test(name)) continue;
     try {
       const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-      // "pid (comm) state ppid ...": comm may hold spaces and parentheses, so cut after the last ')'.
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      const list = children.get(ppid) ?? [];
-      list.push(Number(name));
-      children.set(ppid, list);
+      // "pid (comm) state ppid ...": comm may hold spaces and parentheses, so cut at the last ')'.
+      const close = stat.lastIndexOf(')');
+      const comm = stat.slice(stat.indexOf('(') + 1, close);
+      const fields = stat.slice(close + 2).split(' ');
+      // After comm: state(0) ppid(1) ... utime(11) stime(12).
+      table.set(Number(name), {
+        ppid: Number(fields[1]),
+        comm,
+        cpuTicks: Number(fields[11]) + Number(fields[12]),
+      });
     } catch {
       // The process ended while we looked.
     }
+  }
+  return table;
+}
+
+/** Every descendant of `root` (children, grandchildren, ...) in `table`. */
+function descendantsOf(root: number, table: Map<number, ProcInfo>): number[] {
+  const children = new Map<number, number[]>();
+  for (const [pid, info] of table) {
+    const list = children.get(info.ppid) ?? [];
+    list.push(pid);
+    children.set(info.ppid, list);
   }
   const out: number[] = [];
   const queue = [root];
@@ -116,12 +147,49 @@ function descendantsOf(root: number): number[] {
   return out;
 }
 
-class RssSampler {
+/** Busy and total jiffies of the whole machine (all CPUs), from /proc/stat. */
+function machineTicks(): { busy: number; total: number } | null {
+  try {
+    const first = readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '';
+    const v = first.trim().split(/\s+/).slice(1, 9).map(Number);
+    const total = v.reduce((a, b) => a + b, 0);
+    const idle = (v[3] ?? 0) + (v[4] ?? 0);
+    return { busy: total - idle, total };
+  } catch {
+    return null;
+  }
+}
+
+const CPU_GROUPS = ['worker', 'postgres', 'temporal', 'benchAndSimulator'] as const;
+type CpuGroup = (typeof CPU_GROUPS)[number];
+/** Linux's USER_HZ: /proc reports CPU time in 1/100 s. */
+const TICKS_PER_SECOND = 100;
+
+interface CpuSample {
+  t: number;
+  machine: { busy: number; total: number } | null;
+  groups: Record<CpuGroup, number>;
+}
+
+/** Cores in use, by group, between two instants (the nearest samples inside the window). */
+interface CpuUse {
+  windowS: number;
+  machineBusyPercent: number | null;
+  coresUsed: Record<CpuGroup | 'otherProcesses', number> | null;
+}
+
+/**
+ * Samples every 200 ms: the worker's resident memory (and its children's), and the CPU time of
+ * this benchmark's processes by group — the worker (and its children), Postgres, Temporal, and
+ * this process (client and simulator) — plus the machine's, to tell a saturated machine apart.
+ */
+class Sampler {
   peakWorkerKiB: number | null = null;
   peakTreeKiB: number | null = null;
   samples = 0;
   /** Descendants seen (pid → command line), so cleanup can stop what the worker left behind. */
   readonly seen = new Map<number, string>();
+  private readonly cpu: CpuSample[] = [];
   private timer: NodeJS.Timeout | null = null;
 
   constructor(private readonly pid: number) {}
@@ -132,16 +200,57 @@ class RssSampler {
   }
 
   sample(): void {
+    const t = Date.now();
+    const table = processTable();
     const own = statusKiB(this.pid, 'VmRSS');
     if (own === null) return;
-    let tree = own;
-    for (const pid of descendantsOf(this.pid)) {
-      tree += statusKiB(pid, 'VmRSS') ?? 0;
-      if (!this.seen.has(pid)) this.seen.set(pid, processCommandLine(pid) ?? '');
+    const workerTree = new Set([this.pid, ...descendantsOf(this.pid, table)]);
+    let tree = 0;
+    for (const pid of workerTree) {
+      tree += pid === this.pid ? own : (statusKiB(pid, 'VmRSS') ?? 0);
+      if (pid !== this.pid && !this.seen.has(pid)) this.seen.set(pid, processCommandLine(pid) ?? '');
     }
     this.samples++;
     this.peakWorkerKiB = Math.max(this.peakWorkerKiB ?? 0, own);
     this.peakTreeKiB = Math.max(this.peakTreeKiB ?? 0, tree);
+
+    const groups: Record<CpuGroup, number> = { worker: 0, postgres: 0, temporal: 0, benchAndSimulator: 0 };
+    for (const pid of [process.pid, ...descendantsOf(process.pid, table)]) {
+      const info = table.get(pid);
+      if (!info) continue;
+      const group: CpuGroup = workerTree.has(pid)
+        ? 'worker'
+        : info.comm.startsWith('postgres')
+          ? 'postgres'
+          : info.comm.startsWith('temporal')
+            ? 'temporal'
+            : 'benchAndSimulator';
+      groups[group] += info.cpuTicks;
+    }
+    this.cpu.push({ t, machine: machineTicks(), groups });
+  }
+
+  /** CPU use between `from` and `to` (ms since the epoch); null without two samples inside. */
+  cpuUse(from: number, to: number): CpuUse | null {
+    const inside = this.cpu.filter((s) => s.t >= from && s.t <= to);
+    const a = inside[0];
+    const b = inside.at(-1);
+    if (!a || !b || b.t - a.t < 500) return null;
+    const seconds = (b.t - a.t) / 1000;
+    const cores = (ticks: number) => round(ticks / TICKS_PER_SECOND / seconds, 2);
+    const used = Object.fromEntries(CPU_GROUPS.map((g) => [g, cores(b.groups[g] - a.groups[g])])) as Record<
+      CpuGroup,
+      number
+    >;
+    let machineBusyPercent: number | null = null;
+    let other = 0;
+    if (a.machine && b.machine && b.machine.total > a.machine.total) {
+      const busyShare = (b.machine.busy - a.machine.busy) / (b.machine.total - a.machine.total);
+      machineBusyPercent = round(busyShare * 100, 1);
+      const ours = CPU_GROUPS.reduce((sum, g) => sum + used[g], 0);
+      other = round(Math.max(0, busyShare * os.cpus().length - ours), 2);
+    }
+    return { windowS: round(seconds, 2), machineBusyPercent, coresUsed: { ...used, otherProcesses: other } };
   }
 
   stop(): void {
@@ -156,7 +265,9 @@ class RssSampler {
 interface WorkerProcess {
   pid: number;
   logFile: string;
-  sampler: RssSampler;
+  sampler: Sampler;
+  /** Resident memory once the worker is ready, before any campaign: its baseline. */
+  rssAtReadyKiB: number | null;
   alive(): boolean;
   exitInfo(): string | null;
   /** The kernel's own peak RSS of the worker (VmHWM), read while it still runs. */
@@ -173,7 +284,13 @@ async function startWorkerProcess(opts: {
   const out = createWriteStream(opts.logFile);
   const child: ChildProcess = spawn(
     process.execPath,
-    [path.join(REPO_ROOT, 'bin', 'meteorctl.cjs'), 'worker', '--task-queue', opts.taskQueue],
+    [
+      ...WORKER_NODE_ARGS,
+      path.join(REPO_ROOT, 'bin', 'meteorctl.cjs'),
+      'worker',
+      '--task-queue',
+      opts.taskQueue,
+    ],
     {
       cwd: REPO_ROOT,
       env: {
@@ -214,7 +331,7 @@ async function startWorkerProcess(opts: {
   child.stdout?.on('data', watch);
   child.stderr?.on('data', watch);
 
-  const sampler = new RssSampler(pid);
+  const sampler = new Sampler(pid);
   sampler.start();
 
   let stopping: Promise<void> | null = null;
@@ -250,6 +367,7 @@ async function startWorkerProcess(opts: {
     pid,
     logFile: opts.logFile,
     sampler,
+    rssAtReadyKiB: null,
     alive: () => exitInfo === null,
     exitInfo: () => exitInfo,
     hwmKiB: () => statusKiB(pid, 'VmHWM'),
@@ -267,6 +385,9 @@ async function startWorkerProcess(opts: {
     await handle.stop();
     throw new Error(`worker ${why}; its output:\n${await tail(opts.logFile)}`);
   }
+  // Let start-up garbage settle a moment, then take the baseline.
+  await sleep(1_000);
+  handle.rssAtReadyKiB = statusKiB(pid, 'VmRSS');
   return handle;
 }
 
@@ -298,8 +419,17 @@ interface ScenarioResult {
   boundNote: string;
   /** Launch → campaign completed (fine-tune and deploy included). */
   campaignWallS: number;
-  llmCalls: { distillOk: number; distillErrors: number; allStages: number; simulatorRequests: number };
+  llmCalls: {
+    distillOk: number;
+    distillErrors: number;
+    allStages: number;
+    simulatorRequests: number;
+    /** Latency the worker saw (llm_calls.latency_ms of the distill calls): simulated + overhead. */
+    latencyMsP50: number;
+    latencyMsP95: number;
+  };
   workerRssMiB: {
+    atReady: number | null;
     peak: number | null;
     peakWithChildren: number | null;
     vmHwm: number | null;
@@ -307,6 +437,8 @@ interface ScenarioResult {
   };
   distillHistory: HistoryCount & { eventsPer1000Questions: number };
   campaignHistory: HistoryCount;
+  /** CPU between the first and the last record: is the machine saturated, and by whom? */
+  cpuDuringRecords: CpuUse | null;
 }
 
 async function runScenario(root: string, services: Services, latencyMs: number): Promise<ScenarioResult> {
@@ -440,6 +572,12 @@ async function collect(
       sql<number>`count(*) filter (where stage = 'distill' and status = 'ok')::int`.as('ok'),
       sql<number>`count(*) filter (where stage = 'distill' and status = 'error')::int`.as('errors'),
       sql<number>`count(*)::int`.as('all'),
+      sql<number>`coalesce(percentile_cont(0.5) within group (order by latency_ms) filter (where stage = 'distill'), 0)::float8`.as(
+        'p50',
+      ),
+      sql<number>`coalesce(percentile_cont(0.95) within group (order by latency_ms) filter (where stage = 'distill'), 0)::float8`.as(
+        'p95',
+      ),
     ])
     .where('campaign_id', '=', campaignId)
     .executeTakeFirstOrThrow();
@@ -477,8 +615,11 @@ async function collect(
       distillErrors: calls.errors,
       allStages: calls.all,
       simulatorRequests: simStats.requests,
+      latencyMsP50: round(calls.p50, 1),
+      latencyMsP95: round(calls.p95, 1),
     },
     workerRssMiB: {
+      atReady: run.worker.rssAtReadyKiB === null ? null : mib(run.worker.rssAtReadyKiB),
       peak: sampler.peakWorkerKiB === null ? null : mib(sampler.peakWorkerKiB),
       peakWithChildren: sampler.peakTreeKiB === null ? null : mib(sampler.peakTreeKiB),
       vmHwm: run.vmHwm === null ? null : mib(run.vmHwm),
@@ -490,6 +631,7 @@ async function collect(
       eventsPer1000Questions: round((distill.events / Math.max(1, stage.total)) * 1000, 1),
     },
     campaignHistory: { events: campaign.events, runs: campaign.runs },
+    cpuDuringRecords: sampler.cpuUse(new Date(records.first).getTime(), new Date(records.last).getTime()),
   };
 }
 
@@ -565,7 +707,7 @@ function benchSpec(sim: SimServer, latencyMs: number): CampaignSpecInput {
       },
       judge: { baseURL: sim.url, model: 'sim-judge', concurrency: 8 },
     },
-    stages: { distill: { batchSize: BATCH_SIZE } },
+    stages: { distill: { batchSize: BATCH_SIZE, parallelBatches: PARALLEL_BATCHES } },
     fineTune: {
       type: 'local',
       cwd: REPO_ROOT,
@@ -597,6 +739,8 @@ function printTable(results: ScenarioResult[]): void {
     ['ratio to bound', (r) => `${(r.ratioToBound * 100).toFixed(1)} %`],
     ['LLM calls (distill ok / errors)', (r) => `${r.llmCalls.distillOk} / ${r.llmCalls.distillErrors}`],
     ['simulator requests', (r) => String(r.llmCalls.simulatorRequests)],
+    ['LLM call latency seen, p50 / p95', (r) => `${r.llmCalls.latencyMsP50} / ${r.llmCalls.latencyMsP95} ms`],
+    ['worker RSS when ready (idle)', (r) => fmtMiB(r.workerRssMiB.atReady)],
     ['worker peak RSS', (r) => fmtMiB(r.workerRssMiB.peak)],
     ['worker + children peak RSS', (r) => fmtMiB(r.workerRssMiB.peakWithChildren)],
     ['worker VmHWM', (r) => fmtMiB(r.workerRssMiB.vmHwm)],
@@ -604,6 +748,9 @@ function printTable(results: ScenarioResult[]): void {
     ['distill events / 1,000 questions', (r) => String(r.distillHistory.eventsPer1000Questions)],
     ['campaign history events (runs)', (r) => `${r.campaignHistory.events} (${r.campaignHistory.runs})`],
     ['campaign wall incl. fine-tune', (r) => `${r.campaignWallS} s`],
+    ['machine CPU busy (first → last record)', (r) => fmtPercent(r.cpuDuringRecords?.machineBusyPercent)],
+    ['cores: worker / postgres / temporal', (r) => fmtCores(r, ['worker', 'postgres', 'temporal'])],
+    ['cores: bench+simulator / other procs', (r) => fmtCores(r, ['benchAndSimulator', 'otherProcesses'])],
   ];
   const width = Math.max(...rows.map(([label]) => label.length));
   const cells = rows.map(([label, f]) => [label.padEnd(width), ...results.map(f)]);
@@ -636,7 +783,17 @@ async function main(): Promise<void> {
   const root = await mkdtemp(path.join(os.tmpdir(), 'meteor-bench-'));
   // As root, Postgres runs as the `postgres` user and must reach its data directory.
   await chmod(root, 0o755);
-  onShutdown(() => rm(root, { recursive: true, force: true }), { name: 'bench temp dir' });
+  onShutdown(() => rm(root, { recursive: true, force: true }), {
+    name: 'bench temp dir',
+    // A forced exit (a second Ctrl-C) skips the graceful stops: remove what we can still.
+    killNow: () => {
+      try {
+        rmSync(root, { recursive: true, force: true });
+      } catch {
+        // Postgres may still be shutting down in there; it is a temp dir.
+      }
+    },
+  });
 
   let services: Services;
   const external = Boolean(process.env.DATABASE_URL?.trim() && process.env.TEMPORAL_ADDRESS?.trim());
@@ -747,6 +904,15 @@ function mib(kib: number): number {
 
 function fmtMiB(v: number | null): string {
   return v === null ? 'n/a' : `${v} MiB`;
+}
+
+function fmtPercent(v: number | null | undefined): string {
+  return v === null || v === undefined ? 'n/a' : `${v} %`;
+}
+
+function fmtCores(r: ScenarioResult, keys: Array<CpuGroup | 'otherProcesses'>): string {
+  const cores = r.cpuDuringRecords?.coresUsed;
+  return cores ? keys.map((k) => cores[k].toFixed(2)).join(' / ') : 'n/a';
 }
 
 async function tail(file: string, lines = 40): Promise<string> {

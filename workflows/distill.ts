@@ -67,9 +67,16 @@ export async function distillWorkflow(input: DistillInput): Promise<DistillResul
   // Report about every 1% of batches, so the parent's history stays small on huge stages.
   const reportEvery = Math.max(1, Math.floor(batches / 100));
   let sinceReport = 0;
+  // One progress signal in flight at a time: signals sent in the same workflow task may reach
+  // the parent in any order, and a stale `running` arriving after `paused` hid the pause.
+  let reporting: Promise<void> = Promise.resolve();
   const report = () => {
     sinceReport = 0;
-    if (parentHandle) void parentHandle.signal(stageProgressSignal, { ...progress }).catch(() => undefined);
+    if (!parentHandle) return;
+    const snapshot = { ...progress };
+    reporting = reporting
+      .then(() => parentHandle.signal(stageProgressSignal, snapshot))
+      .catch(() => undefined);
   };
 
   const maxEvents = input.maxHistoryEvents ?? DEFAULT_MAX_HISTORY_EVENTS;
@@ -107,6 +114,7 @@ export async function distillWorkflow(input: DistillInput): Promise<DistillResul
       report();
     }
     if (shouldRollOver() && running.size === 0 && next < batches) {
+      await reporting;
       await continueAsNew<typeof distillWorkflow>({
         ...input,
         resume: {
@@ -132,5 +140,6 @@ export async function distillWorkflow(input: DistillInput): Promise<DistillResul
   progress.records = summary.records;
   progress.costUsd = summary.costUsd;
   report();
+  await reporting;
   return { records: summary.records, dataset, costUsd: summary.costUsd };
 }

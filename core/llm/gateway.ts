@@ -143,89 +143,94 @@ export class LlmGateway {
 
     for (let attempt = 1; ; attempt++) {
       const release = await limiter.acquire(estimatedTokens, scope.signal);
-      const started = Date.now();
-      let completion: ChatCompletion;
+      // The slot is held until the answer is logged (released early only to back off), so a
+      // worker that dies loses at most `concurrency` paid-for answers per endpoint.
       try {
-        completion = await client.chat.completions.create(
-          body as unknown as ChatCompletionCreateParamsNonStreaming,
-          {
-            signal: scope.signal,
-          },
-        );
-      } catch (err) {
+        const started = Date.now();
+        let completion: ChatCompletion;
+        try {
+          completion = await client.chat.completions.create(
+            body as unknown as ChatCompletionCreateParamsNonStreaming,
+            {
+              signal: scope.signal,
+            },
+          );
+        } catch (err) {
+          const latency = Date.now() - started;
+          release();
+          const c = classifyLlmError(err, ref);
+          if (c.aborted) throw err;
+          await this.db
+            .insertInto('llm_calls')
+            .values({
+              ...base,
+              status: 'error',
+              error: c.message,
+              http_status: c.httpStatus,
+              latency_ms: latency,
+            })
+            .execute();
+          if (!c.retryable) throw new LlmFatalError(c.message);
+          if (attempt >= ep.maxAttempts) {
+            throw new LlmTransientError(
+              `${c.message} (gave up after ${attempt} attempts; the activity will retry)`,
+            );
+          }
+          const backoff = Math.min(20_000, 500 * 2 ** (attempt - 1)) * (0.5 + Math.random());
+          await sleep(Math.min(60_000, Math.max(backoff, (c.retryAfterSec ?? 0) * 1000)), scope.signal);
+          continue;
+        }
         const latency = Date.now() - started;
-        release();
-        const c = classifyLlmError(err, ref);
-        if (c.aborted) throw err;
-        await this.db
+        const choices = completion.choices.map((c) => c.message?.content ?? '');
+        const promptTokens = completion.usage?.prompt_tokens ?? 0;
+        const completionTokens = completion.usage?.completion_tokens ?? 0;
+        const costUsd = estimateCost(ep, promptTokens, completionTokens);
+        const response = {
+          id: completion.id,
+          model: completion.model,
+          choices,
+          finishReasons: completion.choices.map((c) => c.finish_reason),
+          usage: completion.usage ?? null,
+        };
+        const inserted = await this.db
           .insertInto('llm_calls')
           .values({
             ...base,
-            status: 'error',
-            error: c.message,
-            http_status: c.httpStatus,
+            status: 'ok',
+            response: JSON.stringify(response),
+            http_status: 200,
+            prompt_tokens: promptTokens,
+            completion_tokens: completionTokens,
             latency_ms: latency,
+            cost_usd: costUsd,
           })
-          .execute();
-        if (!c.retryable) throw new LlmFatalError(c.message);
-        if (attempt >= ep.maxAttempts) {
-          throw new LlmTransientError(
-            `${c.message} (gave up after ${attempt} attempts; the activity will retry)`,
-          );
+          .onConflict((oc) =>
+            oc
+              .columns(['campaign_id', 'stage', 'iteration', 'request_hash'])
+              .where('status', '=', 'ok')
+              .doNothing(),
+          )
+          .returning('id')
+          .executeTakeFirst();
+        if (!inserted) {
+          // Another attempt of the same request won the race; use the logged one, so records
+          // always point at the call the log keeps.
+          const existing = await this.findOk(scope, requestHash);
+          if (existing) return existing;
+          throw new Error(`llm call ${requestHash} vanished after a conflicting insert`);
         }
-        const backoff = Math.min(20_000, 500 * 2 ** (attempt - 1)) * (0.5 + Math.random());
-        await sleep(Math.min(60_000, Math.max(backoff, (c.retryAfterSec ?? 0) * 1000)), scope.signal);
-        continue;
+        return {
+          callId: inserted.id,
+          content: choices[0] ?? '',
+          choices,
+          promptTokens,
+          completionTokens,
+          costUsd,
+          reused: false,
+        };
+      } finally {
+        release();
       }
-      release();
-      const latency = Date.now() - started;
-      const choices = completion.choices.map((c) => c.message?.content ?? '');
-      const promptTokens = completion.usage?.prompt_tokens ?? 0;
-      const completionTokens = completion.usage?.completion_tokens ?? 0;
-      const costUsd = estimateCost(ep, promptTokens, completionTokens);
-      const response = {
-        id: completion.id,
-        model: completion.model,
-        choices,
-        finishReasons: completion.choices.map((c) => c.finish_reason),
-        usage: completion.usage ?? null,
-      };
-      const inserted = await this.db
-        .insertInto('llm_calls')
-        .values({
-          ...base,
-          status: 'ok',
-          response: JSON.stringify(response),
-          http_status: 200,
-          prompt_tokens: promptTokens,
-          completion_tokens: completionTokens,
-          latency_ms: latency,
-          cost_usd: costUsd,
-        })
-        .onConflict((oc) =>
-          oc
-            .columns(['campaign_id', 'stage', 'iteration', 'request_hash'])
-            .where('status', '=', 'ok')
-            .doNothing(),
-        )
-        .returning('id')
-        .executeTakeFirst();
-      if (!inserted) {
-        // Another attempt of the same request won the race; use the logged one, so records
-        // always point at the call the log keeps.
-        const existing = await this.findOk(scope, requestHash);
-        if (existing) return existing;
-        throw new Error(`llm call ${requestHash} vanished after a conflicting insert`);
-      }
-      return {
-        callId: inserted.id,
-        content: choices[0] ?? '',
-        choices,
-        promptTokens,
-        completionTokens,
-        costUsd,
-        reused: false,
-      };
     }
   }
 

@@ -88,7 +88,12 @@ describe('flaky model endpoints (20% of calls: 429, 500 or a timeout)', () => {
     const bad = await h.clients.db
       .selectFrom('distill_records as r')
       .innerJoin('llm_calls as c', (j) =>
-        j.on((eb) => eb.or([eb('c.id', '=', eb.ref('r.guideline_call_id')), eb('c.id', '=', eb.ref('r.answer_call_id'))])),
+        j.on((eb) =>
+          eb.or([
+            eb('c.id', '=', eb.ref('r.guideline_call_id')),
+            eb('c.id', '=', eb.ref('r.answer_call_id')),
+          ]),
+        ),
       )
       .select('c.id')
       .where('r.campaign_id', '=', campaignId)
@@ -117,29 +122,18 @@ describe('pause mid-stage', () => {
     const { campaignId, workflowId } = await launch(h, spec);
     const handle = h.clients.temporal.workflow.getHandle(workflowId);
 
-    await waitFor('a few records', async () => (await countRows(h, 'distill_records', campaignId)) >= 6, 60_000, 100);
+    await waitFor(
+      'a few records',
+      async () => (await countRows(h, 'distill_records', campaignId)) >= 6,
+      60_000,
+      100,
+    );
     await handle.signal(pauseSignal);
 
     const paused = await waitFor(
       'state paused',
       async () => {
         const s = await campaignStatus(h.clients, campaignId);
-        const ch = h.clients.temporal.workflow.getHandle(`${workflowId}-distill-1`);
-        const d = await ch.describe();
-        const q = await ch.query<unknown>('stageStatus').catch((e: unknown) => String(e));
-        const raw = d.raw.pendingActivities?.map((a) => [a.activityType?.name, a.state, a.attempt, a.lastFailure?.message]);
-        if (q && typeof q === 'object' && (q as { status: string }).status === 'paused' && s.state !== 'paused') {
-          const hist = await handle.fetchHistory();
-          const { defaultPayloadConverter } = await import('@temporalio/common');
-          for (const e of hist.events ?? []) {
-            if (e.workflowExecutionSignaledEventAttributes) {
-              const a = e.workflowExecutionSignaledEventAttributes;
-              console.log('SIG', e.eventId?.toString(), a.signalName, JSON.stringify(a.input?.payloads?.map((pl) => defaultPayloadConverter.fromPayload(pl))));
-            }
-          }
-          throw new Error('stop');
-        }
-        console.log('DBG', s.state, JSON.stringify(s.stages), JSON.stringify(q), JSON.stringify(raw), h.sim.stats().requests);
         return s.state === 'paused' ? s : undefined;
       },
       30_000,

@@ -7,6 +7,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { campaignWorkflow } from '../../workflows/campaign';
 import {
   REPO_ROOT,
   countRows,

@@ -16,7 +16,7 @@ import { campaignStatus, type CampaignStatusView } from '../../client/status';
 import { loadSpecFile } from '../../core/spec-file';
 import { startSimServer, type SimServer } from '../../infra/sim/server';
 import type { FaultKind } from '../../infra/sim/protocol';
-import { quietTemporalRuntime } from '../../workers/runtime';
+import { installDevRuntime } from '../../workers/runtime';
 import { createMeteorWorker, type MeteorWorker } from '../../workers/worker';
 
 export type { Clients } from '../../client/connect';
@@ -82,7 +82,7 @@ export function services(): Services {
 
 export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> {
   // Worker runtime logs at WARN and above (METEOR_VERBOSE=1 for all).
-  quietTemporalRuntime();
+  installDevRuntime();
   const svc = services();
   const tmp = await mkdtemp(path.join(os.tmpdir(), 'meteor-e2e-'));
   const artifactsDir = path.join(tmp, 'artifacts');

@@ -1,0 +1,65 @@
+import OpenAI from 'openai';
+import { describe, expect, it } from 'vitest';
+import { classifyLlmError } from '../../core/llm/errors';
+
+const ep = { role: 'strong', baseURL: 'http://llm.example/v1', model: 'gpt-x', apiKeyEnv: 'STRONG_KEY' };
+const headers = (h: Record<string, string> = {}) => new Headers(h);
+
+describe('classifyLlmError', () => {
+  it('retries rate limits and server errors, honouring Retry-After', () => {
+    const rate = classifyLlmError(
+      OpenAI.APIError.generate(
+        429,
+        { error: { message: 'slow down' } },
+        undefined,
+        headers({ 'retry-after': '7' }),
+      ),
+      ep,
+    );
+    expect(rate).toMatchObject({ retryable: true, httpStatus: 429, retryAfterSec: 7 });
+    const server = classifyLlmError(
+      OpenAI.APIError.generate(503, { error: { message: 'busy' } }, undefined, headers()),
+      ep,
+    );
+    expect(server).toMatchObject({ retryable: true, httpStatus: 503 });
+  });
+
+  it('retries timeouts and connection failures', () => {
+    expect(classifyLlmError(new OpenAI.APIConnectionTimeoutError(), ep).retryable).toBe(true);
+    expect(classifyLlmError(new OpenAI.APIConnectionError({ message: 'ECONNREFUSED' }), ep).retryable).toBe(
+      true,
+    );
+  });
+
+  it('fails fast on a bad key, naming the variable to fix', () => {
+    const c = classifyLlmError(
+      OpenAI.APIError.generate(401, { error: { message: 'bad key' } }, undefined, headers()),
+      ep,
+    );
+    expect(c.retryable).toBe(false);
+    expect(c.message).toContain('$STRONG_KEY');
+    expect(c.message).toContain('strong endpoint http://llm.example/v1');
+  });
+
+  it('fails fast on unknown models and invalid requests', () => {
+    const notFound = classifyLlmError(
+      OpenAI.APIError.generate(404, { error: { message: 'no such model' } }, undefined, headers()),
+      ep,
+    );
+    expect(notFound.retryable).toBe(false);
+    expect(notFound.message).toContain('gpt-x');
+    const bad = classifyLlmError(
+      OpenAI.APIError.generate(400, { error: { message: 'bad field' } }, undefined, headers()),
+      ep,
+    );
+    expect(bad.retryable).toBe(false);
+    expect(bad.message).toContain('bad field');
+  });
+
+  it('recognises a cancelled request as such, not as a failure to retry', () => {
+    expect(classifyLlmError(new OpenAI.APIUserAbortError(), ep)).toMatchObject({
+      aborted: true,
+      retryable: false,
+    });
+  });
+});
