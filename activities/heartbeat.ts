@@ -3,6 +3,7 @@
  * noticed within the heartbeat timeout even while LLM calls are slow, and so cancellation —
  * which activities learn of only through heartbeats — reaches in-flight requests.
  */
+import { setMaxListeners } from 'node:events';
 import type { Context } from '@temporalio/activity';
 
 const HEARTBEAT_EVERY_MS = 2_000;
@@ -13,6 +14,8 @@ export async function runWithHeartbeat<T>(
   fn: (controller: AbortController) => Promise<T>,
 ): Promise<T> {
   const controller = new AbortController();
+  // Every in-flight request of the batch listens on this signal; dozens is expected, not a leak.
+  setMaxListeners(0, controller.signal);
   const onCancel = () => controller.abort(ctx.cancellationSignal.reason);
   ctx.cancellationSignal.addEventListener('abort', onCancel, { once: true });
   ctx.heartbeat(details());

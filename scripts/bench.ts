@@ -923,8 +923,16 @@ async function tail(file: string, lines = 40): Promise<string> {
   }
 }
 
+let interrupted: NodeJS.Signals | null = null;
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const)
+  process.once(signal, () => (interrupted ??= signal));
+
 main()
   .catch((err: unknown) => {
+    if (interrupted) {
+      process.stderr.write(`bench interrupted (${interrupted}); stopping what it started\n`);
+      return;
+    }
     process.stderr.write(
       `bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
     );
