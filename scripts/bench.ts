@@ -923,14 +923,20 @@ async function tail(file: string, lines = 40): Promise<string> {
   }
 }
 
-let interrupted: NodeJS.Signals | null = null;
-for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const)
+// The stack's shutdown registry installs the signal handlers that stop everything (a second
+// signal forces it); registering first keeps those ahead of this one, which only tells main why.
+onShutdown(() => undefined, { name: 'bench' });
+const SIGNAL_CODES = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 } as const;
+let interrupted: keyof typeof SIGNAL_CODES | null = null;
+for (const signal of Object.keys(SIGNAL_CODES) as Array<keyof typeof SIGNAL_CODES>) {
   process.once(signal, () => (interrupted ??= signal));
+}
 
 main()
   .catch((err: unknown) => {
     if (interrupted) {
       process.stderr.write(`bench interrupted (${interrupted}); stopping what it started\n`);
+      process.exitCode = SIGNAL_CODES[interrupted];
       return;
     }
     process.stderr.write(
