@@ -140,6 +140,8 @@ export function distillActivities({ db, llm }: ActivityDeps) {
       modelIn: string;
       offset: number;
       limit: number;
+      /** Also count the whole stage's records and cost (see BatchResult.stageTotals). */
+      withTotals?: boolean;
     }): Promise<BatchResult> {
       const ctx = Context.current();
       const { campaignId, iteration } = input;
@@ -245,8 +247,9 @@ export function distillActivities({ db, llm }: ActivityDeps) {
         },
       );
 
+      if (!input.withTotals) return { ...counts, stageTotals: null };
       const totals = await stageTotals(db, campaignId, 'distill', iteration);
-      return { ...counts, stageRecords: totals.records, stageCostUsd: totals.costUsd };
+      return { ...counts, stageTotals: { records: totals.records, costUsd: totals.costUsd } };
     },
   };
 }

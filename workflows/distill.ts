@@ -94,12 +94,17 @@ export async function distillWorkflow(input: DistillInput): Promise<DistillResul
         modelIn: input.modelIn.servedModel,
         offset,
         limit: Math.min(batchSize, total - offset),
+        // Totals come with about every report, not every batch.
+        withTotals: index % reportEvery === reportEvery - 1 || index === batches - 1,
       })
       .then((r: BatchResult) => {
         running.delete(index);
         progress.done += r.processed;
-        progress.records = Math.max(progress.records, r.stageRecords);
-        progress.costUsd = Math.max(progress.costUsd, r.stageCostUsd);
+        progress.records += r.created;
+        if (r.stageTotals) {
+          progress.records = Math.max(progress.records, r.stageTotals.records);
+          progress.costUsd = Math.max(progress.costUsd, r.stageTotals.costUsd);
+        }
         if (++sinceReport >= reportEvery) report();
       });
     running.set(index, p);

@@ -103,7 +103,9 @@ export interface BatchResult {
   processed: number;
   created: number;
   skipped: number;
-  /** The stage run's totals from the database after this batch (truth, not a sum of attempts). */
-  stageRecords: number;
-  stageCostUsd: number;
+  /**
+   * The stage run's totals from the database after this batch (truth, not a sum of attempts);
+   * only when asked for, since counting the whole stage after every batch would grow with its square.
+   */
+  stageTotals: { records: number; costUsd: number } | null;
 }

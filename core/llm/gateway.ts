@@ -13,6 +13,7 @@ import type {
   ChatCompletionCreateParamsNonStreaming,
 } from 'openai/resources/chat/completions';
 import type { Db } from '../db/connection';
+import type { NewLlmCall } from '../db/types';
 import type { EndpointSpec, Role } from '../spec';
 import { classifyLlmError, type EndpointRef } from './errors';
 import { limiterFor, sleep } from './limiter';
@@ -92,6 +93,56 @@ export function resolveApiKey(ep: Endpoint, env: NodeJS.ProcessEnv): string {
   return key;
 }
 
+/** The columns that identify a call in `llm_calls`, shared by its failed attempts and its success. */
+type CallLogKey = Pick<
+  NewLlmCall,
+  | 'campaign_id'
+  | 'stage'
+  | 'iteration'
+  | 'role'
+  | 'base_url'
+  | 'model'
+  | 'purpose'
+  | 'prompt_version'
+  | 'request'
+> & { request_hash: string };
+
+interface RequestBody {
+  model: string;
+  messages: ChatMessage[];
+  temperature: number;
+  n?: number;
+  max_tokens?: number;
+  response_format?: {
+    type: 'json_schema';
+    json_schema: { name: string; schema: Readonly<Record<string, unknown>>; strict: true };
+  };
+  [extra: string]: unknown;
+}
+
+function requestBody(ep: Endpoint, req: ChatRequest): RequestBody {
+  return {
+    model: req.model ?? ep.model,
+    messages: req.messages,
+    temperature: req.temperature ?? ep.temperature,
+    n: req.n,
+    max_tokens: req.maxTokens ?? ep.maxTokens,
+    response_format: req.jsonSchema
+      ? {
+          type: 'json_schema',
+          json_schema: { name: req.jsonSchema.name, schema: req.jsonSchema.schema, strict: true },
+        }
+      : undefined,
+    ...req.extraBody,
+  };
+}
+
+/** Exponential backoff with jitter, never shorter than what the server asked for. */
+function backoffMs(attempt: number, retryAfterSec: number | null): number {
+  const exp = Math.min(20_000, 500 * 2 ** (attempt - 1)) * (0.5 + Math.random());
+  return Math.min(60_000, Math.max(exp, (retryAfterSec ?? 0) * 1000));
+}
+
 export class LlmGateway {
   private readonly clients = new Map<string, OpenAI>();
 
@@ -101,137 +152,130 @@ export class LlmGateway {
   ) {}
 
   async chat(scope: LlmCallScope, ep: Endpoint, req: ChatRequest): Promise<ChatResult> {
-    const model = req.model ?? ep.model;
-    const body: Record<string, unknown> = {
-      model,
-      messages: req.messages,
-      temperature: req.temperature ?? ep.temperature,
-      n: req.n,
-      max_tokens: req.maxTokens ?? ep.maxTokens,
-      response_format: req.jsonSchema
-        ? {
-            type: 'json_schema',
-            json_schema: { name: req.jsonSchema.name, schema: req.jsonSchema.schema, strict: true },
-          }
-        : undefined,
-      ...req.extraBody,
-    };
+    const body = requestBody(ep, req);
     const requestHash = createHash('sha256')
       .update(canonicalJson({ baseURL: ep.baseURL, body, promptVersion: req.promptVersion, salt: req.salt }))
       .digest('hex');
-
     const cached = await this.findOk(scope, requestHash);
     if (cached) return cached;
 
     const client = this.clientFor(ep);
-    const ref: EndpointRef = { role: ep.role, baseURL: ep.baseURL, model, apiKeyEnv: ep.apiKeyEnv };
+    const ref: EndpointRef = {
+      role: ep.role,
+      baseURL: ep.baseURL,
+      model: body.model,
+      apiKeyEnv: ep.apiKeyEnv,
+    };
     const limiter = limiterFor(`${ep.baseURL}|${ep.model}`, ep);
-    const estimatedTokens =
-      Math.ceil(JSON.stringify(req.messages).length / 4) + ((body.max_tokens as number | undefined) ?? 512);
-    const base = {
+    const estimatedTokens = Math.ceil(JSON.stringify(req.messages).length / 4) + (body.max_tokens ?? 512);
+    const logKey: CallLogKey = {
       campaign_id: scope.campaignId,
       stage: scope.stage,
       iteration: scope.iteration,
       request_hash: requestHash,
       role: ep.role,
       base_url: ep.baseURL,
-      model,
+      model: body.model,
       purpose: req.purpose,
       prompt_version: req.promptVersion,
       request: JSON.stringify(body),
     };
 
     for (let attempt = 1; ; attempt++) {
-      const release = await limiter.acquire(estimatedTokens, scope.signal);
       // The slot is held until the answer is logged (released early only to back off), so a
       // worker that dies loses at most `concurrency` paid-for answers per endpoint.
+      const release = await limiter.acquire(estimatedTokens, scope.signal);
+      const started = Date.now();
+      let completion: ChatCompletion;
       try {
-        const started = Date.now();
-        let completion: ChatCompletion;
-        try {
-          completion = await client.chat.completions.create(
-            body as unknown as ChatCompletionCreateParamsNonStreaming,
-            {
-              signal: scope.signal,
-            },
-          );
-        } catch (err) {
-          const latency = Date.now() - started;
-          release();
-          const c = classifyLlmError(err, ref);
-          if (c.aborted) throw err;
-          await this.db
-            .insertInto('llm_calls')
-            .values({
-              ...base,
-              status: 'error',
-              error: c.message,
-              http_status: c.httpStatus,
-              latency_ms: latency,
-            })
-            .execute();
-          if (!c.retryable) throw new LlmFatalError(c.message);
-          if (attempt >= ep.maxAttempts) {
-            throw new LlmTransientError(
-              `${c.message} (gave up after ${attempt} attempts; the activity will retry)`,
-            );
-          }
-          const backoff = Math.min(20_000, 500 * 2 ** (attempt - 1)) * (0.5 + Math.random());
-          await sleep(Math.min(60_000, Math.max(backoff, (c.retryAfterSec ?? 0) * 1000)), scope.signal);
-          continue;
-        }
-        const latency = Date.now() - started;
-        const choices = completion.choices.map((c) => c.message?.content ?? '');
-        const promptTokens = completion.usage?.prompt_tokens ?? 0;
-        const completionTokens = completion.usage?.completion_tokens ?? 0;
-        const costUsd = estimateCost(ep, promptTokens, completionTokens);
-        const response = {
-          id: completion.id,
-          model: completion.model,
-          choices,
-          finishReasons: completion.choices.map((c) => c.finish_reason),
-          usage: completion.usage ?? null,
-        };
-        const inserted = await this.db
+        completion = await client.chat.completions.create(body as ChatCompletionCreateParamsNonStreaming, {
+          signal: scope.signal,
+        });
+      } catch (err) {
+        release();
+        const failure = classifyLlmError(err, ref);
+        if (failure.aborted) throw err;
+        await this.db
           .insertInto('llm_calls')
           .values({
-            ...base,
-            status: 'ok',
-            response: JSON.stringify(response),
-            http_status: 200,
-            prompt_tokens: promptTokens,
-            completion_tokens: completionTokens,
-            latency_ms: latency,
-            cost_usd: costUsd,
+            ...logKey,
+            status: 'error',
+            error: failure.message,
+            http_status: failure.httpStatus,
+            latency_ms: Date.now() - started,
           })
-          .onConflict((oc) =>
-            oc
-              .columns(['campaign_id', 'stage', 'iteration', 'request_hash'])
-              .where('status', '=', 'ok')
-              .doNothing(),
-          )
-          .returning('id')
-          .executeTakeFirst();
-        if (!inserted) {
-          // Another attempt of the same request won the race; use the logged one, so records
-          // always point at the call the log keeps.
-          const existing = await this.findOk(scope, requestHash);
-          if (existing) return existing;
-          throw new Error(`llm call ${requestHash} vanished after a conflicting insert`);
+          .execute();
+        if (!failure.retryable) throw new LlmFatalError(failure.message);
+        if (attempt >= ep.maxAttempts) {
+          throw new LlmTransientError(
+            `${failure.message} (gave up after ${attempt} attempts; the activity will retry)`,
+          );
         }
-        return {
-          callId: inserted.id,
-          content: choices[0] ?? '',
-          choices,
-          promptTokens,
-          completionTokens,
-          costUsd,
-          reused: false,
-        };
+        await sleep(backoffMs(attempt, failure.retryAfterSec), scope.signal);
+        continue;
+      }
+      try {
+        return await this.logSuccess(scope, ep, logKey, completion, Date.now() - started);
       } finally {
         release();
       }
     }
+  }
+
+  /** Logs a successful call; when a concurrent attempt logged the same request first, returns that one. */
+  private async logSuccess(
+    scope: LlmCallScope,
+    ep: Endpoint,
+    logKey: CallLogKey,
+    completion: ChatCompletion,
+    latencyMs: number,
+  ): Promise<ChatResult> {
+    const choices = completion.choices.map((c) => c.message?.content ?? '');
+    const promptTokens = completion.usage?.prompt_tokens ?? 0;
+    const completionTokens = completion.usage?.completion_tokens ?? 0;
+    const costUsd = estimateCost(ep, promptTokens, completionTokens);
+    const response = {
+      id: completion.id,
+      model: completion.model,
+      choices,
+      finishReasons: completion.choices.map((c) => c.finish_reason),
+      usage: completion.usage ?? null,
+    };
+    const inserted = await this.db
+      .insertInto('llm_calls')
+      .values({
+        ...logKey,
+        status: 'ok',
+        response: JSON.stringify(response),
+        http_status: 200,
+        prompt_tokens: promptTokens,
+        completion_tokens: completionTokens,
+        latency_ms: latencyMs,
+        cost_usd: costUsd,
+      })
+      .onConflict((oc) =>
+        oc
+          .columns(['campaign_id', 'stage', 'iteration', 'request_hash'])
+          .where('status', '=', 'ok')
+          .doNothing(),
+      )
+      .returning('id')
+      .executeTakeFirst();
+    if (inserted) {
+      return {
+        callId: inserted.id,
+        content: choices[0] ?? '',
+        choices,
+        promptTokens,
+        completionTokens,
+        costUsd,
+        reused: false,
+      };
+    }
+    // Records must point at the call the log keeps.
+    const existing = await this.findOk(scope, logKey.request_hash);
+    if (!existing) throw new Error(`llm call ${logKey.request_hash} vanished after a conflicting insert`);
+    return existing;
   }
 
   private async findOk(scope: LlmCallScope, requestHash: string): Promise<ChatResult | null> {
