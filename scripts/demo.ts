@@ -5,7 +5,9 @@
  */
 import path from 'node:path';
 import { sql } from 'kysely';
-import { connect } from '../client/connect';
+import { connect, DEFAULT_STATE_DIR } from '../client/connect';
+import { readStackFile } from '../infra/stack/local-stack';
+import { DEFAULT_TASK_QUEUE } from '../workers/worker';
 import { launchCampaign } from '../client/launch';
 import { waitForCampaign } from '../client/wait';
 import { ProgressView } from '../cli/progress';
@@ -20,18 +22,20 @@ async function main(): Promise<number> {
   const say = (line = '') => process.stdout.write(`${line}\n`);
   say('meteor demo — the weak, strong and judge models are a SIMULATION (infra/sim), not real models.');
   say();
-  const env = await startDevEnvironment({
-    worker: true,
-    sim: true,
-    simPort: 8787,
-    log: (l) => say(`  ${l}`),
-  });
+  // With `npx meteorctl dev` already running (stack, simulator and worker), run the demo on it.
+  const running = await readStackFile(process.env.METEOR_HOME ?? DEFAULT_STATE_DIR);
+  if (running) say(`  using the local stack already running (pid ${running.pid})`);
+  const env = running
+    ? null
+    : await startDevEnvironment({ worker: true, sim: true, simPort: 8787, log: (l) => say(`  ${l}`) });
+  const stack = env?.stack ?? running;
+  if (!stack) throw new Error('no local stack');
   const clients = await connect({
-    databaseUrl: env.stack.databaseUrl,
-    temporalAddress: env.stack.temporalAddress,
-    namespace: env.stack.namespace,
-    taskQueue: env.taskQueue,
-    uiUrl: env.stack.uiUrl,
+    databaseUrl: stack.databaseUrl,
+    temporalAddress: stack.temporalAddress,
+    namespace: stack.namespace,
+    taskQueue: env?.taskQueue ?? process.env.METEOR_TASK_QUEUE ?? DEFAULT_TASK_QUEUE,
+    uiUrl: stack.uiUrl,
   });
   try {
     const loaded = await loadSpecFile(SPEC);
@@ -94,7 +98,7 @@ async function main(): Promise<number> {
     );
     say();
     say(
-      `Temporal UI:  ${env.stack.uiUrl ?? '-'}/namespaces/${env.stack.namespace}/workflows/${workflowId}  (while \`npx meteorctl dev\` runs)`,
+      `Temporal UI:  ${stack.uiUrl ?? '-'}/namespaces/${stack.namespace}/workflows/${workflowId}  (while \`npx meteorctl dev\` runs)`,
     );
     say(`Audit:        npx meteorctl audit export ${campaignId} --stage distill -o audit.jsonl`);
     say(
@@ -106,7 +110,7 @@ async function main(): Promise<number> {
     return final.state === 'completed' ? 0 : 1;
   } finally {
     await clients.close();
-    await env.stop();
+    await env?.stop();
   }
 }
 
