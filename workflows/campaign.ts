@@ -18,6 +18,7 @@ import {
   type ChildWorkflowHandle,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
+import { BOOKKEEPING_RETRY } from './retry';
 import { distillWorkflow } from './distill';
 import { fineTuneWorkflow } from './finetune';
 import { pauseSignal, resumeSignal, stageProgressSignal, statusQuery } from './messages';
@@ -26,11 +27,7 @@ import type { CampaignRunState, CampaignStatus, StageName, StageProgress } from 
 
 const acts = proxyActivities<Activities>({
   startToCloseTimeout: '2m',
-  retry: {
-    initialInterval: '1s',
-    maximumInterval: '30s',
-    nonRetryableErrorTypes: ['UserError', 'LlmFatalError'],
-  },
+  retry: BOOKKEEPING_RETRY,
 });
 
 export interface CampaignInput {

@@ -15,6 +15,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
+import { BOOKKEEPING_RETRY, REMOTE_RETRY } from './retry';
 import { pauseSignal, resumeSignal, stageProgressSignal, stageStatusQuery } from './messages';
 import type { BatchResult, DistillInput, DistillResult, StageProgress } from './types';
 
@@ -22,20 +23,11 @@ const batchActivities = proxyActivities<Activities>({
   startToCloseTimeout: '30m',
   // Batch activities heartbeat every few seconds; a dead worker is noticed within this.
   heartbeatTimeout: '20s',
-  retry: {
-    initialInterval: '2s',
-    backoffCoefficient: 2,
-    maximumInterval: '1m',
-    nonRetryableErrorTypes: ['UserError', 'LlmFatalError'],
-  },
+  retry: REMOTE_RETRY,
 });
 const acts = proxyActivities<Activities>({
   startToCloseTimeout: '10m',
-  retry: {
-    initialInterval: '1s',
-    maximumInterval: '30s',
-    nonRetryableErrorTypes: ['UserError', 'LlmFatalError'],
-  },
+  retry: BOOKKEEPING_RETRY,
 });
 
 const DEFAULT_MAX_HISTORY_EVENTS = 8_000;

@@ -13,15 +13,12 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
+import { REMOTE_RETRY } from './retry';
 import type { FineTuneInput, ModelRef } from './types';
 
 const acts = proxyActivities<Activities>({
   startToCloseTimeout: '5m',
-  retry: {
-    initialInterval: '2s',
-    maximumInterval: '1m',
-    nonRetryableErrorTypes: ['UserError', 'LlmFatalError'],
-  },
+  retry: REMOTE_RETRY,
 });
 
 export async function fineTuneWorkflow(input: FineTuneInput): Promise<ModelRef> {

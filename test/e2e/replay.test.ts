@@ -17,6 +17,7 @@ import {
   waitFor,
   writeQuestions,
   writeSpec,
+  recordIds,
   type Harness,
 } from '../support/harness';
 
@@ -39,15 +40,6 @@ function childFirstRunId(parent: History, childWorkflowId: string): string {
     }
   }
   throw new Error(`no ChildWorkflowExecutionStarted for ${childWorkflowId}`);
-}
-
-async function recordIds(h: Harness, campaignId: string): Promise<string[]> {
-  const rows = await h.clients.db
-    .selectFrom('distill_records')
-    .select('question_id')
-    .where('campaign_id', '=', campaignId)
-    .execute();
-  return rows.map((r) => r.question_id).sort();
 }
 
 async function okGuidelineCalls(h: Harness, campaignId: string): Promise<number> {

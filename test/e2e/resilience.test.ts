@@ -15,19 +15,11 @@ import {
   waitDone,
   waitFor,
   writeSpec,
+  recordIds,
   type Harness,
 } from '../support/harness';
 
 const TRAIN_QUESTIONS = 48;
-
-async function recordIds(h: Harness, campaignId: string): Promise<string[]> {
-  const rows = await h.clients.db
-    .selectFrom('distill_records')
-    .select('question_id')
-    .where('campaign_id', '=', campaignId)
-    .execute();
-  return rows.map((r) => r.question_id).sort();
-}
 
 async function okCallsByPurpose(h: Harness, campaignId: string): Promise<Record<string, number>> {
   const rows = await h.clients.db

@@ -327,3 +327,13 @@ export async function countRows(
     .executeTakeFirstOrThrow();
   return Number(row.n);
 }
+
+/** The question ids of a campaign's distill records, sorted. */
+export async function recordIds(h: Pick<Harness, 'clients'>, campaignId: string): Promise<string[]> {
+  const rows = await h.clients.db
+    .selectFrom('distill_records')
+    .select('question_id')
+    .where('campaign_id', '=', campaignId)
+    .execute();
+  return rows.map((r) => r.question_id).sort();
+}
