@@ -96,7 +96,10 @@ export type DistillStageSpec = z.infer<typeof DistillStageSchema>;
 
 export const BudgetSchema = z
   .strictObject({
-    /** Stop the campaign (failed, resumable by a new launch) when the estimated spend passes this. */
+    /**
+     * Fail the campaign when its estimated spend (LLM calls at `pricing`) passes this: no new
+     * batch starts once a stage's progress shows it (about every 1% of the stage).
+     */
     maxCostUsd: z.number().positive().optional(),
   })
   .default({});

@@ -133,6 +133,7 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignSt
             batchSize: plan.distill.batchSize,
             parallelBatches: plan.distill.parallelBatches,
             maxHistoryEvents: input.maxHistoryEvents,
+            maxCostUsd: plan.maxCostUsd === null ? null : plan.maxCostUsd - status.costUsd,
           },
         ],
       });

@@ -7,7 +7,11 @@
  * exported at the end. Long stages continue-as-new with their cursor.
  */
 import {
+  ApplicationFailure,
+  CancellationScope,
   condition,
+  ContinueAsNew,
+  isCancellation,
   continueAsNew,
   getExternalWorkflowHandle,
   proxyActivities,
@@ -75,68 +79,102 @@ export async function distillWorkflow(input: DistillInput): Promise<DistillResul
   const shouldRollOver = () =>
     workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > maxEvents;
 
-  let next = input.resume?.nextBatch ?? 0;
-  const running = new Map<number, Promise<void>>();
-  const launch = (index: number) => {
-    const offset = index * batchSize;
-    const p = batchActivities
-      .distillBatch({
-        campaignId,
-        iteration,
-        modelIn: input.modelIn.servedModel,
-        offset,
-        limit: Math.min(batchSize, total - offset),
-        // Totals come with about every report, not every batch.
-        withTotals: index % reportEvery === reportEvery - 1 || index === batches - 1,
-      })
-      .then((r: BatchResult) => {
-        running.delete(index);
-        progress.done += r.processed;
-        progress.records += r.created;
-        if (r.stageTotals) {
-          progress.records = Math.max(progress.records, r.stageTotals.records);
-          progress.costUsd = Math.max(progress.costUsd, r.stageTotals.costUsd);
-        }
-        if (++sinceReport >= reportEvery) report();
-      });
-    running.set(index, p);
-  };
+  try {
+    const overBudget = () => input.maxCostUsd != null && progress.costUsd > input.maxCostUsd;
 
-  while (next < batches || running.size > 0) {
-    if (paused && running.size === 0) {
-      progress.status = 'paused';
-      report();
-      await condition(() => !paused);
-      progress.status = 'running';
-      report();
+    let next = input.resume?.nextBatch ?? 0;
+    const running = new Map<number, Promise<void>>();
+    const launch = (index: number) => {
+      const offset = index * batchSize;
+      const p = batchActivities
+        .distillBatch({
+          campaignId,
+          iteration,
+          modelIn: input.modelIn.servedModel,
+          offset,
+          limit: Math.min(batchSize, total - offset),
+          // Totals come with about every report, not every batch.
+          withTotals: index % reportEvery === reportEvery - 1 || index === batches - 1,
+        })
+        .then((r: BatchResult) => {
+          running.delete(index);
+          progress.done += r.processed;
+          progress.records += r.created;
+          if (r.stageTotals) {
+            progress.records = Math.max(progress.records, r.stageTotals.records);
+            progress.costUsd = Math.max(progress.costUsd, r.stageTotals.costUsd);
+          }
+          if (++sinceReport >= reportEvery) report();
+        });
+      running.set(index, p);
+    };
+
+    while (next < batches || running.size > 0) {
+      if (paused && running.size === 0) {
+        progress.status = 'paused';
+        report();
+        await condition(() => !paused);
+        progress.status = 'running';
+        report();
+      }
+      if (overBudget() && running.size === 0) {
+        throw ApplicationFailure.nonRetryable(
+          `budget exceeded: estimated spend $${progress.costUsd.toFixed(2)} > maxCostUsd $${input.maxCostUsd}`,
+          'BudgetExceeded',
+        );
+      }
+      if (shouldRollOver() && running.size === 0 && next < batches) {
+        await reporting;
+        await continueAsNew<typeof distillWorkflow>({
+          ...input,
+          resume: {
+            nextBatch: next,
+            done: progress.done,
+            records: progress.records,
+            costUsd: progress.costUsd,
+            total,
+            paused,
+          },
+        });
+      }
+      while (
+        !paused &&
+        !overBudget() &&
+        !shouldRollOver() &&
+        next < batches &&
+        running.size < input.parallelBatches
+      )
+        launch(next++);
+      if (running.size > 0) await Promise.race(running.values());
     }
-    if (shouldRollOver() && running.size === 0 && next < batches) {
-      await reporting;
-      await continueAsNew<typeof distillWorkflow>({
-        ...input,
-        resume: {
-          nextBatch: next,
-          done: progress.done,
-          records: progress.records,
-          costUsd: progress.costUsd,
-          total,
-          paused,
-        },
-      });
+
+    progress.status = 'exporting';
+    report();
+    const dataset = await acts.exportDistillDataset({ campaignId, iteration });
+    const summary = await acts.finishStageRun({
+      campaignId,
+      stage: 'distill',
+      iteration,
+      status: 'completed',
+    });
+    progress.status = 'completed';
+    progress.records = summary.records;
+    progress.costUsd = summary.costUsd;
+    report();
+    await reporting;
+    return { records: summary.records, dataset, costUsd: summary.costUsd };
+  } catch (err) {
+    // Leave an honest stage run behind; continue-as-new is not an ending.
+    if (!(err instanceof ContinueAsNew)) {
+      await CancellationScope.nonCancellable(() =>
+        acts.finishStageRun({
+          campaignId,
+          stage: 'distill',
+          iteration,
+          status: isCancellation(err) ? 'cancelled' : 'failed',
+        }),
+      );
     }
-    while (!paused && !shouldRollOver() && next < batches && running.size < input.parallelBatches)
-      launch(next++);
-    if (running.size > 0) await Promise.race(running.values());
+    throw err;
   }
-
-  progress.status = 'exporting';
-  report();
-  const dataset = await acts.exportDistillDataset({ campaignId, iteration });
-  const summary = await acts.finishStageRun({ campaignId, stage: 'distill', iteration, status: 'completed' });
-  progress.status = 'completed';
-  progress.records = summary.records;
-  progress.costUsd = summary.costUsd;
-  report();
-  await reporting;
-  return { records: summary.records, dataset, costUsd: summary.costUsd };
 }

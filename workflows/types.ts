@@ -70,6 +70,8 @@ export interface DistillInput {
   };
   /** Continue-as-new once history passes this many events (tests set it low). */
   maxHistoryEvents?: number;
+  /** Stop starting batches, and fail once they drain, when the stage's spend passes this. */
+  maxCostUsd?: number | null;
 }
 
 export interface DatasetRef {
