@@ -1,6 +1,7 @@
 /** `meteorctl worker`: a worker for the configured Temporal and PostgreSQL. */
 import path from 'node:path';
-import { DEFAULT_STATE_DIR, resolveServices, temporalConnectionOptions } from '../client/connect';
+import { DEFAULT_STATE_DIR, resolveServices } from '../client/connect';
+import { temporalConnectionOptions } from '../core/temporal-connection';
 import { migrateToLatest } from '../core/db/migrate';
 import { Connection } from '@temporalio/client';
 import { ensureSearchAttributes } from '../infra/stack/search-attributes';

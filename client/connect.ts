@@ -8,6 +8,7 @@ import { Client, Connection } from '@temporalio/client';
 import { createDb, type Db } from '../core/db/connection';
 import { UserError } from '../core/errors';
 import { readStackFile } from '../infra/stack/local-stack';
+import { temporalConnectionOptions } from '../core/temporal-connection';
 import { DEFAULT_TASK_QUEUE } from '../workers/worker';
 
 export const REPO_ROOT = path.resolve(__dirname, '..');
@@ -41,11 +42,6 @@ export async function resolveServices(env: NodeJS.ProcessEnv = process.env): Pro
     taskQueue: env.METEOR_TASK_QUEUE ?? DEFAULT_TASK_QUEUE,
     uiUrl: env.TEMPORAL_ADDRESS ? (env.TEMPORAL_UI_URL ?? null) : (stack?.uiUrl ?? null),
   };
-}
-
-export function temporalConnectionOptions(address: string, env: NodeJS.ProcessEnv = process.env) {
-  const apiKey = env.TEMPORAL_API_KEY;
-  return apiKey ? { address, tls: true, apiKey } : { address };
 }
 
 export interface Clients {

@@ -12,6 +12,7 @@ import {
 import { createActivities } from '../activities';
 import { createDb, type Db } from '../core/db/connection';
 import { LlmGateway } from '../core/llm/gateway';
+import { temporalConnectionOptions } from '../core/temporal-connection';
 
 export const DEFAULT_TASK_QUEUE = 'meteor';
 // A folder, not require.resolve('../workflows'): Node's resolver alone (vitest) does not know .ts;
@@ -58,7 +59,7 @@ const quietBundlerLogger = {
 export async function createMeteorWorker(opts: MeteorWorkerOptions): Promise<MeteorWorker> {
   const env = opts.env ?? process.env;
   const db = createDb(opts.databaseUrl, { max: 20 });
-  const connection = await NativeConnection.connect({ address: opts.temporalAddress });
+  const connection = await NativeConnection.connect(temporalConnectionOptions(opts.temporalAddress, env));
   const activities = createActivities({
     db,
     llm: new LlmGateway(db, env),

@@ -1,6 +1,8 @@
+/** The local stack: embedded PostgreSQL and the Temporal dev server, or the external ones the environment names. */
 import path from 'node:path';
 import { mkdir } from 'node:fs/promises';
 import { Connection } from '@temporalio/client';
+import { temporalConnectionOptions } from '../../core/temporal-connection';
 import { assertPortFree } from './ports';
 import { startPostgres } from './postgres';
 import { onShutdown } from './processes';
@@ -93,7 +95,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     let uiUrl: string | null = null;
     if (externalTemporal) {
       temporalAddress = externalTemporal;
-      const connection = await Connection.connect({ address: externalTemporal });
+      const connection = await Connection.connect(temporalConnectionOptions(externalTemporal));
       try {
         await ensureSearchAttributes(connection, namespace);
       } finally {
