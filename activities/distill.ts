@@ -9,7 +9,7 @@ import { z } from 'zod';
 import { getCampaign } from '../core/campaigns';
 import type { Db } from '../core/db/connection';
 import type { Endpoint } from '../core/llm/gateway';
-import { guidelinePrompt, PROMPT_VERSIONS, STRONG_ANSWER_SCHEMA, strongAnswerPrompt } from '../core/prompts';
+import { DISTILL_PROMPT_VERSIONS, guidelinePrompt, STRONG_ANSWER_SCHEMA, strongAnswerPrompt } from '../core/prompts';
 import type { BatchResult, StageName } from '../workflows/types';
 import type { ActivityDeps } from './context';
 import { runWithHeartbeat, settleAll } from './heartbeat';
@@ -186,7 +186,7 @@ export function distillActivities({ db, llm }: ActivityDeps) {
             todo.map((q) => async () => {
               const guideline = await llm.chat(scope, weak, {
                 purpose: 'guideline',
-                promptVersion: PROMPT_VERSIONS.guideline,
+                promptVersion: DISTILL_PROMPT_VERSIONS.guideline,
                 messages: guidelinePrompt(spec.domain, q),
                 model: input.modelIn,
               });
@@ -195,7 +195,7 @@ export function distillActivities({ db, llm }: ActivityDeps) {
               for (let attempt = 0; attempt < STRUCTURED_ATTEMPTS && !parsed; attempt++) {
                 const reply = await llm.chat(scope, strong, {
                   purpose: 'strong-answer',
-                  promptVersion: PROMPT_VERSIONS.strongAnswer,
+                  promptVersion: DISTILL_PROMPT_VERSIONS.strongAnswer,
                   messages: strongAnswerPrompt(spec.domain, q, guideline.content),
                   jsonSchema: STRONG_ANSWER_SCHEMA,
                   temperature: 0,

@@ -1,27 +1,14 @@
 /**
- * Every prompt the platform sends, in one place, versioned. A prompt change bumps its version,
- * which changes the request hash, so cached LLM calls are never reused across prompt versions.
- *
- * Stage 1 follows the METEOR paper's figure (REFERENCE.md §1): the weak model writes a guideline
+ * Stage 1 prompts. Stage 1 follows the METEOR paper's figure (REFERENCE.md §1): the weak model writes a guideline
  * and must not answer; the strong model answers following it, or corrects it and says so.
  */
-import type { ChatMessage } from './llm/types';
+import type { ChatMessage } from '../llm/types';
+import { renderQuestion, type QuestionText } from './common';
 
-export const PROMPT_VERSIONS = {
+export const DISTILL_PROMPT_VERSIONS = {
   guideline: 'guideline.v1',
   strongAnswer: 'strong-answer.v1',
-  sftSystem: 'sft-system.v1',
 } as const;
-
-export interface QuestionText {
-  title?: string | null;
-  question: string;
-}
-
-/** The question as the model sees it: title (when given) then body. */
-export function renderQuestion(q: QuestionText): string {
-  return q.title ? `${q.title}\n\n${q.question}` : q.question;
-}
 
 /** Stage 1, weak model: write a guideline, do not answer. */
 export function guidelinePrompt(domain: string, q: QuestionText): ChatMessage[] {
@@ -67,9 +54,4 @@ export function strongAnswerPrompt(domain: string, q: QuestionText, guideline: s
     },
     { role: 'user', content: `Guideline:\n${guideline}\n\nQuestion:\n${renderQuestion(q)}` },
   ];
-}
-
-/** The system message of every SFT example: the role the fine-tuned model is trained to play. */
-export function sftSystemPrompt(domain: string): string {
-  return `You are an expert in ${domain}. Answer precisely and accurately.`;
 }

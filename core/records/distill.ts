@@ -1,13 +1,7 @@
-/**
- * Reading what stages produced, streamed: the SFT examples a stage trains on and the audit
- * records that lead back to their LLM calls. Used by the export activity and by the CLI.
- */
-import type { Db } from './db/connection';
-import type { SftExample } from './dataset-formats';
-import { renderQuestion, sftSystemPrompt } from './prompts';
-
-export const AUDIT_STAGES = ['distill'] as const;
-export type AuditStage = (typeof AUDIT_STAGES)[number];
+/** Stage 1 records, streamed: the SFT examples it trains on and its audit lines. */
+import type { Db } from '../db/connection';
+import type { SftExample } from '../dataset-formats';
+import { renderQuestion, sftSystemPrompt } from '../prompts';
 
 function distillRows(db: Db, campaignId: string, iteration?: number) {
   let q = db
@@ -56,32 +50,24 @@ export async function* distillSftExamples(
 }
 
 /** One JSON object per record, with the ids of the LLM calls that made it. */
-export async function* auditRecords(
-  db: Db,
-  campaignId: string,
-  stage: AuditStage,
-): AsyncGenerator<Record<string, unknown>> {
-  switch (stage) {
-    case 'distill':
-      for await (const r of distillRows(db, campaignId).stream(500)) {
-        yield {
-          campaignId,
-          stage,
-          iteration: r.iteration,
-          questionId: r.question_id,
-          title: r.title,
-          question: r.question,
-          reference: r.reference,
-          modelIn: r.model_in,
-          guideline: r.guideline,
-          answer: r.answer,
-          guidelineCorrected: r.guideline_corrected,
-          correction: r.correction,
-          llmCallIds: { guideline: r.guideline_call_id, answer: r.answer_call_id },
-          createdAt: r.created_at,
-          updatedAt: r.updated_at,
-        };
-      }
-      return;
+export async function* distillAudit(db: Db, campaignId: string): AsyncGenerator<Record<string, unknown>> {
+  for await (const r of distillRows(db, campaignId).stream(500)) {
+    yield {
+      campaignId,
+      stage: 'distill',
+      iteration: r.iteration,
+      questionId: r.question_id,
+      title: r.title,
+      question: r.question,
+      reference: r.reference,
+      modelIn: r.model_in,
+      guideline: r.guideline,
+      answer: r.answer,
+      guidelineCorrected: r.guideline_corrected,
+      correction: r.correction,
+      llmCallIds: { guideline: r.guideline_call_id, answer: r.answer_call_id },
+      createdAt: r.created_at,
+      updatedAt: r.updated_at,
+    };
   }
 }
