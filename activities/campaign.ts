@@ -3,7 +3,7 @@ import { sql } from 'kysely';
 import { getCampaign } from '../core/campaigns';
 import type { CampaignState } from '../core/db/types';
 import { durationMs } from '../core/duration';
-import type { CampaignPlan, ModelRef } from '../workflows/types';
+import type { CampaignPlan, ModelRef, StagePlan } from '../workflows/types';
 import type { ActivityDeps } from './context';
 import { toModelRef } from './models';
 
@@ -18,21 +18,41 @@ export function campaignActivities({ db }: ActivityDeps) {
         .groupBy('split')
         .execute();
       const count = (split: string) => counts.find((c) => c.split === split)?.n ?? 0;
-      const distill = spec.stages.distill;
-      // Enough questions in flight to keep both endpoints of the stage busy, since each
-      // question makes one weak then one strong call.
-      const inFlightWanted = 2 * Math.max(spec.models.weak.concurrency, spec.models.strong.concurrency);
+      // Enough questions in flight to keep the stage's endpoints busy: each question makes
+      // calls to more than one endpoint in turn.
+      const inFlightWanted =
+        2 *
+        Math.max(
+          spec.models.weak.concurrency,
+          spec.models.strong.concurrency,
+          spec.models.judge?.concurrency ?? 0,
+        );
+      const stagePlan = (s: {
+        enabled: boolean;
+        batchSize: number;
+        parallelBatches?: number | undefined;
+        maxCostUsd?: number | undefined;
+        iterations?: number;
+      }): StagePlan => ({
+        enabled: s.enabled,
+        iterations: s.iterations ?? 1,
+        batchSize: s.batchSize,
+        parallelBatches: s.parallelBatches ?? Math.min(100, Math.ceil(inFlightWanted / s.batchSize) + 1),
+        maxCostUsd: s.maxCostUsd ?? null,
+      });
+      const { distill, assess, contrast, evaluate } = spec.stages;
       return {
         campaignId,
         domain: spec.domain,
         trainTotal: count('train'),
         evalTotal: count('eval'),
-        distill: {
-          enabled: distill.enabled,
-          batchSize: distill.batchSize,
-          parallelBatches:
-            distill.parallelBatches ?? Math.min(100, Math.ceil(inFlightWanted / distill.batchSize) + 1),
+        stages: {
+          distill: stagePlan(distill),
+          assess: stagePlan(assess),
+          contrast: stagePlan(contrast),
+          evaluate: stagePlan({ ...evaluate, enabled: evaluate.enabled && count('eval') > 0 }),
         },
+        preferenceLoss: contrast.loss,
         fineTune: {
           backend: spec.fineTune.type,
           pollIntervalMs: durationMs(spec.fineTune.pollInterval),

@@ -1,10 +1,9 @@
 /** Exporting a stage's training set to the artifact store, in every format, with checksums. */
 import path from 'node:path';
 import { getCampaign } from '../core/campaigns';
-import { SFT_FORMATS, sftLine } from '../core/dataset-formats';
 import { writeJsonl } from '../core/jsonl';
-import { distillSftExamples } from '../core/records';
-import type { DatasetRef } from '../workflows/types';
+import { datasetKind, TRAINING_FORMATS, trainingLines, type TrainingFormat } from '../core/training-data';
+import type { DatasetRef, TrainingStage } from '../workflows/types';
 import type { ActivityDeps } from './context';
 
 export function stageArtifactDir(
@@ -18,39 +17,36 @@ export function stageArtifactDir(
 
 export function datasetActivities({ db, artifactsDir }: ActivityDeps) {
   return {
-    /** Writes sft.{openai,trl,llamafactory}.jsonl; returns the OpenAI-format file the trainer reads. */
-    async exportDistillDataset({
+    /**
+     * Writes <kind>.{openai,trl,llamafactory}.jsonl for one iteration of a training stage and
+     * records each file's sha256 and rows; returns the OpenAI-format file the trainer reads.
+     */
+    async exportStageDataset({
       campaignId,
+      stage,
       iteration,
     }: {
       campaignId: string;
+      stage: TrainingStage;
       iteration: number;
     }): Promise<DatasetRef> {
       const { spec } = await getCampaign(db, campaignId);
-      const dir = stageArtifactDir(artifactsDir, campaignId, 'distill', iteration);
-      const refs: Record<string, DatasetRef> = {};
-      for (const format of SFT_FORMATS) {
-        const examples = distillSftExamples(
-          db,
-          campaignId,
-          spec.domain,
-          iteration,
-          spec.stages.distill.includeGuidelineInSft,
-        );
+      const dir = stageArtifactDir(artifactsDir, campaignId, stage, iteration);
+      const kind = datasetKind(stage);
+      const refs: Partial<Record<TrainingFormat, DatasetRef>> = {};
+      for (const format of TRAINING_FORMATS) {
         const written = await writeJsonl(
-          path.join(dir, `sft.${format}.jsonl`),
-          (async function* () {
-            for await (const ex of examples) yield sftLine(format, ex);
-          })(),
+          path.join(dir, `${kind}.${format}.jsonl`),
+          trainingLines(db, spec, campaignId, stage, iteration, format),
         );
         const uri = `file://${written.path}`;
         const row = await db
           .insertInto('datasets')
           .values({
             campaign_id: campaignId,
-            stage: 'distill',
+            stage,
             iteration,
-            kind: 'sft',
+            kind,
             format,
             uri,
             sha256: written.sha256,

@@ -78,6 +78,13 @@ export function modelActivities({ db, env }: ActivityDeps) {
         })
         .onConflict((oc) => oc.columns(['campaign_id', 'label']).doUpdateSet({ deployed_at: new Date() }))
         .execute();
+      await db
+        .updateTable('stage_runs')
+        .set({ model_out: input.label })
+        .where('campaign_id', '=', input.campaignId)
+        .where('stage', '=', input.stage)
+        .where('iteration', '=', input.iteration)
+        .execute();
       const row = await db
         .selectFrom('model_versions')
         .selectAll()

@@ -3,16 +3,20 @@
  * non-zero; `--json` prints exactly one JSON document on stdout.
  */
 import { createWriteStream } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import { once } from 'node:events';
 import { Command, Option } from 'commander';
 import { connect, resolveServices, type Clients } from '../client/connect';
 import { launchCampaign } from '../client/launch';
+import { buildReport, renderReportText } from '../client/report';
+import { renderReportHtml } from '../client/report-html';
 import { campaignStatus, getCampaignRow, listCampaigns } from '../client/status';
 import { waitForCampaign } from '../client/wait';
 import { getCampaign } from '../core/campaigns';
-import { SFT_FORMATS, sftLine, type SftFormat } from '../core/dataset-formats';
-import { UserError } from '../core/errors';
-import { AUDIT_STAGES, auditRecords, distillSftExamples, type AuditStage } from '../core/records';
+import { fileProblem, UserError } from '../core/errors';
+import { AUDIT_STAGES, auditRecords, type AuditStage } from '../core/records';
+import { TRAINING_FORMATS, TRAINING_STAGES, trainingLines, type TrainingFormat } from '../core/training-data';
+import type { TrainingStage } from '../workflows/types';
 import { loadSpecFile } from '../core/spec-file';
 import { resumeSignal, pauseSignal } from '../workflows/messages';
 import { ProgressView, renderStatus } from './progress';
@@ -165,6 +169,29 @@ campaign
     });
   });
 
+campaign
+  .command('report <campaignId>')
+  .description(
+    'Report the evaluation (win/tie/loss, win rates with 95% CI, scores, lengths per model and dimension), ' +
+      'records, datasets, tokens and cost per stage, and the model lineage',
+  )
+  .option('--json', 'print the report as one JSON document')
+  .option('--html <file>', 'also write the report as one self-contained HTML file (inline SVG charts)')
+  .action(async (campaignId: string, opts: { json?: boolean; html?: string }) => {
+    await withClients(async (clients) => {
+      const report = await buildReport(clients.db, campaignId);
+      if (opts.html) {
+        const file = opts.html;
+        await writeFile(file, renderReportHtml(report)).catch((err: unknown) => {
+          throw new UserError(`Cannot write ${file}: ${fileProblem(err)}`);
+        });
+        process.stderr.write(`HTML report written to ${opts.html}\n`);
+      }
+      if (opts.json) printJson(report);
+      else process.stdout.write(renderReportText(report));
+    });
+  });
+
 const stageOption = (stages: readonly string[]) =>
   new Option('--stage <stage>', 'stage').choices(stages as string[]).makeOptionMandatory();
 
@@ -189,35 +216,32 @@ program
   .command('dataset')
   .description('Training datasets')
   .command('export <campaignId>')
-  .description("Export a stage's training set in a trainer's format")
-  .addOption(stageOption(AUDIT_STAGES))
-  .addOption(new Option('--format <format>', 'format').choices([...SFT_FORMATS]).default('openai'))
+  .description(
+    "Export a training stage's dataset in a trainer's format (SFT for distill and assess, preference pairs for contrast)",
+  )
+  .addOption(stageOption(TRAINING_STAGES))
+  .addOption(new Option('--format <format>', 'format').choices([...TRAINING_FORMATS]).default('openai'))
   .option('--iteration <n>', 'iteration of the stage', '1')
   .option('-o, --output <file>', 'write to a file instead of stdout')
   .action(
     async (
       campaignId: string,
-      opts: { stage: AuditStage; format: SftFormat; iteration: string; output?: string },
+      opts: { stage: TrainingStage; format: TrainingFormat; iteration: string; output?: string },
     ) => {
+      const iteration = Number(opts.iteration);
+      if (!Number.isInteger(iteration) || iteration < 1)
+        throw new UserError('--iteration takes a whole number from 1');
       await withClients(async (clients) => {
         const { spec } = await getCampaign(clients.db, campaignId);
-        const examples = distillSftExamples(
-          clients.db,
-          campaignId,
-          spec.domain,
-          Number(opts.iteration),
-          spec.stages.distill.includeGuidelineInSft,
-        );
         const n = await writeLines(
-          (async function* () {
-            for await (const ex of examples) yield sftLine(opts.format, ex);
-          })(),
+          trainingLines(clients.db, spec, campaignId, opts.stage, iteration, opts.format),
           opts.output,
         );
-        if (n === 0)
+        if (n === 0) {
           throw new UserError(
-            `campaign ${campaignId} has no ${opts.stage} records for iteration ${opts.iteration} yet`,
+            `campaign ${campaignId} has no ${opts.stage} training rows for iteration ${iteration} yet`,
           );
+        }
         process.stderr.write(
           `${n} row(s) in ${opts.format} format${opts.output ? ` written to ${opts.output}` : ''}\n`,
         );

@@ -8,6 +8,7 @@ import type { Db } from '../core/db/connection';
 import type { Campaign } from '../core/db/types';
 import { UserError } from '../core/errors';
 import { toModelRef } from '../activities/models';
+import { stageRecordCount } from '../core/records';
 import { statusQuery } from '../workflows/messages';
 import type { CampaignRunState, CampaignStatus, StageName, StageProgress } from '../workflows/types';
 import type { Clients } from './connect';
@@ -33,24 +34,18 @@ const CLOSED_STATES: Record<string, CampaignRunState> = {
 /** A stage's status as the database tells it, given the campaign's state. */
 function stageStatus(
   recordsDone: boolean,
-  fineTuned: boolean,
+  finished: boolean,
   campaign: CampaignRunState,
 ): StageProgress['status'] {
-  if (fineTuned) return 'completed';
+  if (finished) return 'completed';
   if (campaign === 'running') return recordsDone ? 'fine-tuning' : 'running';
   if (campaign === 'paused' || campaign === 'cancelled' || campaign === 'completed') return campaign;
   return 'failed';
 }
 
 async function fromDatabase(db: Db, row: Campaign, state: CampaignRunState): Promise<CampaignStatus> {
-  const [runs, done, cost, models] = await Promise.all([
+  const [runs, cost, models] = await Promise.all([
     db.selectFrom('stage_runs').selectAll().where('campaign_id', '=', row.id).orderBy('started_at').execute(),
-    db
-      .selectFrom('distill_records')
-      .select(['iteration', sql<number>`count(*)::int`.as('n')])
-      .where('campaign_id', '=', row.id)
-      .groupBy('iteration')
-      .execute(),
     db
       .selectFrom('llm_calls')
       .select(['stage', 'iteration', sql<number>`coalesce(sum(cost_usd), 0)::float8`.as('cost')])
@@ -65,16 +60,23 @@ async function fromDatabase(db: Db, row: Campaign, state: CampaignRunState): Pro
       .orderBy('created_at')
       .execute(),
   ]);
-  const stages: StageProgress[] = runs.map((r) => {
-    const records = r.stage === 'distill' ? (done.find((d) => d.iteration === r.iteration)?.n ?? 0) : 0;
-    const fineTuned = models.some((m) => m.stage === r.stage && m.iteration === r.iteration);
+  const records = await Promise.all(
+    runs.map((r) => stageRecordCount(db, row.id, r.stage as StageName, r.iteration)),
+  );
+  const stages: StageProgress[] = runs.map((r, i) => {
+    const recordsDone = r.status === 'completed';
+    // A training stage is complete with its fine-tuned model; the evaluation, with its judgments.
+    const finished =
+      models.some((m) => m.stage === r.stage && m.iteration === r.iteration) ||
+      (r.stage === 'evaluate' && recordsDone);
     return {
       stage: r.stage as StageName,
       iteration: r.iteration,
-      status: stageStatus(r.status === 'completed', fineTuned, state),
+      status: stageStatus(recordsDone, finished, state),
       total: r.total,
-      done: records,
-      records,
+      // Records are per question except in the evaluation (two judgments per model and question).
+      done: recordsDone ? r.total : Math.min(records[i] ?? 0, r.total),
+      records: records[i] ?? 0,
       costUsd: cost.find((c) => c.stage === r.stage && c.iteration === r.iteration)?.cost ?? 0,
     };
   });

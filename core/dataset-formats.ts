@@ -30,3 +30,34 @@ export function sftLine(format: SftFormat, ex: SftExample): Record<string, unkno
       return { instruction: ex.user, input: '', output: ex.assistant, system: ex.system };
   }
 }
+
+export const PREFERENCE_FORMATS = ['openai', 'trl', 'llamafactory'] as const;
+export type PreferenceFormat = (typeof PREFERENCE_FORMATS)[number];
+
+/** A preference example: the prompt, the output to prefer and the one to avoid. */
+export interface PreferenceExample {
+  system: string;
+  user: string;
+  chosen: string;
+  rejected: string;
+}
+
+export function preferenceLine(format: PreferenceFormat, ex: PreferenceExample): Record<string, unknown> {
+  const prompt: ChatMessage[] = [
+    { role: 'system', content: ex.system },
+    { role: 'user', content: ex.user },
+  ];
+  const chosen: ChatMessage = { role: 'assistant', content: ex.chosen };
+  const rejected: ChatMessage = { role: 'assistant', content: ex.rejected };
+  switch (format) {
+    case 'openai':
+      // OpenAI DPO fine-tuning (also Together and Fireworks preference tuning).
+      return { input: { messages: prompt }, preferred_output: [chosen], non_preferred_output: [rejected] };
+    case 'trl':
+      // TRL preference with an explicit prompt, conversational.
+      return { prompt, chosen: [chosen], rejected: [rejected] };
+    case 'llamafactory':
+      // LLaMA-Factory alpaca ranking format (register with ranking: true in dataset_info.json).
+      return { instruction: ex.user, input: '', chosen: ex.chosen, rejected: ex.rejected, system: ex.system };
+  }
+}

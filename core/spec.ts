@@ -99,16 +99,24 @@ export const DeploySchema = z
   .default({ type: 'vllm-lora' })
   .describe('How a fine-tuned model is served to the next stage');
 
+/** Options every batched stage has. */
+const batching = {
+  enabled: z.boolean().default(true),
+  batchSize: positiveInt.max(500).default(25).describe('Questions per batch activity'),
+  parallelBatches: positiveInt
+    .max(200)
+    .optional()
+    .describe("Batch activities in flight at once; the default fills the endpoints' concurrency twice over"),
+  maxCostUsd: z
+    .number()
+    .positive()
+    .optional()
+    .describe('Budget of this stage (all its iterations): no new batch starts once its spend passes this'),
+};
+
 export const DistillStageSchema = z
   .strictObject({
-    enabled: z.boolean().default(true),
-    batchSize: positiveInt.max(500).default(25).describe('Questions per batch activity'),
-    parallelBatches: positiveInt
-      .max(200)
-      .optional()
-      .describe(
-        "Batch activities in flight at once; the default fills the endpoints' concurrency twice over",
-      ),
+    ...batching,
     includeGuidelineInSft: z
       .boolean()
       .default(false)
@@ -117,6 +125,114 @@ export const DistillStageSchema = z
   .default({ enabled: true, batchSize: 25, includeGuidelineInSft: false })
   .describe('Stage 1: weak-to-strong guideline distillation');
 export type DistillStageSpec = z.infer<typeof DistillStageSchema>;
+
+export const AssessStageSchema = z
+  .strictObject({
+    ...batching,
+    batchSize: positiveInt.max(500).default(10).describe('Questions per batch activity'),
+    iterations: positiveInt
+      .max(20)
+      .default(1)
+      .describe('Assess → fine-tune rounds; each uses the model the last one made'),
+    maxRounds: positiveInt
+      .max(10)
+      .default(3)
+      .describe("Answers per question at most: the first, then re-answers after the critic's feedback"),
+    includeCritiques: z
+      .boolean()
+      .default(false)
+      .describe(
+        'Also train on critique examples (answer → verdict and feedback), the self-assessment ability',
+      ),
+    unsolved: z
+      .enum(['drop', 'distilled-answer'])
+      .default('drop')
+      .describe('Questions never answered correctly: leave out, or train on the Stage-1 strong answer'),
+    verdictAttempts: positiveInt
+      .max(5)
+      .default(3)
+      .describe('Asks of the critic before a verdict counts as unparseable'),
+  })
+  .default({
+    enabled: true,
+    batchSize: 10,
+    iterations: 1,
+    maxRounds: 3,
+    includeCritiques: false,
+    unsolved: 'drop',
+    verdictAttempts: 3,
+  })
+  .describe('Stage 2: self-assessment with the strong model as critic');
+export type AssessStageSpec = z.infer<typeof AssessStageSchema>;
+
+export const PREFERENCE_LOSSES = ['dpo', 'simpo', 'orpo', 'kto', 'margin-ranking'] as const;
+
+export const ContrastStageSchema = z
+  .strictObject({
+    ...batching,
+    batchSize: positiveInt.max(500).default(10).describe('Questions per batch activity'),
+    iterations: positiveInt.max(20).default(1).describe('Contrast → fine-tune rounds'),
+    method: z
+      .enum(['beam', 'best-of-n'])
+      .default('beam')
+      .describe(
+        "High-compute decode: vLLM beam search, or best-of-N sampling ranked by the model's own critique",
+      ),
+    beamWidth: positiveInt.max(64).default(10),
+    lengthPenalty: z.number().default(1),
+    samples: positiveInt.max(64).default(8).describe('N of best-of-N'),
+    sampleTemperature: z.number().min(0).max(2).default(0.8),
+    maxSimilarity: z
+      .number()
+      .min(0)
+      .max(1)
+      .default(0.9)
+      .describe(
+        'Pairs whose chosen and rejected outputs are at least this similar (token Jaccard) are dropped',
+      ),
+    requireSelfCritique: z
+      .boolean()
+      .default(false)
+      .describe("Keep only pairs the model's own critique agrees with (chosen better than rejected)"),
+    loss: z
+      .enum(PREFERENCE_LOSSES)
+      .default('dpo')
+      .describe(
+        "Preference loss for the trainer: DPO, SimPO, ORPO, KTO, or the official code's margin ranking",
+      ),
+  })
+  .default({
+    enabled: true,
+    batchSize: 10,
+    iterations: 1,
+    method: 'beam',
+    beamWidth: 10,
+    lengthPenalty: 1,
+    samples: 8,
+    sampleTemperature: 0.8,
+    maxSimilarity: 0.9,
+    requireSelfCritique: false,
+    loss: 'dpo',
+  })
+  .describe('Stage 3: self-improvement by contrasting high-compute and greedy decodes');
+export type ContrastStageSpec = z.infer<typeof ContrastStageSchema>;
+
+export const EvaluateStageSchema = z
+  .strictObject({
+    ...batching,
+    batchSize: positiveInt.max(500).default(8).describe('Held-out questions per batch activity'),
+    bootstrapResamples: positiveInt.min(100).max(100_000).default(2000),
+    seed: z.number().int().default(20241118).describe('Seed of the bootstrap resampling'),
+    judgeAttempts: positiveInt
+      .max(5)
+      .default(3)
+      .describe('Asks of the judge before a judgment counts as unparseable'),
+  })
+  .default({ enabled: true, batchSize: 8, bootstrapResamples: 2000, seed: 20241118, judgeAttempts: 3 })
+  .describe(
+    "Pairwise evaluation of each stage's final model against the base model on the held-out questions",
+  );
+export type EvaluateStageSpec = z.infer<typeof EvaluateStageSchema>;
 
 export const BudgetSchema = z
   .strictObject({
@@ -131,37 +247,64 @@ export const BudgetSchema = z
   })
   .default({});
 
-export const CampaignSpecSchema = z.strictObject({
-  name: z
-    .string()
-    .regex(/^[a-z0-9][a-z0-9-]{0,47}$/, 'lower-case letters, digits and dashes, at most 48 characters')
-    .describe('Campaign name; campaign ids are <name>-<6 hex>'),
-  domain: z
-    .string()
-    .min(3)
-    .max(200)
-    .describe('The expertise the campaign builds, used in prompts, e.g. "Kubernetes operations"'),
-  description: z.string().optional(),
-  questions: z
-    .strictObject({
-      train: z.string().min(1).describe('Training questions (JSONL), relative to the spec file'),
-      eval: z.string().min(1).optional().describe('Held-out questions (JSONL), relative to the spec file'),
-    })
-    .describe('JSONL files with one {"question", "id"?, "title"?, "reference"?} per line'),
-  models: z.strictObject({
-    weak: EndpointSchema.describe('The model being evolved (e.g. vLLM with --enable-lora)'),
-    strong: EndpointSchema.describe('Teacher and critic, GPT-4-class'),
-    judge: EndpointSchema.optional().describe('Pairwise judge of the evaluation'),
-  }),
-  stages: z
-    .strictObject({
-      distill: DistillStageSchema,
-    })
-    .default({ distill: { enabled: true, batchSize: 25, includeGuidelineInSft: false } }),
-  fineTune: FineTuneSchema,
-  deploy: DeploySchema,
-  budget: BudgetSchema,
-});
+export const CampaignSpecSchema = z
+  .strictObject({
+    name: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9-]{0,47}$/, 'lower-case letters, digits and dashes, at most 48 characters')
+      .describe('Campaign name; campaign ids are <name>-<6 hex>'),
+    domain: z
+      .string()
+      .min(3)
+      .max(200)
+      .describe('The expertise the campaign builds, used in prompts, e.g. "Kubernetes operations"'),
+    description: z.string().optional(),
+    questions: z
+      .strictObject({
+        train: z.string().min(1).describe('Training questions (JSONL), relative to the spec file'),
+        eval: z.string().min(1).optional().describe('Held-out questions (JSONL), relative to the spec file'),
+      })
+      .describe('JSONL files with one {"question", "id"?, "title"?, "reference"?} per line'),
+    models: z.strictObject({
+      weak: EndpointSchema.describe('The model being evolved (e.g. vLLM with --enable-lora)'),
+      strong: EndpointSchema.describe('Teacher and critic, GPT-4-class'),
+      judge: EndpointSchema.optional().describe('Pairwise judge of the evaluation'),
+    }),
+    stages: z
+      .strictObject({
+        distill: DistillStageSchema,
+        assess: AssessStageSchema,
+        contrast: ContrastStageSchema,
+        evaluate: EvaluateStageSchema,
+      })
+      .default({
+        distill: DistillStageSchema.parse(undefined),
+        assess: AssessStageSchema.parse(undefined),
+        contrast: ContrastStageSchema.parse(undefined),
+        evaluate: EvaluateStageSchema.parse(undefined),
+      }),
+    fineTune: FineTuneSchema,
+    deploy: DeploySchema,
+    budget: BudgetSchema,
+  })
+  .superRefine((spec, ctx) => {
+    // The evaluation needs a judge and held-out questions; say so at launch, not days later.
+    if (!spec.stages.evaluate.enabled) return;
+    if (!spec.models.judge) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['models', 'judge'],
+        message: 'required while stages.evaluate is enabled (or set stages.evaluate.enabled: false)',
+      });
+    }
+    if (!spec.questions.eval) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['questions', 'eval'],
+        message: 'required while stages.evaluate is enabled (or set stages.evaluate.enabled: false)',
+      });
+    }
+  });
 
 export type CampaignSpec = z.infer<typeof CampaignSpecSchema>;
 /** What a user may write: defaults not yet applied. */

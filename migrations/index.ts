@@ -1,7 +1,9 @@
 /** Every migration, in order. A static list (not a folder scan) so it works under tsx and bundlers. */
 import type { Migration } from 'kysely';
 import * as m001 from './001_init';
+import * as m002 from './002_full_loop';
 
 export const migrations: Record<string, Migration> = {
   '001_init': m001,
+  '002_full_loop': m002,
 };

@@ -36,7 +36,7 @@ import { startLocalStack } from '../infra/stack/local-stack';
 import { isProcessAlive, processCommandLine, waitForProcessExit } from '../infra/stack/pids';
 import { findFreePort } from '../infra/stack/ports';
 import { onShutdown, shutdown } from '../infra/stack/processes';
-import type { DistillInput } from '../workflows/types';
+import type { StageInput } from '../workflows/types';
 
 const QUESTIONS = positiveIntEnv('METEOR_BENCH_QUESTIONS', 1000);
 const LATENCIES_MS = (process.env.METEOR_BENCH_LATENCIES ?? '1000,50')
@@ -651,11 +651,11 @@ function boundNote(ratio: number): string {
 async function historyOf(
   temporal: Client,
   workflowId: string,
-): Promise<HistoryCount & { input: Partial<DistillInput> | null }> {
+): Promise<HistoryCount & { input: Partial<StageInput> | null }> {
   let runId: string | undefined;
   let events = 0;
   let runs = 0;
-  let input: Partial<DistillInput> | null = null;
+  let input: Partial<StageInput> | null = null;
   for (;;) {
     const history = await temporal.workflow.getHandle(workflowId, runId).fetchHistory();
     const list = history.events ?? [];
@@ -663,7 +663,7 @@ async function historyOf(
     runs++;
     const started = list[0]?.workflowExecutionStartedEventAttributes;
     const payload = started?.input?.payloads?.[0];
-    if (payload) input = defaultPayloadConverter.fromPayload<Partial<DistillInput>>(payload);
+    if (payload) input = defaultPayloadConverter.fromPayload<Partial<StageInput>>(payload);
     const previous = started?.continuedExecutionRunId;
     if (!previous || runs > 1000) break;
     runId = previous;

@@ -1,7 +1,7 @@
 /**
- * A METEOR campaign (DESIGN §1): each training stage runs as a child workflow, ends in a
- * fine-tune, and hands the new model version to the next stage. This issue's slice runs
- * Stage 1 (distill); stages 2 and 3 and evaluation plug in the same way.
+ * A METEOR campaign (DESIGN §1): distill → assess × N → contrast × M → evaluate. Each training
+ * stage runs as a child workflow, ends in a fine-tune, and hands the new model version to the
+ * next; the evaluation compares each stage's final model with the base model.
  *
  * Workflow id `campaign-<campaignId>`; signals `pause`/`resume`; query `status`.
  */
@@ -9,6 +9,8 @@ import {
   ApplicationFailure,
   CancellationScope,
   condition,
+  continueAsNew,
+  ContinueAsNew,
   isCancellation,
   proxyActivities,
   setHandler,
@@ -18,31 +20,61 @@ import {
   type ChildWorkflowHandle,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
-import { BOOKKEEPING_RETRY } from './retry';
-import { distillWorkflow } from './distill';
 import { fineTuneWorkflow } from './finetune';
 import { pauseSignal, resumeSignal, stageProgressSignal, statusQuery } from './messages';
+import { BOOKKEEPING_RETRY } from './retry';
 import { MeteorCampaignId, MeteorStage, MeteorState } from './search-attributes';
-import type { CampaignRunState, CampaignStatus, StageName, StageProgress } from './types';
+import { stageWorkflow } from './stage';
+import type {
+  CampaignPlan,
+  CampaignRunState,
+  CampaignStatus,
+  ModelRef,
+  StageName,
+  StageProgress,
+  StageResult,
+  TrainingStage,
+} from './types';
 
 const acts = proxyActivities<Activities>({
   startToCloseTimeout: '2m',
   retry: BOOKKEEPING_RETRY,
 });
 
+/** One step of the campaign: an iteration of a stage. */
+interface Step {
+  stage: StageName;
+  iteration: number;
+}
+
 export interface CampaignInput {
   campaignId: string;
-  /** Continue-as-new threshold handed to stage workflows (tests set it low). */
+  /** Continue-as-new threshold for this workflow and its stage workflows (tests set it low). */
   maxHistoryEvents?: number;
+  /** Carried across continue-as-new. */
+  resume?: { status: CampaignStatus; nextStep: number; paused: boolean; plan: CampaignPlan };
 }
+
+const DEFAULT_MAX_HISTORY_EVENTS = 8_000;
 
 export function campaignWorkflowId(campaignId: string): string {
   return `campaign-${campaignId}`;
 }
 
+/** The steps a plan runs, in order. */
+export function campaignSteps(plan: CampaignPlan): Step[] {
+  const steps: Step[] = [];
+  for (const stage of ['distill', 'assess', 'contrast', 'evaluate'] as const) {
+    const p = plan.stages[stage];
+    if (!p.enabled) continue;
+    for (let iteration = 1; iteration <= p.iterations; iteration++) steps.push({ stage, iteration });
+  }
+  return steps;
+}
+
 export async function campaignWorkflow(input: CampaignInput): Promise<CampaignStatus> {
   const { campaignId } = input;
-  const status: CampaignStatus = {
+  const status: CampaignStatus = input.resume?.status ?? {
     campaignId,
     workflowId: workflowInfo().workflowId,
     state: 'running',
@@ -54,30 +86,19 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignSt
     lineage: [],
     error: null,
   };
-  let paused = false;
-  let activeChild: ChildWorkflowHandle<typeof distillWorkflow> | null = null;
+  let paused = input.resume?.paused ?? false;
+  let activeChild: ChildWorkflowHandle<typeof stageWorkflow> | null = null;
 
   const setState = async (state: CampaignRunState) => {
     status.state = state;
     upsertSearchAttributes([{ key: MeteorState, value: state }]);
     await acts.setCampaignState({ campaignId, state });
   };
-  const stageEntry = (stage: StageName, iteration: number, total: number): StageProgress => {
-    const entry: StageProgress = {
-      stage,
-      iteration,
-      status: 'pending',
-      total,
-      done: 0,
-      records: 0,
-      costUsd: 0,
-    };
-    status.stages.push(entry);
-    return entry;
-  };
   const refreshCost = () => {
     status.costUsd = status.stages.reduce((sum, s) => sum + s.costUsd, 0);
   };
+  const stageCost = (stage: StageName) =>
+    status.stages.filter((s) => s.stage === stage).reduce((sum, s) => sum + s.costUsd, 0);
 
   setHandler(statusQuery, () => status);
   setHandler(pauseSignal, async () => {
@@ -109,45 +130,68 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignSt
   };
 
   try {
-    const plan = await acts.loadCampaignPlan({ campaignId });
-    upsertSearchAttributes([{ key: MeteorCampaignId, value: campaignId }]);
-    await setState('running');
-    let current = await acts.registerBaseModel({ campaignId });
-    status.lineage.push(current);
+    const plan = input.resume?.plan ?? (await acts.loadCampaignPlan({ campaignId }));
+    if (!input.resume) {
+      upsertSearchAttributes([{ key: MeteorCampaignId, value: campaignId }]);
+      await setState('running');
+      status.lineage.push(await acts.registerBaseModel({ campaignId }));
+    }
+    const steps = campaignSteps(plan);
+    const base = status.lineage[0] as ModelRef;
+    const maxEvents = input.maxHistoryEvents ?? DEFAULT_MAX_HISTORY_EVENTS;
+    /** The last model each training stage made: what the evaluation compares with the base. */
+    const finalOf = (stage: TrainingStage) => [...status.lineage].reverse().find((m) => m.stage === stage);
 
-    if (plan.distill.enabled) {
-      const iteration = 1;
-      status.stage = 'distill';
+    for (let i = input.resume?.nextStep ?? 0; i < steps.length; i++) {
+      const { stage, iteration } = steps[i] as Step;
+      const current = status.lineage[status.lineage.length - 1] as ModelRef;
+      const stagePlan = plan.stages[stage];
+      status.stage = stage;
       status.iteration = iteration;
-      upsertSearchAttributes([{ key: MeteorStage, value: 'distill' }]);
-      const entry = stageEntry('distill', iteration, plan.trainTotal);
+      upsertSearchAttributes([{ key: MeteorStage, value: `${stage}-${iteration}` }]);
+      const entry: StageProgress = {
+        stage,
+        iteration,
+        status: 'pending',
+        total: stage === 'evaluate' ? plan.evalTotal : plan.trainTotal,
+        done: 0,
+        records: 0,
+        costUsd: 0,
+      };
+      status.stages.push(entry);
       await holdWhilePaused();
       entry.status = 'running';
-      const child = await startChild(distillWorkflow, {
-        workflowId: `${status.workflowId}-distill-${iteration}`,
+
+      const budgets = [
+        plan.maxCostUsd === null ? null : plan.maxCostUsd - status.costUsd,
+        stagePlan.maxCostUsd === null ? null : stagePlan.maxCostUsd - stageCost(stage),
+      ].filter((b): b is number => b !== null);
+      const candidates =
+        stage === 'evaluate'
+          ? (['distill', 'assess', 'contrast'] as const).flatMap((s) => finalOf(s) ?? [])
+          : undefined;
+      const child = await startChild(stageWorkflow, {
+        workflowId: `${status.workflowId}-${stage}-${iteration}`,
         args: [
           {
             campaignId,
+            stage,
             iteration,
-            modelIn: current,
-            batchSize: plan.distill.batchSize,
-            parallelBatches: plan.distill.parallelBatches,
+            modelIn: stage === 'evaluate' ? base : current,
+            candidates,
+            batchSize: stagePlan.batchSize,
+            parallelBatches: stagePlan.parallelBatches,
             maxHistoryEvents: input.maxHistoryEvents,
-            maxCostUsd: plan.maxCostUsd === null ? null : plan.maxCostUsd - status.costUsd,
+            maxCostUsd: budgets.length > 0 ? Math.min(...budgets) : null,
           },
         ],
       });
       activeChild = child;
       // A pause that arrived while the child was starting is forwarded now.
       if (paused) await child.signal(pauseSignal);
-      const result = await child.result();
+      const result: StageResult = await child.result();
       activeChild = null;
-      Object.assign(entry, {
-        status: 'fine-tuning',
-        done: entry.total,
-        records: result.records,
-        costUsd: result.costUsd,
-      });
+      Object.assign(entry, { done: entry.total, records: result.records, costUsd: result.costUsd });
       refreshCost();
       if (plan.maxCostUsd !== null && status.costUsd > plan.maxCostUsd) {
         throw ApplicationFailure.nonRetryable(
@@ -156,25 +200,41 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignSt
         );
       }
 
-      await holdWhilePaused();
-      const next = await startChild(fineTuneWorkflow, {
-        workflowId: `${status.workflowId}-finetune-distill-${iteration}`,
-        args: [
-          {
-            campaignId,
-            stage: 'distill',
-            iteration,
-            dataset: result.dataset,
-            parent: current,
-            label: `M${status.lineage.length}`,
-            pollIntervalMs: plan.fineTune.pollIntervalMs,
-            timeoutMs: plan.fineTune.timeoutMs,
-          },
-        ],
-      });
-      current = await next.result();
-      status.lineage.push(current);
+      // A training stage that produced no example (e.g. assess solved nothing) keeps the current model.
+      if (stage !== 'evaluate' && result.dataset && result.dataset.rows > 0) {
+        entry.status = 'fine-tuning';
+        await holdWhilePaused();
+        const preference = stage === 'contrast';
+        const next = await startChild(fineTuneWorkflow, {
+          workflowId: `${status.workflowId}-finetune-${stage}-${iteration}`,
+          args: [
+            {
+              campaignId,
+              stage,
+              iteration,
+              dataset: result.dataset,
+              parent: current,
+              label: `M${status.lineage.length}`,
+              kind: preference ? 'preference' : 'sft',
+              loss: preference ? plan.preferenceLoss : null,
+              pollIntervalMs: plan.fineTune.pollIntervalMs,
+              timeoutMs: plan.fineTune.timeoutMs,
+            },
+          ],
+        });
+        status.lineage.push(await next.result());
+      }
       entry.status = 'completed';
+
+      if (
+        i + 1 < steps.length &&
+        (workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > maxEvents)
+      ) {
+        await continueAsNew<typeof campaignWorkflow>({
+          ...input,
+          resume: { status, nextStep: i + 1, paused, plan },
+        });
+      }
     }
 
     status.stage = null;
@@ -182,10 +242,13 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignSt
     await setState('completed');
     return status;
   } catch (err) {
+    if (err instanceof ContinueAsNew) throw err;
     const cancelled = isCancellation(err);
     status.error = cancelled ? 'cancelled by user' : errorText(err);
     await CancellationScope.nonCancellable(async () => {
       status.state = cancelled ? 'cancelled' : 'failed';
+      const entry = status.stages[status.stages.length - 1];
+      if (entry && entry.status !== 'completed') entry.status = status.state;
       upsertSearchAttributes([{ key: MeteorState, value: status.state }]);
       await acts.setCampaignState({ campaignId, state: status.state, error: status.error });
     });

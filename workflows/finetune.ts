@@ -33,6 +33,8 @@ export async function fineTuneWorkflow(input: FineTuneInput): Promise<ModelRef> 
         datasetId: input.dataset.datasetId,
         baseModel: input.parent.servedModel,
         parentLabel: input.parent.label,
+        kind: input.kind,
+        loss: input.loss,
       })
     ).jobId;
 

@@ -1,4 +1,4 @@
 /** Every workflow the worker registers. Deterministic code only (see DESIGN §2). */
 export { campaignWorkflow } from './campaign';
-export { distillWorkflow } from './distill';
+export { stageWorkflow } from './stage';
 export { fineTuneWorkflow } from './finetune';

@@ -3,7 +3,13 @@
  * Texts and datasets stay in Postgres and the artifact store.
  */
 
-export type StageName = 'distill';
+/** The method's stages, in the order a campaign runs them (DESIGN §1). */
+export const STAGES = ['distill', 'assess', 'contrast', 'evaluate'] as const;
+export type StageName = (typeof STAGES)[number];
+/** Stages that end in a fine-tune and a new model version. */
+export type TrainingStage = Exclude<StageName, 'evaluate'>;
+export type PreferenceLoss = 'dpo' | 'simpo' | 'orpo' | 'kto' | 'margin-ranking';
+
 export type CampaignRunState = 'running' | 'paused' | 'completed' | 'failed' | 'cancelled';
 
 /** A model version in the campaign's lineage. */
@@ -17,13 +23,25 @@ export interface ModelRef {
   jobId: string | null;
 }
 
+/** One batched stage as the campaign runs it. */
+export interface StagePlan {
+  enabled: boolean;
+  iterations: number;
+  batchSize: number;
+  parallelBatches: number;
+  /** Budget of the stage over all its iterations. */
+  maxCostUsd: number | null;
+}
+
 /** What the campaign workflow needs from the spec, loaded once by an activity. */
 export interface CampaignPlan {
   campaignId: string;
   domain: string;
   trainTotal: number;
   evalTotal: number;
-  distill: { enabled: boolean; batchSize: number; parallelBatches: number };
+  stages: Record<StageName, StagePlan>;
+  /** Loss of the contrast stage's preference fine-tunes. */
+  preferenceLoss: PreferenceLoss;
   fineTune: { backend: string; pollIntervalMs: number; timeoutMs: number };
   maxCostUsd: number | null;
 }
@@ -53,10 +71,14 @@ export interface CampaignStatus {
   error: string | null;
 }
 
-export interface DistillInput {
+export interface StageInput {
   campaignId: string;
+  stage: StageName;
   iteration: number;
+  /** The model the stage works with (training stages). */
   modelIn: ModelRef;
+  /** Evaluate only: the models compared with the base model (modelIn). */
+  candidates?: ModelRef[];
   batchSize: number;
   parallelBatches: number;
   /** Carried across continue-as-new. */
@@ -74,31 +96,19 @@ export interface DistillInput {
   maxCostUsd?: number | null;
 }
 
-export interface DatasetRef {
-  datasetId: string;
-  rows: number;
-  sha256: string;
-  uri: string;
-}
-
-export interface DistillResult {
-  records: number;
-  dataset: DatasetRef;
-  costUsd: number;
-}
-
-export interface FineTuneInput {
+/** What every batch activity (`distillBatch`, `assessBatch`, `contrastBatch`, `evaluateBatch`) takes. */
+export interface BatchInput {
   campaignId: string;
-  stage: StageName;
   iteration: number;
-  dataset: DatasetRef;
-  parent: ModelRef;
-  label: string;
-  pollIntervalMs: number;
-  timeoutMs: number;
-  /** Carried across continue-as-new. */
-  jobId?: string;
-  startedAtMs?: number;
+  /** The served model the stage works with (training stages); the base model's (evaluate). */
+  modelIn: string;
+  /** Evaluate only: the models compared with the base, by label and served name. */
+  candidates?: Array<{ label: string; servedModel: string }>;
+  /** Position of the first question of the batch within its split, and how many. */
+  offset: number;
+  limit: number;
+  /** Also count the whole stage's records and cost (see BatchResult.stageTotals). */
+  withTotals?: boolean;
 }
 
 export interface BatchResult {
@@ -110,4 +120,34 @@ export interface BatchResult {
    * only when asked for, since counting the whole stage after every batch would grow with its square.
    */
   stageTotals: { records: number; costUsd: number } | null;
+}
+
+export interface DatasetRef {
+  datasetId: string;
+  rows: number;
+  sha256: string;
+  uri: string;
+}
+
+export interface StageResult {
+  records: number;
+  /** The training set (training stages); null for the evaluation. */
+  dataset: DatasetRef | null;
+  costUsd: number;
+}
+
+export interface FineTuneInput {
+  campaignId: string;
+  stage: TrainingStage;
+  iteration: number;
+  dataset: DatasetRef;
+  parent: ModelRef;
+  label: string;
+  kind: 'sft' | 'preference';
+  loss: PreferenceLoss | null;
+  pollIntervalMs: number;
+  timeoutMs: number;
+  /** Carried across continue-as-new. */
+  jobId?: string;
+  startedAtMs?: number;
 }

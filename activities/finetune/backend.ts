@@ -8,6 +8,11 @@ export interface FineTuneJobSpec {
   /** Unique per (campaign, stage, iteration): the job's name on the backend. */
   key: string;
   stage: string;
+  kind: 'sft' | 'preference';
+  /** Preference loss (contrast stage); null for SFT. */
+  loss: string | null;
+  /** trl.yaml and llamafactory.yaml for this job (core/trainer-config.ts). */
+  trainerConfigDir: string;
   datasetPath: string;
   outputDir: string;
   baseModel: string;

@@ -7,7 +7,8 @@ import path from 'node:path';
 import { getCampaign } from '../../core/campaigns';
 import type { FineTuneJobRow } from '../../core/db/types';
 import type { Db } from '../../core/db/connection';
-import type { StageName } from '../../workflows/types';
+import { writeTrainerConfigs } from '../../core/trainer-config';
+import type { PreferenceLoss, StageName } from '../../workflows/types';
 import type { ActivityDeps } from '../context';
 import { stageArtifactDir } from '../datasets';
 import type { FineTuneBackend } from './backend';
@@ -54,6 +55,8 @@ export function fineTuneActivities({ db, env, artifactsDir }: ActivityDeps) {
       datasetId: string;
       baseModel: string;
       parentLabel: string;
+      kind: 'sft' | 'preference';
+      loss: PreferenceLoss | null;
     }): Promise<{ jobId: string; externalId: string }> {
       const key = fineTuneKey(input.campaignId, input.stage, input.iteration);
       const backend = await backendFor(db, input.campaignId, env);
@@ -105,9 +108,29 @@ export function fineTuneActivities({ db, env, artifactsDir }: ActivityDeps) {
           .where('campaign_id', '=', input.campaignId)
           .where('label', '=', input.parentLabel)
           .executeTakeFirst();
+        // The trainer configurations travel with the job: the command can use them as they are.
+        const files = await db
+          .selectFrom('datasets')
+          .select(['format', 'uri'])
+          .where('campaign_id', '=', input.campaignId)
+          .where('stage', '=', input.stage)
+          .where('iteration', '=', input.iteration)
+          .execute();
+        const fileOf = (format: string) =>
+          fileUriPath(files.find((f) => f.format === format)?.uri ?? dataset.uri);
+        const trainerConfigDir = await writeTrainerConfigs(path.join(job.output_dir, 'config'), {
+          kind: input.kind,
+          loss: input.loss,
+          baseModel: input.baseModel,
+          datasets: { openai: fileOf('openai'), trl: fileOf('trl'), llamafactory: fileOf('llamafactory') },
+          outputDir: job.output_dir,
+        });
         ({ externalId } = await backend.submit({
           key,
           stage: input.stage,
+          kind: input.kind,
+          loss: input.loss,
+          trainerConfigDir,
           datasetPath: fileUriPath(dataset.uri),
           outputDir: job.output_dir,
           baseModel: input.baseModel,

@@ -92,6 +92,9 @@ export class LocalBackend implements FineTuneBackend {
       METEOR_PARENT_ADAPTER: job.parentCheckpoint ?? '',
       METEOR_JOB_KEY: job.key,
       METEOR_STAGE: job.stage,
+      METEOR_TRAINING_KIND: job.kind,
+      METEOR_LOSS: job.loss ?? '',
+      METEOR_TRAINER_CONFIG_DIR: job.trainerConfigDir,
     };
     const dir = shellQuote(job.outputDir);
     // `exec` is not used: the wrapper must outlive the command to record its exit code.

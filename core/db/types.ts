@@ -148,6 +148,71 @@ export interface FineTuneEventsTable {
   message: string;
 }
 
+export interface AssessRoundsTable {
+  campaign_id: string;
+  iteration: number;
+  question_id: string;
+  round: number;
+  model_in: string;
+  answer: string;
+  verdict: 'correct' | 'incorrect' | 'unparseable';
+  feedback: string | null;
+  answer_call_id: BigId;
+  verdict_call_id: BigId;
+  verdict_attempts: Defaulted<number>;
+  created_at: Timestamp;
+}
+
+export interface PreferencePairsTable {
+  campaign_id: string;
+  iteration: number;
+  question_id: string;
+  model_in: string;
+  method: 'beam' | 'best-of-n';
+  chosen: string;
+  rejected: string;
+  similarity: number;
+  kept: boolean;
+  drop_reason: string | null;
+  critique_agrees: boolean | null;
+  greedy_call_id: BigId;
+  high_call_id: BigId;
+  critique_call_ids: ColumnType<string[], string | undefined, string>;
+  created_at: Timestamp;
+}
+
+export interface EvalAnswersTable {
+  campaign_id: string;
+  model_label: string;
+  question_id: string;
+  served_model: string;
+  answer: string;
+  call_id: BigId;
+  created_at: Timestamp;
+}
+
+export type JudgmentSide = 'model' | 'base' | 'tie';
+
+export interface JudgmentsTable {
+  campaign_id: string;
+  model_label: string;
+  question_id: string;
+  position: 'model-first' | 'base-first';
+  judge_model: string;
+  prompt_version: string;
+  raw_text: string;
+  status: 'ok' | 'unparseable';
+  verdicts: ColumnType<Record<string, JudgmentSide> | null, string | null, string | null>;
+  scores: ColumnType<
+    { model: Record<string, number>; base: Record<string, number> } | null,
+    string | null,
+    string | null
+  >;
+  call_id: BigId;
+  attempts: Defaulted<number>;
+  created_at: Timestamp;
+}
+
 export interface Database {
   campaigns: CampaignsTable;
   questions: QuestionsTable;
@@ -158,6 +223,10 @@ export interface Database {
   datasets: DatasetsTable;
   finetune_jobs: FineTuneJobsTable;
   finetune_events: FineTuneEventsTable;
+  assess_rounds: AssessRoundsTable;
+  preference_pairs: PreferencePairsTable;
+  eval_answers: EvalAnswersTable;
+  judgments: JudgmentsTable;
 }
 
 export type Campaign = Selectable<CampaignsTable>;

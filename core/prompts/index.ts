@@ -4,3 +4,6 @@
  */
 export * from './common';
 export * from './distill';
+export * from './assess';
+export * from './contrast';
+export * from './evaluate';

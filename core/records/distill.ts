@@ -1,4 +1,5 @@
 /** Stage 1 records, streamed: the SFT examples it trains on and its audit lines. */
+import { sql } from 'kysely';
 import type { Db } from '../db/connection';
 import type { SftExample } from '../dataset-formats';
 import { renderQuestion, sftSystemPrompt } from '../prompts';
@@ -70,4 +71,28 @@ export async function* distillAudit(db: Db, campaignId: string): AsyncGenerator<
       updatedAt: r.updated_at,
     };
   }
+}
+
+export async function distillRecordCount(db: Db, campaignId: string, iteration: number): Promise<number> {
+  const row = await db
+    .selectFrom('distill_records')
+    .select(sql<number>`count(*)::int`.as('n'))
+    .where('campaign_id', '=', campaignId)
+    .where('iteration', '=', iteration)
+    .executeTakeFirstOrThrow();
+  return row.n;
+}
+
+export async function distillMetrics(
+  db: Db,
+  campaignId: string,
+  iteration: number,
+): Promise<Record<string, number>> {
+  const row = await db
+    .selectFrom('distill_records')
+    .select(sql<number>`count(*) filter (where guideline_corrected)::int`.as('n'))
+    .where('campaign_id', '=', campaignId)
+    .where('iteration', '=', iteration)
+    .executeTakeFirstOrThrow();
+  return { guidelinesCorrected: row.n };
 }

@@ -4,6 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Behaviour } from './behaviour';
 import type { FaultInjector } from './faults';
 import { generate } from './generate';
 import { HttpError, badRequest, readJson, sendJson } from './http';
@@ -20,6 +21,8 @@ export interface CompletionDeps {
   kb: KnowledgeBase;
   stats: StatsRecorder;
   faults: FaultInjector;
+  /** Judge bias and malformed structured replies. */
+  behaviour: Behaviour;
   rejectBeamSearch: boolean;
   latencyMs(): number;
   /** Waits `ms`; false when the server closed meanwhile (the request is then dropped). */
@@ -130,12 +133,19 @@ export async function handleChatCompletion(
     return;
   }
   if (!model) return;
-  const choices = generate(model, task, kb, {
-    temperature: body.temperature ?? 1,
-    seed: body.seed ?? 0,
-    n,
-    beam: body.use_beam_search === true,
-  });
+  const generated = generate(
+    model,
+    task,
+    kb,
+    {
+      temperature: body.temperature ?? 1,
+      seed: body.seed ?? 0,
+      n,
+      beam: body.use_beam_search === true,
+    },
+    { judgeSide: deps.behaviour.judgeSide() },
+  );
+  const choices = malformReplies(deps, rec, task.schemaName, task.schema, body, generated);
   const maxTokens = body.max_completion_tokens ?? body.max_tokens ?? undefined;
   const structured = task.kind !== 'answer' && task.kind !== 'guideline' ? true : task.jsonObject;
   const out = choices.map((content, index) => {
@@ -161,6 +171,33 @@ export async function handleChatCompletion(
     choices: out,
     usage: { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion },
   });
+}
+
+/** Replaces the share of json_schema replies that SimOptions.malformedRate asks for, and counts them. */
+function malformReplies(
+  deps: CompletionDeps,
+  rec: SimRequestRecord,
+  schemaName: string | undefined,
+  schema: Record<string, unknown> | undefined,
+  body: ChatCompletionBody,
+  choices: string[],
+): string[] {
+  if (schemaName === undefined) return choices;
+  const req = schema?.['required'];
+  const required = Array.isArray(req) ? req.filter((k): k is string => typeof k === 'string') : undefined;
+  const key = `${body.model}\u0000${JSON.stringify(body.messages)}`;
+  let malformed = 0;
+  const out = choices.map((c, i) => {
+    const bad = deps.behaviour.malform(schemaName, c, `${key}\u0000${i}`, required);
+    if (bad === undefined) return c;
+    malformed++;
+    return bad;
+  });
+  if (malformed > 0) {
+    rec.malformed = malformed;
+    deps.stats.malformed(schemaName, malformed);
+  }
+  return out;
 }
 
 function describe(rec: SimRequestRecord, body: ChatCompletionBody): void {

@@ -7,7 +7,7 @@ import type { Json, Resolver } from './structured';
 import type { KnowledgeBase, KnowledgeItem } from './knowledge';
 import type { SimModel } from './models';
 import type { TaskInput } from './tasks';
-import { judge, judgeResolver, judgmentJson, verdict, verdictResolver } from './grading';
+import { biasedJudgment, judge, judgeResolver, judgmentJson, verdict, verdictResolver } from './grading';
 import { factsResolver, fillSchema } from './structured';
 import { hash32, normalize, pick, sentences } from './text';
 import {
@@ -106,7 +106,19 @@ function structured(task: TaskInput, fallback: Json, resolver: Resolver): string
   return JSON.stringify(hasProperties ? fillSchema(task.schema, resolver) : fallback);
 }
 
-export function generate(model: SimModel, task: TaskInput, kb: KnowledgeBase, d: Decoding): string[] {
+/** Simulated misbehaviour that changes what is generated (see behaviour.ts). */
+export interface GenerateOptions {
+  /** A position-biased judge: this side wins every pairwise_judgment. */
+  judgeSide?: 'A' | 'B' | undefined;
+}
+
+export function generate(
+  model: SimModel,
+  task: TaskInput,
+  kb: KnowledgeBase,
+  d: Decoding,
+  opts: GenerateOptions = {},
+): string[] {
   const known = kb.find(task.question) ?? kb.find(task.text);
   return styles(task.question, d).map((style) => {
     switch (task.kind) {
@@ -130,7 +142,8 @@ export function generate(model: SimModel, task: TaskInput, kb: KnowledgeBase, d:
         return structured(task, { correct: v.correct, feedback: v.feedback }, verdictResolver(v));
       }
       case 'judge': {
-        const j = judge(task.question, referenceFor(task, known), task.answerA ?? '', task.answerB ?? '');
+        const fair = judge(task.question, referenceFor(task, known), task.answerA ?? '', task.answerB ?? '');
+        const j = opts.judgeSide ? biasedJudgment(fair, opts.judgeSide) : fair;
         return structured(task, judgmentJson(j), judgeResolver(j));
       }
       case 'structured': {

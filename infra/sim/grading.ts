@@ -106,6 +106,30 @@ export function judge(question: string, reference: string, answerA: string, answ
   return { winner, dimensions, scores: { A, B }, explanation };
 }
 
+/**
+ * A position-biased judge (SimOptions.judgeBias): `side` wins overall and on every dimension
+ * whatever the answers; its scores are the higher of the two on each dimension (and strictly
+ * higher: a tie is broken by one point), so numeric fields agree with the verdict.
+ */
+export function biasedJudgment(j: Judgment, side: 'A' | 'B'): Judgment {
+  const other = side === 'A' ? 'B' : 'A';
+  const hi = {} as Scores;
+  const lo = {} as Scores;
+  for (const d of [...DIMENSIONS, 'overall'] as const) {
+    const x = Math.max(j.scores.A[d], j.scores.B[d]);
+    const y = Math.min(j.scores.A[d], j.scores.B[d]);
+    hi[d] = x === y ? (x < 10 ? x + 1 : x) : x;
+    lo[d] = x === y && x === 10 ? 9 : y;
+  }
+  const dimensions = Object.fromEntries(DIMENSIONS.map((d) => [d, side])) as Record<Dimension, Side>;
+  return {
+    winner: side,
+    dimensions,
+    scores: side === 'A' ? { A: hi, B: lo } : { A: lo, B: hi },
+    explanation: `Answer ${side} is better: it is more accurate, complete and reliable than answer ${other}.`,
+  };
+}
+
 export function judgmentJson(j: Judgment): Json {
   return {
     winner: j.winner,

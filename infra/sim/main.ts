@@ -3,6 +3,7 @@
  *   tsx infra/sim/main.ts --port 8787 --latency-ms 100 --fail-rate 0 \
  *     --knowledge examples/kubernetes-ops/train.jsonl,examples/kubernetes-ops/eval.jsonl
  * Other flags: --fault-kinds 429,500,timeout --hang-ms 30000 --api-key KEY --seed 1 --reject-beam-search
+ *   --judge-bias first|second --malformed-rate assessment_verdict=0.5,pairwise_judgment=0.2
  */
 import { parseArgs } from 'node:util';
 import type { FaultKind } from './protocol';
@@ -34,6 +35,8 @@ async function main(): Promise<void> {
       'api-key': { type: 'string' },
       seed: { type: 'string' },
       'reject-beam-search': { type: 'boolean', default: false },
+      'judge-bias': { type: 'string' },
+      'malformed-rate': { type: 'string' },
     },
     strict: true,
   });
@@ -42,6 +45,16 @@ async function main(): Promise<void> {
     if (!r.success) throw new Error(`--fault-kinds: unknown kind '${k}' (use 429, 500, timeout)`);
     return r.data;
   });
+  const judgeBias = values['judge-bias'];
+  if (judgeBias !== undefined && judgeBias !== 'first' && judgeBias !== 'second')
+    throw new Error(`--judge-bias must be 'first' or 'second', got '${judgeBias}'`);
+  const malformedRate: Record<string, number> = {};
+  for (const entry of list(values['malformed-rate'])) {
+    const [name, rate] = entry.split('=');
+    if (!name || rate === undefined)
+      throw new Error(`--malformed-rate: expected SCHEMA=RATE, got '${entry}'`);
+    malformedRate[name] = num('malformed-rate', rate, 0);
+  }
   const apiKey = values['api-key'] ?? process.env['METEOR_SIM_API_KEY'];
   const server = await startSimServer({
     port: num('port', values.port, 8787),
@@ -51,6 +64,8 @@ async function main(): Promise<void> {
     knowledgeFiles: list(values.knowledge),
     seed: num('seed', values.seed, 1),
     rejectBeamSearch: values['reject-beam-search'] ?? false,
+    ...(judgeBias ? { judgeBias } : {}),
+    malformedRate,
     ...(faultKinds.length > 0 ? { faultKinds } : {}),
     ...(apiKey ? { apiKey } : {}),
   });

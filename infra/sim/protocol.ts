@@ -64,6 +64,11 @@ export const FaultsBody = z.object({
   latencyMs: z.number().min(0).optional(),
 });
 
+export const BehaviourBody = z.object({
+  judgeBias: z.enum(['first', 'second']).nullable().optional(),
+  malformedRate: z.record(z.string(), z.number().min(0).max(1)).optional(),
+});
+
 /** Text of a message whose content may be a string or a list of text parts. */
 export function messageText(m: ChatMessageBody): string {
   if (typeof m.content === 'string') return m.content;

@@ -7,6 +7,8 @@ import { createServer } from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { AdapterError } from './adapters';
+import type { BehaviourConfig, BehaviourUpdate, JudgeBias } from './behaviour';
+import { Behaviour } from './behaviour';
 import type { CompletionDeps } from './completions';
 import { handleChatCompletion } from './completions';
 import { ALL_FAULT_KINDS, FaultInjector } from './faults';
@@ -15,11 +17,12 @@ import { KnowledgeBase } from './knowledge';
 import type { SimModel } from './models';
 import { ModelRegistry } from './models';
 import type { FaultKind } from './protocol';
-import { FaultsBody, LoadLoraBody, UnloadLoraBody } from './protocol';
+import { BehaviourBody, FaultsBody, LoadLoraBody, UnloadLoraBody } from './protocol';
 import type { SimStats } from './stats';
 import { StatsRecorder } from './stats';
 
 export type { SimRequestRecord, SimStats } from './stats';
+export type { BehaviourConfig, BehaviourUpdate, JudgeBias } from './behaviour';
 
 export interface SimOptions {
   /** 0 = random (default); the host is always 127.0.0.1. */
@@ -38,7 +41,19 @@ export interface SimOptions {
   knowledgeFiles?: string[];
   /** Answer 400 to any request with use_beam_search (a server without beam search). */
   rejectBeamSearch?: boolean;
-  /** Seed of fault and jitter randomness. Default 1. */
+  /**
+   * A position-biased judge: every `pairwise_judgment` prefers answer A ('first') or B ('second')
+   * overall and on every dimension, whatever the answers. Default null (unbiased).
+   */
+  judgeBias?: JudgeBias;
+  /**
+   * Share (0..1), by json_schema name, of structured replies that are malformed: alternately not
+   * JSON (cut mid-document) and JSON without the schema's required fields. Drawn per reply from
+   * the seed and the request, so a re-ask may succeed; counted in `stats().malformed`.
+   * E.g. `{ assessment_verdict: 0.5, pairwise_judgment: 0.5 }`.
+   */
+  malformedRate?: Partial<Record<string, number>>;
+  /** Seed of fault, jitter and malformed-reply randomness. Default 1. */
   seed?: number;
 }
 
@@ -49,7 +64,9 @@ export interface SimServer {
   stats(): SimStats;
   setFaults(f: { failRate?: number; faultKinds?: FaultKind[]; hangMs?: number }): void;
   setLatency(ms: number): void;
-  /** Clears the stats and restarts the fault/jitter random sequence. */
+  /** Changes judgeBias (null clears it) and merges malformedRate by schema name; returns the result. */
+  setBehaviour(b: BehaviourUpdate): BehaviourConfig;
+  /** Clears the stats and restarts the fault, jitter and malformed-reply random sequences (settings are kept). */
   reset(): void;
   /** Stops the server; requests held by latency or a 'timeout' fault are dropped at once. */
   close(): Promise<void>;
@@ -70,6 +87,10 @@ export async function startSimServer(opts: SimOptions = {}): Promise<SimServer> 
     failRate: opts.failRate ?? 0,
     faultKinds: opts.faultKinds && opts.faultKinds.length > 0 ? [...opts.faultKinds] : [...ALL_FAULT_KINDS],
     hangMs: opts.hangMs ?? 30000,
+  });
+  const behaviour = new Behaviour(opts.seed ?? 1, {
+    judgeBias: opts.judgeBias ?? null,
+    malformedRate: opts.malformedRate ?? {},
   });
   let latencyMs = opts.latencyMs ?? 0;
   let closing = false;
@@ -111,6 +132,7 @@ export async function startSimServer(opts: SimOptions = {}): Promise<SimServer> 
     kb,
     stats,
     faults,
+    behaviour,
     rejectBeamSearch: opts.rejectBeamSearch ?? false,
     latencyMs: () => latencyMs,
     hold,
@@ -168,6 +190,13 @@ export async function startSimServer(opts: SimOptions = {}): Promise<SimServer> 
       if (latency !== undefined) latencyMs = latency;
       return sendJson(res, 200, { ...faults.config, latencyMs });
     }
+    if (method === 'POST' && path === '/sim/behaviour') {
+      const body = BehaviourBody.safeParse(await readJson(req));
+      if (!body.success)
+        throw badRequest(`Invalid behaviour: ${body.error.issues[0]?.message ?? 'malformed'}`);
+      behaviour.update(body.data);
+      return sendJson(res, 200, behaviour.config);
+    }
     if (method === 'POST' && path === '/sim/reset') {
       reset();
       return sendJson(res, 200, { ok: true });
@@ -178,6 +207,7 @@ export async function startSimServer(opts: SimOptions = {}): Promise<SimServer> 
   function reset(): void {
     stats.clear();
     faults.restart();
+    behaviour.restart();
   }
 
   const server = createServer((req, res) => {
@@ -213,6 +243,10 @@ export async function startSimServer(opts: SimOptions = {}): Promise<SimServer> 
     setFaults: (f) => faults.update(f),
     setLatency: (ms) => {
       latencyMs = Math.max(0, ms);
+    },
+    setBehaviour: (b) => {
+      behaviour.update(b);
+      return behaviour.config;
     },
     reset,
     close: () =>

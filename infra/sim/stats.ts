@@ -14,6 +14,8 @@ export interface SimRequestRecord {
   responseFormat?: string;
   /** guideline | strong_answer | verdict | judge | structured | answer | invalid */
   task: string;
+  /** Choices of this reply deliberately malformed (SimOptions.malformedRate). */
+  malformed?: number;
 }
 
 export interface ModelStats {
@@ -30,6 +32,8 @@ export interface SimStats {
   served: number;
   /** Injected faults by kind ('429' | '500' | 'timeout'). */
   faults: Record<string, number>;
+  /** Deliberately malformed structured replies (choices) by json_schema name (SimOptions.malformedRate). */
+  malformed: Record<string, number>;
   byModel: Record<string, ModelStats>;
   /** The last RECENT_LIMIT requests, oldest first. */
   recent: SimRequestRecord[];
@@ -41,6 +45,7 @@ export class StatsRecorder {
   private requests = 0;
   private served = 0;
   private faults: Record<string, number> = {};
+  private malformedBySchema: Record<string, number> = {};
   private byModel: Record<string, ModelStats> = {};
   private ring: SimRequestRecord[] = [];
   private next = 0;
@@ -66,6 +71,10 @@ export class StatsRecorder {
     this.faults[kind] = (this.faults[kind] ?? 0) + 1;
   }
 
+  malformed(schemaName: string, count = 1): void {
+    this.malformedBySchema[schemaName] = (this.malformedBySchema[schemaName] ?? 0) + count;
+  }
+
   snapshot(): SimStats {
     const recent =
       this.ring.length < RECENT_LIMIT
@@ -75,6 +84,7 @@ export class StatsRecorder {
       requests: this.requests,
       served: this.served,
       faults: { ...this.faults },
+      malformed: { ...this.malformedBySchema },
       byModel: Object.fromEntries(Object.entries(this.byModel).map(([k, v]) => [k, { ...v }])),
       recent,
     };
@@ -84,6 +94,7 @@ export class StatsRecorder {
     this.requests = 0;
     this.served = 0;
     this.faults = {};
+    this.malformedBySchema = {};
     this.byModel = {};
     this.ring = [];
     this.next = 0;

@@ -154,6 +154,9 @@ export function readTask(
   if (schemaName === 'strong_answer') kind = 'strong_answer';
   else if (schemaName === 'assessment_verdict') kind = 'verdict';
   else if (schemaName === 'pairwise_judgment') kind = 'judge';
+  // A model's critique of its own answers (contrast stage): graded like the verdict and the judge.
+  else if (schemaName === 'self_critique') kind = 'verdict';
+  else if (schemaName === 'pairwise_self_critique') kind = 'judge';
   else if (schemaName) kind = 'structured';
   else if (system.some((s) => s.includes(GUIDELINE_MARKER))) kind = 'guideline';
   // The strong-answer prompt spells its JSON out, so json_object mode (no schema) is recognised too.

@@ -46,6 +46,18 @@ function positiveNumber(name: string, fallback: number): number {
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
+/** A verdict reply ({"correct": boolean, ...}): the target of a critique example, not an answer. */
+function isVerdict(answer: string): boolean {
+  try {
+    const v: unknown = JSON.parse(answer);
+    return (
+      typeof v === 'object' && v !== null && typeof (v as Record<string, unknown>)['correct'] === 'boolean'
+    );
+  } catch {
+    return false;
+  }
+}
+
 /** Parent examples first, then the new ones; a question trained again keeps its newest answer. */
 function merge(parent: readonly AdapterExample[], fresh: readonly AdapterExample[]): AdapterExample[] {
   const byQuestion = new Map<string, AdapterExample>();
@@ -65,18 +77,23 @@ async function main(): Promise<void> {
   const seconds = positiveNumber('METEOR_SIM_TRAIN_SECONDS', 2);
   const epochs = Math.max(1, Math.round(positiveNumber('METEOR_EPOCHS', 3)));
 
-  const fresh = readDataset(datasetPath);
+  const rows = readDataset(datasetPath);
+  // Critique examples (Stage 2's self-assessment data) teach judging, not answering: not learned as answers.
+  const fresh = rows.filter((ex) => !isVerdict(ex.answer));
   const parent = parentDir ? readAdapterFile(parentDir).examples : [];
   const log = (line: string) => process.stdout.write(`${TAG} ${line}\n`);
   log(
-    `simulation: no real training. base ${baseModel}${parentDir ? `, parent adapter ${parentDir}` : ''}, ${fresh.length} rows from ${datasetPath}`,
+    `simulation: no real training. base ${baseModel}${parentDir ? `, parent adapter ${parentDir}` : ''}, ${rows.length} rows from ${datasetPath}` +
+      (fresh.length < rows.length
+        ? ` (${rows.length - fresh.length} critique examples not learned as answers)`
+        : ''),
   );
 
-  const stepsPerEpoch = Math.max(1, Math.ceil(fresh.length / BATCH_SIZE));
+  const stepsPerEpoch = Math.max(1, Math.ceil(rows.length / BATCH_SIZE));
   const totalSteps = epochs * stepsPerEpoch;
   const every = Math.max(1, Math.ceil(stepsPerEpoch / MAX_LINES_PER_EPOCH));
   const stepMs = (seconds * 1000) / totalSteps;
-  const noiseSeed = hash32(datasetPath, fresh.length);
+  const noiseSeed = hash32(datasetPath, rows.length);
   for (let epoch = 1; epoch <= epochs; epoch++) {
     for (let step = 1; step <= stepsPerEpoch; step++) {
       await sleep(stepMs);
@@ -93,7 +110,7 @@ async function main(): Promise<void> {
     baseModel,
     examples: merge(parent, fresh),
     trainedAt: new Date().toISOString(),
-    datasetRows: fresh.length,
+    datasetRows: rows.length,
   };
   mkdirSync(outputDir, { recursive: true });
   // Write then rename, so a reader never sees a half-written adapter.

@@ -519,3 +519,110 @@ function runTrainer(
     child.on('close', (code) => resolve({ code, stdout, stderr }));
   });
 }
+
+describe('simulated misbehaviour: biased judge and malformed replies', () => {
+  const judgeWith = (c: OpenAI, a: string, b: string) =>
+    c.chat.completions.create({
+      model: 'sim-judge',
+      temperature: 0,
+      messages: [
+        { role: 'user', content: `Question:\n${PENDING.question}\n\nAnswer A:\n${a}\n\nAnswer B:\n${b}` },
+      ],
+      response_format: { type: 'json_schema', json_schema: { name: 'pairwise_judgment' } },
+    });
+  const verdictWith = (c: OpenAI, answer: string) =>
+    c.chat.completions.create({
+      model: 'sim-strong',
+      messages: [{ role: 'user', content: `Question:\n${renderQuestion(PENDING)}\n\nAnswer:\n${answer}` }],
+      response_format: verdictSchema,
+    });
+  const parses = (text: string): boolean => {
+    try {
+      Verdict.parse(JSON.parse(text));
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  const WEAK = 'Check the pod.';
+
+  it("judgeBias 'first' prefers answer A on every dimension, whichever answer is good", async () => {
+    const biased = await startSimServer({ knowledgeFiles: [knowledgeFile], judgeBias: 'first' });
+    try {
+      const c = clientFor(biased);
+      for (const [a, b] of [
+        [WEAK, PENDING.reference],
+        [PENDING.reference, WEAK],
+      ] as const) {
+        const j = Judgment.parse(JSON.parse(content(await judgeWith(c, a, b))));
+        expect(j.winner).toBe('A');
+        expect(Object.values(j.dimensions)).toEqual(['A', 'A', 'A', 'A', 'A']);
+        expect(j.scores.A['overall']).toBeGreaterThan(j.scores.B['overall'] ?? 10);
+      }
+      expect(biased.setBehaviour({ judgeBias: 'second' }).judgeBias).toBe('second');
+      const second = Judgment.parse(JSON.parse(content(await judgeWith(c, PENDING.reference, WEAK))));
+      expect(second.winner).toBe('B');
+      const res = await fetch(biased.url.replace(/\/v1$/, '/sim/behaviour'), {
+        method: 'POST',
+        body: JSON.stringify({ judgeBias: null }),
+      });
+      expect(await res.json()).toMatchObject({ judgeBias: null });
+      const fair = Judgment.parse(JSON.parse(content(await judgeWith(c, PENDING.reference, WEAK))));
+      expect(fair.winner).toBe('A');
+      expect(Judgment.parse(JSON.parse(content(await judgeWith(c, WEAK, PENDING.reference)))).winner).toBe(
+        'B',
+      );
+    } finally {
+      await biased.close();
+    }
+  });
+
+  it('malformedRate 1 breaks every reply of that schema only, and counts them', async () => {
+    const broken = await startSimServer({
+      knowledgeFiles: [knowledgeFile],
+      malformedRate: { assessment_verdict: 1 },
+    });
+    try {
+      const c = clientFor(broken);
+      const replies: string[] = [];
+      for (let i = 0; i < 4; i++) replies.push(content(await verdictWith(c, WEAK)));
+      expect(replies.filter(parses)).toHaveLength(0);
+      // Both kinds: not JSON at all, and JSON missing the required fields.
+      expect(replies.some((r) => !r.trim().endsWith('}'))).toBe(true);
+      expect(replies.filter((r) => r === '{}')).toHaveLength(2);
+      Judgment.parse(JSON.parse(content(await judgeWith(c, WEAK, PENDING.reference))));
+      expect(broken.stats().malformed).toEqual({ assessment_verdict: 4 });
+      expect(broken.stats().recent.filter((r) => r.malformed === 1)).toHaveLength(4);
+    } finally {
+      await broken.close();
+    }
+  });
+
+  it('malformedRate 0.5 breaks some replies to the same request, deterministically from the seed', async () => {
+    const flaky = await startSimServer({
+      knowledgeFiles: [knowledgeFile],
+      malformedRate: { assessment_verdict: 0.5 },
+      seed: 7,
+    });
+    try {
+      const c = clientFor(flaky);
+      const run = async () => {
+        const ok: boolean[] = [];
+        for (let i = 0; i < 24; i++) ok.push(parses(content(await verdictWith(c, WEAK))));
+        return ok;
+      };
+      const first = await run();
+      const bad = first.filter((x) => !x).length;
+      expect(bad).toBeGreaterThan(3);
+      expect(bad).toBeLessThan(21);
+      expect(flaky.stats().malformed).toEqual({ assessment_verdict: bad });
+      flaky.reset();
+      expect(await run()).toEqual(first);
+      // Turned off at runtime.
+      flaky.setBehaviour({ malformedRate: { assessment_verdict: 0 } });
+      expect(parses(content(await verdictWith(c, WEAK)))).toBe(true);
+    } finally {
+      await flaky.close();
+    }
+  });
+});

@@ -41,6 +41,12 @@ export interface HarnessOptions {
   faultKinds?: FaultKind[];
   /** How long a 'timeout' fault holds its request (default 3000 ms). */
   hangMs?: number;
+  /** The simulator answers 400 to use_beam_search (a server without beam search; default false). */
+  rejectBeamSearch?: boolean;
+  /** A position-biased simulated judge: always prefers answer A ('first') or B ('second'). */
+  judgeBias?: 'first' | 'second' | null;
+  /** Share of malformed structured replies by json_schema name, e.g. { assessment_verdict: 0.5 }. */
+  malformedRate?: Partial<Record<string, number>>;
   /** Start an in-process worker on the harness's task queue (default true). */
   worker?: boolean;
   /** Worker shutdown grace (default '5s'). */
@@ -96,6 +102,9 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     ...(opts.faultKinds ? { faultKinds: opts.faultKinds } : {}),
     hangMs: opts.hangMs ?? 3000,
     knowledgeFiles: [EXAMPLE_TRAIN, EXAMPLE_EVAL],
+    rejectBeamSearch: opts.rejectBeamSearch ?? false,
+    judgeBias: opts.judgeBias ?? null,
+    ...(opts.malformedRate ? { malformedRate: opts.malformedRate } : {}),
   });
 
   let clients: Clients;
@@ -204,7 +213,8 @@ let specCounter = 0;
 /**
  * Writes a copy of the example campaign spec into `h.tmp` with every model endpoint pointed at
  * the simulator, question paths absolute, the fine-tune running from the repository root with a
- * short simulated training (METEOR_SIM_TRAIN_SECONDS '0.5', pollInterval '500ms'), then
+ * short simulated training (METEOR_SIM_TRAIN_SECONDS '0.5', pollInterval '500ms'), the stages
+ * after distill turned off (a test turns on the ones it needs), then
  * `overrides` deep-merged on top. Returns the spec file's path.
  */
 export async function writeSpec(
@@ -223,6 +233,8 @@ export async function writeSpec(
       env: { METEOR_SIM_TRAIN_SECONDS: '0.5' },
       pollInterval: '500ms',
     },
+    // Stage 1 only unless a test turns the later stages on.
+    stages: { assess: { enabled: false }, contrast: { enabled: false }, evaluate: { enabled: false } },
   });
   const spec = deepMerge(base, overrides);
   const file = path.join(h.tmp, `campaign-${++specCounter}.yaml`);

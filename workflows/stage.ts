@@ -1,10 +1,11 @@
 /**
- * Stage 1 — weak-to-strong guideline distillation (DESIGN §1).
+ * One iteration of one stage of the method (DESIGN §1): distill, assess, contrast or evaluate.
  *
- * The training questions are cut into batches by position; a sliding window of batch
- * activities runs them (the weak model writes a guideline, the strong model answers following
- * it). Pause stops new batches from starting; the ones in flight finish. The SFT dataset is
- * exported at the end. Long stages continue-as-new with their cursor.
+ * The stage's questions (train, or eval for the evaluation) are cut into batches by position;
+ * a sliding window of the stage's batch activity runs them — every record upserted by its
+ * business key. Pause stops new batches from starting; the ones in flight finish. A training
+ * stage ends by exporting its dataset, the evaluation by summarising its judgments. Long stages
+ * continue-as-new with their cursor.
  */
 import {
   ApplicationFailure,
@@ -21,7 +22,7 @@ import {
 import type { Activities } from '../activities';
 import { BOOKKEEPING_RETRY, REMOTE_RETRY } from './retry';
 import { pauseSignal, resumeSignal, stageProgressSignal, stageStatusQuery } from './messages';
-import type { BatchResult, DistillInput, DistillResult, StageProgress } from './types';
+import type { BatchInput, BatchResult, StageInput, StageName, StageProgress, StageResult } from './types';
 
 const batchActivities = proxyActivities<Activities>({
   startToCloseTimeout: '30m',
@@ -36,18 +37,26 @@ const acts = proxyActivities<Activities>({
 
 const DEFAULT_MAX_HISTORY_EVENTS = 8_000;
 
-export async function distillWorkflow(input: DistillInput): Promise<DistillResult> {
-  const { campaignId, iteration, batchSize } = input;
+/** Each stage's batch activity. */
+const BATCH_ACTIVITY = {
+  distill: 'distillBatch',
+  assess: 'assessBatch',
+  contrast: 'contrastBatch',
+  evaluate: 'evaluateBatch',
+} as const satisfies Record<StageName, keyof Activities>;
+
+export async function stageWorkflow(input: StageInput): Promise<StageResult> {
+  const { campaignId, stage, iteration, batchSize } = input;
+  const runBatch = (b: BatchInput): Promise<BatchResult> => batchActivities[BATCH_ACTIVITY[stage]](b);
   let paused = input.resume?.paused ?? false;
   setHandler(pauseSignal, () => void (paused = true));
   setHandler(resumeSignal, () => void (paused = false));
 
   const total =
     input.resume?.total ??
-    (await acts.startStageRun({ campaignId, stage: 'distill', iteration, modelIn: input.modelIn.label }))
-      .total;
+    (await acts.startStageRun({ campaignId, stage, iteration, modelIn: input.modelIn.label })).total;
   const progress: StageProgress = {
-    stage: 'distill',
+    stage,
     iteration,
     status: 'running',
     total,
@@ -86,26 +95,25 @@ export async function distillWorkflow(input: DistillInput): Promise<DistillResul
     const running = new Map<number, Promise<void>>();
     const launch = (index: number) => {
       const offset = index * batchSize;
-      const p = batchActivities
-        .distillBatch({
-          campaignId,
-          iteration,
-          modelIn: input.modelIn.servedModel,
-          offset,
-          limit: Math.min(batchSize, total - offset),
-          // Totals come with about every report, not every batch.
-          withTotals: index % reportEvery === reportEvery - 1 || index === batches - 1,
-        })
-        .then((r: BatchResult) => {
-          running.delete(index);
-          progress.done += r.processed;
-          progress.records += r.created;
-          if (r.stageTotals) {
-            progress.records = Math.max(progress.records, r.stageTotals.records);
-            progress.costUsd = Math.max(progress.costUsd, r.stageTotals.costUsd);
-          }
-          if (++sinceReport >= reportEvery) report();
-        });
+      const p = runBatch({
+        campaignId,
+        iteration,
+        modelIn: input.modelIn.servedModel,
+        candidates: input.candidates?.map((m) => ({ label: m.label, servedModel: m.servedModel })),
+        offset,
+        limit: Math.min(batchSize, total - offset),
+        // Totals come with about every report, not every batch.
+        withTotals: index % reportEvery === reportEvery - 1 || index === batches - 1,
+      }).then((r: BatchResult) => {
+        running.delete(index);
+        progress.done += r.processed;
+        progress.records += r.created;
+        if (r.stageTotals) {
+          progress.records = Math.max(progress.records, r.stageTotals.records);
+          progress.costUsd = Math.max(progress.costUsd, r.stageTotals.costUsd);
+        }
+        if (++sinceReport >= reportEvery) report();
+      });
       running.set(index, p);
     };
 
@@ -125,7 +133,7 @@ export async function distillWorkflow(input: DistillInput): Promise<DistillResul
       }
       if (shouldRollOver() && running.size === 0 && next < batches) {
         await reporting;
-        await continueAsNew<typeof distillWorkflow>({
+        await continueAsNew<typeof stageWorkflow>({
           ...input,
           resume: {
             nextBatch: next,
@@ -150,13 +158,10 @@ export async function distillWorkflow(input: DistillInput): Promise<DistillResul
 
     progress.status = 'exporting';
     report();
-    const dataset = await acts.exportDistillDataset({ campaignId, iteration });
-    const summary = await acts.finishStageRun({
-      campaignId,
-      stage: 'distill',
-      iteration,
-      status: 'completed',
-    });
+    // The evaluation's summary is recomputed from its judgment rows whenever it is read.
+    const dataset =
+      stage === 'evaluate' ? null : await acts.exportStageDataset({ campaignId, stage, iteration });
+    const summary = await acts.finishStageRun({ campaignId, stage, iteration, status: 'completed' });
     progress.status = 'completed';
     progress.records = summary.records;
     progress.costUsd = summary.costUsd;
@@ -169,7 +174,7 @@ export async function distillWorkflow(input: DistillInput): Promise<DistillResul
       await CancellationScope.nonCancellable(() =>
         acts.finishStageRun({
           campaignId,
-          stage: 'distill',
+          stage,
           iteration,
           status: isCancellation(err) ? 'cancelled' : 'failed',
         }),

@@ -1,0 +1,278 @@
+/**
+ * Evaluation activities (DESIGN §1). Per held-out question of the batch: the base model's answer
+ * and each candidate's (the final model of each training stage) — greedy, with the SFT system
+ * prompt — then, per candidate, the judge compares candidate and base twice, once with each answer
+ * first. Every answer and every judgment is upserted by its business key as soon as it is made,
+ * and a retried attempt skips what exists. A judge reply that never parses is recorded as
+ * `unparseable` with its raw text; the statistics count it as a tie.
+ */
+import { Context } from '@temporalio/activity';
+import { z } from 'zod';
+import { getCampaign } from '../core/campaigns';
+import type { QuestionRow } from '../core/db/types';
+import {
+  EVAL_DIMENSIONS,
+  JUDGMENT_POSITIONS,
+  type JudgmentPosition,
+  type Side,
+} from '../core/evaluation/stats';
+import { UserError } from '../core/errors';
+import type { Endpoint, LlmCallScope } from '../core/llm/gateway';
+import { askStructured } from '../core/llm/structured';
+import {
+  evalAnswerPrompt,
+  EVALUATE_PROMPT_VERSIONS,
+  PAIRWISE_JUDGMENT_SCHEMA,
+  pairwiseJudgePrompt,
+} from '../core/prompts';
+import { baseModelLabel } from '../core/records/evaluate';
+import type { BatchInput, BatchResult } from '../workflows/types';
+import type { ActivityDeps } from './context';
+import { runWithHeartbeat, settleAll } from './heartbeat';
+import { loadBatchQuestions, stageTotals } from './stage-runs';
+
+const JudgeSide = z.enum(['A', 'B', 'tie']);
+const Score = z.number().min(1).max(10);
+const AnswerScores = z.object({
+  accuracy: Score,
+  completeness: Score,
+  relevance: Score,
+  coherence: Score,
+  reliability: Score,
+  overall: Score,
+});
+const PairwiseJudgment = z.object({
+  explanation: z.string(),
+  dimensions: z.object({
+    accuracy: JudgeSide,
+    completeness: JudgeSide,
+    relevance: JudgeSide,
+    coherence: JudgeSide,
+    reliability: JudgeSide,
+  }),
+  winner: JudgeSide,
+  scores: z.object({ A: AnswerScores, B: AnswerScores }),
+});
+type PairwiseJudgment = z.infer<typeof PairwiseJudgment>;
+
+interface Answer {
+  text: string;
+  callId: string;
+}
+
+interface Model {
+  label: string;
+  servedModel: string;
+}
+
+/** The judge's reply, turned to the candidate's side (`model`) against the base's (`base`). */
+export function toCandidateSide(
+  j: PairwiseJudgment,
+  position: JudgmentPosition,
+): {
+  verdicts: Record<string, Side> & { overall: Side };
+  scores: { model: Record<string, number>; base: Record<string, number> };
+} {
+  const modelIs = position === 'model-first' ? 'A' : 'B';
+  const side = (s: 'A' | 'B' | 'tie'): Side => (s === 'tie' ? 'tie' : s === modelIs ? 'model' : 'base');
+  const verdicts: Record<string, Side> = {};
+  for (const d of EVAL_DIMENSIONS) verdicts[d] = side(j.dimensions[d]);
+  return {
+    verdicts: { ...verdicts, overall: side(j.winner) },
+    scores: {
+      model: { ...(modelIs === 'A' ? j.scores.A : j.scores.B) },
+      base: { ...(modelIs === 'A' ? j.scores.B : j.scores.A) },
+    },
+  };
+}
+
+/** Runs every task; when one fails, waits for the others to settle, then throws the first error. */
+async function allSettledOrThrow(tasks: Array<Promise<unknown>>): Promise<void> {
+  const results = await Promise.allSettled(tasks);
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+}
+
+const key = (...parts: string[]) => parts.join('\u0000');
+
+export function evaluateActivities({ db, llm }: ActivityDeps) {
+  return {
+    async evaluateBatch(input: BatchInput): Promise<BatchResult> {
+      const ctx = Context.current();
+      const { campaignId, iteration } = input;
+      const { spec } = await getCampaign(db, campaignId);
+      if (!spec.models.judge) {
+        throw new UserError(`campaign ${campaignId} has no models.judge endpoint: the evaluation needs one`);
+      }
+      const weak: Endpoint = { ...spec.models.weak, role: 'weak' };
+      const judge: Endpoint = { ...spec.models.judge, role: 'judge' };
+      const judgeAttempts = spec.stages.evaluate.judgeAttempts;
+      const base: Model = { label: await baseModelLabel(db, campaignId), servedModel: input.modelIn };
+      const candidates: Model[] = (input.candidates ?? []).filter((c) => c.label !== base.label);
+      const labels = [base.label, ...candidates.map((c) => c.label)];
+
+      const questions = await loadBatchQuestions(db, input, 'eval');
+      const ids = questions.map((q) => q.id);
+      const [answerRows, judgmentRows] =
+        ids.length === 0
+          ? [[], []]
+          : await Promise.all([
+              db
+                .selectFrom('eval_answers')
+                .select(['model_label', 'question_id', 'answer', 'call_id'])
+                .where('campaign_id', '=', campaignId)
+                .where('model_label', 'in', labels)
+                .where('question_id', 'in', ids)
+                .execute(),
+              db
+                .selectFrom('judgments')
+                .select(['model_label', 'question_id', 'position'])
+                .where('campaign_id', '=', campaignId)
+                .where('question_id', 'in', ids)
+                .execute(),
+            ]);
+      const answers = new Map<string, Answer>(
+        answerRows.map((r) => [key(r.model_label, r.question_id), { text: r.answer, callId: r.call_id }]),
+      );
+      const judged = new Set(judgmentRows.map((r) => key(r.model_label, r.question_id, r.position)));
+      const missing = (q: QuestionRow) =>
+        candidates.flatMap((c) =>
+          JUDGMENT_POSITIONS.filter((p) => !judged.has(key(c.label, q.id, p))).map((p) => ({ c, p })),
+        );
+      // A question is done once its base answer and every judgment of every candidate exist.
+      const todo = questions.filter((q) => missing(q).length > 0 || !answers.has(key(base.label, q.id)));
+      const counts = { processed: questions.length - todo.length, created: 0, skipped: 0 };
+
+      await runWithHeartbeat(
+        ctx,
+        () => ({ ...counts }),
+        async (controller) => {
+          const scope: LlmCallScope = { campaignId, stage: 'evaluate', iteration, signal: controller.signal };
+
+          const answerOf = async (m: Model, q: QuestionRow): Promise<Answer> => {
+            const known = answers.get(key(m.label, q.id));
+            if (known) return known;
+            const reply = await llm.chat(scope, weak, {
+              purpose: m.label === base.label ? 'eval-answer-base' : 'eval-answer',
+              promptVersion: EVALUATE_PROMPT_VERSIONS.answer,
+              messages: evalAnswerPrompt(spec.domain, q),
+              model: m.servedModel,
+              temperature: 0,
+            });
+            await db
+              .insertInto('eval_answers')
+              .values({
+                campaign_id: campaignId,
+                model_label: m.label,
+                question_id: q.id,
+                served_model: m.servedModel,
+                answer: reply.content,
+                call_id: reply.callId,
+              })
+              .onConflict((oc) =>
+                oc.columns(['campaign_id', 'model_label', 'question_id']).doUpdateSet((eb) => ({
+                  served_model: eb.ref('excluded.served_model'),
+                  answer: eb.ref('excluded.answer'),
+                  call_id: eb.ref('excluded.call_id'),
+                })),
+              )
+              .execute();
+            const made = { text: reply.content, callId: reply.callId };
+            answers.set(key(m.label, q.id), made);
+            return made;
+          };
+
+          const judgePair = async (
+            c: Model,
+            position: JudgmentPosition,
+            q: QuestionRow,
+            modelAnswer: Answer,
+            baseAnswer: Answer,
+          ): Promise<void> => {
+            const [a, b] = position === 'model-first' ? [modelAnswer, baseAnswer] : [baseAnswer, modelAnswer];
+            const reply = await askStructured(
+              llm,
+              scope,
+              judge,
+              {
+                purpose: 'pairwise-judgment',
+                promptVersion: EVALUATE_PROMPT_VERSIONS.judge,
+                messages: pairwiseJudgePrompt(spec.domain, q, a.text, b.text),
+                jsonSchema: PAIRWISE_JUDGMENT_SCHEMA,
+                temperature: 0,
+              },
+              PairwiseJudgment,
+              judgeAttempts,
+            );
+            const mapped = reply.value ? toCandidateSide(reply.value, position) : null;
+            if (!mapped) {
+              ctx.log.warn('judge reply unparseable; recorded as such (counts as a tie)', {
+                questionId: q.id,
+                model: c.label,
+                position,
+                callId: reply.call.callId,
+              });
+            }
+            await db
+              .insertInto('judgments')
+              .values({
+                campaign_id: campaignId,
+                model_label: c.label,
+                question_id: q.id,
+                position,
+                judge_model: judge.model,
+                prompt_version: EVALUATE_PROMPT_VERSIONS.judge,
+                raw_text: reply.call.content,
+                status: mapped ? 'ok' : 'unparseable',
+                verdicts: mapped ? JSON.stringify(mapped.verdicts) : null,
+                scores: mapped ? JSON.stringify(mapped.scores) : null,
+                call_id: reply.call.callId,
+                attempts: reply.attempts,
+              })
+              .onConflict((oc) =>
+                oc.columns(['campaign_id', 'model_label', 'question_id', 'position']).doUpdateSet((eb) => ({
+                  judge_model: eb.ref('excluded.judge_model'),
+                  prompt_version: eb.ref('excluded.prompt_version'),
+                  raw_text: eb.ref('excluded.raw_text'),
+                  status: eb.ref('excluded.status'),
+                  verdicts: eb.ref('excluded.verdicts'),
+                  scores: eb.ref('excluded.scores'),
+                  call_id: eb.ref('excluded.call_id'),
+                  attempts: eb.ref('excluded.attempts'),
+                })),
+              )
+              .execute();
+            counts.created++;
+          };
+
+          await settleAll(
+            todo.map((q) => async () => {
+              const baseAnswer = await answerOf(base, q);
+              const byCandidate = new Map<string, JudgmentPosition[]>();
+              for (const { c, p } of missing(q))
+                byCandidate.set(c.label, [...(byCandidate.get(c.label) ?? []), p]);
+              await allSettledOrThrow(
+                candidates
+                  .filter((c) => byCandidate.has(c.label))
+                  .map(async (c) => {
+                    const modelAnswer = await answerOf(c, q);
+                    await allSettledOrThrow(
+                      (byCandidate.get(c.label) ?? []).map((p) =>
+                        judgePair(c, p, q, modelAnswer, baseAnswer),
+                      ),
+                    );
+                  }),
+              );
+              counts.processed++;
+            }),
+            controller,
+          );
+        },
+      );
+
+      if (!input.withTotals) return { ...counts, stageTotals: null };
+      const totals = await stageTotals(db, campaignId, 'evaluate', iteration);
+      return { ...counts, stageTotals: { records: totals.records, costUsd: totals.costUsd } };
+    },
+  };
+}

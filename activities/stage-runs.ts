@@ -1,0 +1,120 @@
+/**
+ * What every stage shares: its run row (started, finished, metrics), the questions of a batch,
+ * and its totals — records and spend — read from the database, never summed from attempts.
+ */
+import { sql } from 'kysely';
+import type { Db } from '../core/db/connection';
+import type { QuestionRow } from '../core/db/types';
+import { stageMetrics, stageRecordCount } from '../core/records';
+import type { BatchInput, StageName } from '../workflows/types';
+import type { ActivityDeps } from './context';
+
+export interface StageTotals {
+  records: number;
+  costUsd: number;
+  promptTokens: number;
+  completionTokens: number;
+  calls: number;
+}
+
+/** The split a stage works on: the evaluation uses the held-out questions. */
+export function stageSplit(stage: StageName): 'train' | 'eval' {
+  return stage === 'evaluate' ? 'eval' : 'train';
+}
+
+export async function stageTotals(
+  db: Db,
+  campaignId: string,
+  stage: StageName,
+  iteration: number,
+): Promise<StageTotals> {
+  const [records, calls] = await Promise.all([
+    stageRecordCount(db, campaignId, stage, iteration),
+    db
+      .selectFrom('llm_calls')
+      .select([
+        sql<number>`coalesce(sum(cost_usd), 0)::float8`.as('cost'),
+        sql<number>`coalesce(sum(prompt_tokens), 0)::int`.as('pt'),
+        sql<number>`coalesce(sum(completion_tokens), 0)::int`.as('ct'),
+        sql<number>`count(*)::int`.as('n'),
+      ])
+      .where('campaign_id', '=', campaignId)
+      .where('stage', '=', stage)
+      .where('iteration', '=', iteration)
+      .where('status', '=', 'ok')
+      .executeTakeFirstOrThrow(),
+  ]);
+  return { records, costUsd: calls.cost, promptTokens: calls.pt, completionTokens: calls.ct, calls: calls.n };
+}
+
+/** The questions of one batch, in file order. */
+export function loadBatchQuestions(
+  db: Db,
+  input: BatchInput,
+  split: 'train' | 'eval',
+): Promise<QuestionRow[]> {
+  return db
+    .selectFrom('questions')
+    .selectAll()
+    .where('campaign_id', '=', input.campaignId)
+    .where('split', '=', split)
+    .where('ordinal', '>=', input.offset)
+    .where('ordinal', '<', input.offset + input.limit)
+    .orderBy('ordinal')
+    .execute();
+}
+
+export function stageRunActivities({ db }: ActivityDeps) {
+  return {
+    async startStageRun(input: {
+      campaignId: string;
+      stage: StageName;
+      iteration: number;
+      modelIn: string;
+    }): Promise<{ total: number }> {
+      const { n } = await db
+        .selectFrom('questions')
+        .select(sql<number>`count(*)::int`.as('n'))
+        .where('campaign_id', '=', input.campaignId)
+        .where('split', '=', stageSplit(input.stage))
+        .executeTakeFirstOrThrow();
+      await db
+        .insertInto('stage_runs')
+        .values({
+          campaign_id: input.campaignId,
+          stage: input.stage,
+          iteration: input.iteration,
+          status: 'running',
+          model_in: input.modelIn,
+          total: n,
+        })
+        .onConflict((oc) =>
+          oc.columns(['campaign_id', 'stage', 'iteration']).doUpdateSet({ status: 'running' }),
+        )
+        .execute();
+      return { total: n };
+    },
+
+    async finishStageRun(input: {
+      campaignId: string;
+      stage: StageName;
+      iteration: number;
+      status: 'completed' | 'failed' | 'cancelled';
+    }): Promise<{ records: number; costUsd: number }> {
+      const totals = await stageTotals(db, input.campaignId, input.stage, input.iteration);
+      const extra = await stageMetrics(db, input.campaignId, input.stage, input.iteration);
+      await db
+        .updateTable('stage_runs')
+        .set({
+          status: input.status,
+          finished_at: new Date(),
+          metrics: JSON.stringify({ ...totals, ...extra }),
+        })
+        .where('campaign_id', '=', input.campaignId)
+        .where('stage', '=', input.stage)
+        .where('iteration', '=', input.iteration)
+        .execute();
+      return { records: totals.records, costUsd: totals.costUsd };
+    },
+  };
+}

@@ -1,0 +1,403 @@
+/**
+ * A campaign's report (`meteorctl campaign report`), built from the database alone, so it can be
+ * made while the campaign runs, after it ended, or long after its workers are gone: per stage and
+ * iteration its records, dataset rows, tokens and cost; the model lineage; and the evaluation,
+ * recomputed from the judgment rows by core/evaluation/stats.ts (never from a stored summary).
+ *
+ * `simulated` is true when any endpoint of the campaign is the project's model simulator (model
+ * names `sim-*`): every rendering of the report must then say so prominently.
+ */
+import { sql } from 'kysely';
+import { getCampaign } from '../core/campaigns';
+import type { Db } from '../core/db/connection';
+import {
+  evaluateModels,
+  wordCount,
+  type AnswerLength,
+  type JudgmentInput,
+  type ModelEvaluation,
+} from '../core/evaluation/stats';
+import { EVAL_DIMENSIONS } from '../core/evaluation/stats';
+import { stageRecordCount } from '../core/records';
+import { baseModelLabel } from '../core/records/evaluate';
+import { STAGES, type StageName } from '../workflows/types';
+
+export interface StageReport {
+  stage: StageName;
+  iteration: number;
+  status: string;
+  /** Label of the model the stage worked with (the base model for the evaluation). */
+  modelIn: string;
+  /** Label of the model its fine-tune made, or null. */
+  modelOut: string | null;
+  /** Questions of its split. */
+  total: number;
+  records: number;
+  /** Rows of its training set, or null (evaluation, or not exported yet). */
+  datasetRows: number | null;
+  calls: number;
+  promptTokens: number;
+  completionTokens: number;
+  costUsd: number;
+  startedAt: string;
+  finishedAt: string | null;
+}
+
+export interface LineageNode {
+  label: string;
+  parent: string | null;
+  servedModel: string;
+  stage: StageName | null;
+  iteration: number | null;
+  datasetRows: number | null;
+  checkpointUri: string | null;
+}
+
+export interface ModelReport extends ModelEvaluation {
+  servedModel: string | null;
+  stage: StageName | null;
+  iteration: number | null;
+}
+
+export interface EvaluationReport {
+  baseModel: string;
+  judgeModels: string[];
+  promptVersions: string[];
+  /** Held-out questions of the campaign. */
+  evalQuestions: number;
+  dimensions: string[];
+  resamples: number;
+  seed: number;
+  confidence: number;
+  lengthUnit: 'words';
+  method: string;
+  models: ModelReport[];
+}
+
+export interface CampaignReport {
+  generatedAt: string;
+  simulated: boolean;
+  /** Set when simulated: the sentence every rendering shows. */
+  simulationNotice: string | null;
+  campaign: {
+    id: string;
+    name: string;
+    domain: string;
+    state: string;
+    error: string | null;
+    createdAt: string;
+    models: Record<string, { model: string; baseURL: string } | null>;
+  };
+  stages: StageReport[];
+  totals: { calls: number; promptTokens: number; completionTokens: number; costUsd: number };
+  lineage: LineageNode[];
+  evaluation: EvaluationReport | null;
+}
+
+export const SIMULATION_NOTICE =
+  "SIMULATION: this campaign's models are the project's model simulator (sim-*), not real models. " +
+  'Its numbers exercise the platform and say nothing about METEOR or any real model.';
+
+export const TIE_RULE =
+  'Each pair is judged twice with the answers swapped; a dimension is a win (or loss) only when both ' +
+  'verdicts agree, otherwise a tie (MT-Bench). Tie-adjusted win rate = (wins + 0.5 ties) / n; 95% CI by ' +
+  'percentile bootstrap over questions.';
+
+const iso = (d: Date | string | null): string | null => (d === null ? null : new Date(d).toISOString());
+
+export async function buildReport(db: Db, campaignId: string): Promise<CampaignReport> {
+  const { row, spec } = await getCampaign(db, campaignId);
+  const [runs, calls, datasets, models, evalCount, baseLabel] = await Promise.all([
+    db.selectFrom('stage_runs').selectAll().where('campaign_id', '=', campaignId).execute(),
+    db
+      .selectFrom('llm_calls')
+      .select([
+        'stage',
+        'iteration',
+        sql<number>`count(*)::int`.as('calls'),
+        sql<number>`coalesce(sum(prompt_tokens), 0)::float8`.as('pt'),
+        sql<number>`coalesce(sum(completion_tokens), 0)::float8`.as('ct'),
+        sql<number>`coalesce(sum(cost_usd), 0)::float8`.as('cost'),
+      ])
+      .where('campaign_id', '=', campaignId)
+      .where('status', '=', 'ok')
+      .groupBy(['stage', 'iteration'])
+      .execute(),
+    db
+      .selectFrom('datasets')
+      .select(['id', 'stage', 'iteration', 'rows'])
+      .where('campaign_id', '=', campaignId)
+      .where('format', '=', 'openai')
+      .execute(),
+    db
+      .selectFrom('model_versions')
+      .selectAll()
+      .where('campaign_id', '=', campaignId)
+      .orderBy('created_at')
+      .orderBy('label')
+      .execute(),
+    db
+      .selectFrom('questions')
+      .select(sql<number>`count(*)::int`.as('n'))
+      .where('campaign_id', '=', campaignId)
+      .where('split', '=', 'eval')
+      .executeTakeFirstOrThrow(),
+    baseModelLabel(db, campaignId),
+  ]);
+
+  const order = (s: string) => STAGES.indexOf(s as StageName);
+  runs.sort((a, b) => order(a.stage) - order(b.stage) || a.iteration - b.iteration);
+  const stages: StageReport[] = await Promise.all(
+    runs.map(async (r): Promise<StageReport> => {
+      const c = calls.find((x) => x.stage === r.stage && x.iteration === r.iteration);
+      const ds = datasets.find((x) => x.stage === r.stage && x.iteration === r.iteration);
+      const out = models.find((m) => m.stage === r.stage && m.iteration === r.iteration);
+      return {
+        stage: r.stage as StageName,
+        iteration: r.iteration,
+        status: r.status,
+        modelIn: r.model_in,
+        modelOut: r.model_out ?? out?.label ?? null,
+        total: r.total,
+        records: await stageRecordCount(db, campaignId, r.stage as StageName, r.iteration),
+        datasetRows: ds?.rows ?? null,
+        calls: c?.calls ?? 0,
+        promptTokens: c?.pt ?? 0,
+        completionTokens: c?.ct ?? 0,
+        costUsd: c?.cost ?? 0,
+        startedAt: iso(r.started_at) as string,
+        finishedAt: iso(r.finished_at),
+      };
+    }),
+  );
+  const totals = calls.reduce(
+    (t, c) => ({
+      calls: t.calls + c.calls,
+      promptTokens: t.promptTokens + c.pt,
+      completionTokens: t.completionTokens + c.ct,
+      costUsd: t.costUsd + c.cost,
+    }),
+    { calls: 0, promptTokens: 0, completionTokens: 0, costUsd: 0 },
+  );
+
+  const lineage: LineageNode[] = models.map((m) => ({
+    label: m.label,
+    parent: m.parent_label,
+    servedModel: m.served_model,
+    stage: (m.stage as StageName | null) ?? null,
+    iteration: m.iteration,
+    datasetRows:
+      datasets.find((d) => m.dataset_id !== null && String(d.id) === String(m.dataset_id))?.rows ?? null,
+    checkpointUri: m.checkpoint_uri,
+  }));
+
+  const endpoints = { weak: spec.models.weak, strong: spec.models.strong, judge: spec.models.judge ?? null };
+  const simulated = Object.values(endpoints).some((e) => e !== null && e.model.startsWith('sim-'));
+
+  return {
+    generatedAt: new Date().toISOString(),
+    simulated,
+    simulationNotice: simulated ? SIMULATION_NOTICE : null,
+    campaign: {
+      id: row.id,
+      name: row.name,
+      domain: row.domain,
+      state: row.state,
+      error: row.error,
+      createdAt: iso(row.created_at) as string,
+      models: Object.fromEntries(
+        Object.entries(endpoints).map(([role, e]) => [
+          role,
+          e ? { model: e.model, baseURL: e.baseURL } : null,
+        ]),
+      ),
+    },
+    stages,
+    totals,
+    lineage,
+    evaluation: await evaluationReport(db, campaignId, baseLabel, evalCount.n, lineage, {
+      resamples: spec.stages.evaluate.bootstrapResamples,
+      seed: spec.stages.evaluate.seed,
+    }),
+  };
+}
+
+/** The evaluation recomputed from the judgment rows; null when the campaign has none. */
+async function evaluationReport(
+  db: Db,
+  campaignId: string,
+  baseLabel: string,
+  evalQuestions: number,
+  lineage: LineageNode[],
+  opts: { resamples: number; seed: number },
+): Promise<EvaluationReport | null> {
+  const rows = await db
+    .selectFrom('judgments')
+    .select([
+      'model_label',
+      'question_id',
+      'position',
+      'status',
+      'verdicts',
+      'scores',
+      'judge_model',
+      'prompt_version',
+    ])
+    .where('campaign_id', '=', campaignId)
+    .execute();
+  if (rows.length === 0) return null;
+  const judgments: JudgmentInput[] = rows.map((r) => ({
+    modelLabel: r.model_label,
+    questionId: r.question_id,
+    position: r.position,
+    status: r.status,
+    verdicts: r.verdicts,
+    scores: r.scores,
+  }));
+  // Answers can be long: stream them and keep only their lengths.
+  const lengths: AnswerLength[] = [];
+  const answers = db
+    .selectFrom('eval_answers')
+    .select(['model_label', 'question_id', 'answer'])
+    .where('campaign_id', '=', campaignId)
+    .stream(500);
+  for await (const a of answers) {
+    lengths.push({ modelLabel: a.model_label, questionId: a.question_id, words: wordCount(a.answer) });
+  }
+  const evaluated = evaluateModels(judgments, lengths, { baseLabel, ...opts });
+  return {
+    baseModel: baseLabel,
+    judgeModels: [...new Set(rows.map((r) => r.judge_model))].sort(),
+    promptVersions: [...new Set(rows.map((r) => r.prompt_version))].sort(),
+    evalQuestions,
+    dimensions: [...EVAL_DIMENSIONS],
+    resamples: opts.resamples,
+    seed: opts.seed,
+    confidence: 0.95,
+    lengthUnit: 'words',
+    method: TIE_RULE,
+    models: evaluated.map((m) => {
+      const node = lineage.find((n) => n.label === m.modelLabel);
+      return {
+        ...m,
+        servedModel: node?.servedModel ?? null,
+        stage: node?.stage ?? null,
+        iteration: node?.iteration ?? null,
+      };
+    }),
+  };
+}
+
+const pct = (x: number | null) => (x === null ? '-' : `${(100 * x).toFixed(1)}%`);
+const num = (x: number | null, digits = 1) => (x === null ? '-' : x.toFixed(digits));
+const int = (x: number) => Math.round(x).toLocaleString('en-US');
+
+function table(rows: string[][], align: Array<'l' | 'r'>): string[] {
+  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
+  return rows.map((r) =>
+    r
+      .map((cell, i) => (align[i] === 'r' ? cell.padStart(widths[i] ?? 0) : cell.padEnd(widths[i] ?? 0)))
+      .join('  ')
+      .trimEnd(),
+  );
+}
+
+/** Label of a candidate: `M1 (distill #1)`. */
+export function modelTitle(m: {
+  modelLabel: string;
+  stage: string | null;
+  iteration: number | null;
+}): string {
+  return m.stage ? `${m.modelLabel} (${m.stage} #${m.iteration})` : m.modelLabel;
+}
+
+/** The report as terminal text. */
+export function renderReportText(r: CampaignReport): string {
+  const lines: string[] = [];
+  const bar = '='.repeat(100);
+  if (r.simulationNotice) lines.push(bar, r.simulationNotice, bar, '');
+  lines.push(
+    `campaign ${r.campaign.id}  (${r.campaign.name}: ${r.campaign.domain})  ${r.campaign.state}`,
+    `models: ${Object.entries(r.campaign.models)
+      .map(([role, m]) => `${role} ${m?.model ?? '-'}`)
+      .join(', ')}`,
+  );
+  if (r.campaign.error) lines.push(`error: ${r.campaign.error}`);
+  lines.push('');
+
+  const ev = r.evaluation;
+  if (!ev) {
+    lines.push('evaluation: no judgments yet');
+  } else {
+    lines.push(
+      `evaluation against the base model ${ev.baseModel} on ${ev.evalQuestions} held-out questions ` +
+        `(judge ${ev.judgeModels.join(', ')}, prompt ${ev.promptVersions.join(', ')})`,
+      `  ${ev.method}`,
+      `  ${ev.resamples} bootstrap resamples, seed ${ev.seed}; lengths in words.`,
+    );
+    for (const m of ev.models) {
+      lines.push(
+        '',
+        `${modelTitle(m)} vs ${ev.baseModel}: overall score ${num(m.overallScore.model)} vs ${num(m.overallScore.base)} (1–10), ` +
+          `mean length ${num(m.meanLength.model, 0)} vs ${num(m.meanLength.base, 0)} words, ` +
+          `${m.questions} questions` +
+          (m.pendingQuestions > 0 ? `, ${m.pendingQuestions} pending` : '') +
+          (m.unparseableJudgments > 0
+            ? `, ${m.unparseableJudgments} unparseable judgment(s) counted as ties`
+            : ''),
+      );
+      const rows = [
+        ['  dimension', 'W/T/L', 'win rate', 'tie-adjusted', '95% CI', 'mean length (model/base)'],
+        ...m.dimensions.map((d) => [
+          `  ${d.dimension}`,
+          `${d.wins}/${d.ties}/${d.losses}`,
+          pct(d.winRate),
+          pct(d.tieAdjustedWinRate),
+          d.ci ? `[${pct(d.ci.lo)}, ${pct(d.ci.hi)}]` : '-',
+          `${num(m.meanLength.model, 0)}/${num(m.meanLength.base, 0)}`,
+        ]),
+      ];
+      lines.push(...table(rows, ['l', 'r', 'r', 'r', 'r', 'r']));
+    }
+  }
+
+  lines.push('', 'stages');
+  const stageRows = [
+    ['  stage', 'status', 'model', 'records', 'dataset', 'calls', 'tokens in', 'tokens out', 'cost'],
+    ...r.stages.map((s) => [
+      `  ${s.stage} #${s.iteration}`,
+      s.status,
+      s.modelOut
+        ? `${s.modelIn} → ${s.modelOut}`
+        : s.stage === 'evaluate' && ev
+          ? `${s.modelIn} vs ${ev.models.map((m) => m.modelLabel).join(', ')}`
+          : s.modelIn,
+      int(s.records),
+      s.datasetRows === null ? '-' : int(s.datasetRows),
+      int(s.calls),
+      int(s.promptTokens),
+      int(s.completionTokens),
+      `$${s.costUsd.toFixed(4)}`,
+    ]),
+    [
+      '  total',
+      '',
+      '',
+      '',
+      '',
+      int(r.totals.calls),
+      int(r.totals.promptTokens),
+      int(r.totals.completionTokens),
+      `$${r.totals.costUsd.toFixed(4)}`,
+    ],
+  ];
+  lines.push(...table(stageRows, ['l', 'l', 'l', 'r', 'r', 'r', 'r', 'r', 'r']));
+  lines.push(
+    '',
+    `lineage: ${r.lineage
+      .map((n) => (n.stage ? `${n.label} (${n.stage} #${n.iteration})` : `${n.label} (${n.servedModel})`))
+      .join(' → ')}`,
+  );
+  if (r.simulationNotice) lines.push('', r.simulationNotice);
+  return `${lines.join('\n')}\n`;
+}
