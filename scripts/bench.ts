@@ -707,7 +707,13 @@ function benchSpec(sim: SimServer, latencyMs: number): CampaignSpecInput {
       },
       judge: { baseURL: sim.url, model: 'sim-judge', concurrency: 8 },
     },
-    stages: { distill: { batchSize: BATCH_SIZE, parallelBatches: PARALLEL_BATCHES } },
+    // Stage 1 only: the figures are about its throughput.
+    stages: {
+      distill: { batchSize: BATCH_SIZE, parallelBatches: PARALLEL_BATCHES },
+      assess: { enabled: false },
+      contrast: { enabled: false },
+      evaluate: { enabled: false },
+    },
     fineTune: {
       type: 'local',
       cwd: REPO_ROOT,
