@@ -22,8 +22,7 @@ import {
 } from '../core/prompts';
 import type { BatchInput, BatchResult } from '../workflows/types';
 import type { ActivityDeps } from './context';
-import { runWithHeartbeat, settleAll } from './heartbeat';
-import { loadBatchQuestions, stageTotals } from './stage-runs';
+import { runQuestionBatch } from './batch';
 
 const VerdictReply = z.object({ correct: z.boolean(), feedback: z.string() });
 
@@ -49,39 +48,33 @@ export function assessActivities({ db, llm }: ActivityDeps) {
      * those of them that ended on a verdict no ask could parse (recorded, never trained on).
      */
     async assessBatch(input: BatchInput): Promise<BatchResult> {
-      const ctx = Context.current();
+      const { log } = Context.current();
       const { campaignId, iteration } = input;
       const { spec } = await getCampaign(db, campaignId);
       const opts = spec.stages.assess;
       const weak: Endpoint = { ...spec.models.weak, role: 'weak' };
       const strong: Endpoint = { ...spec.models.strong, role: 'strong' };
-      const questions = await loadBatchQuestions(db, input, 'train');
-
+      // The last recorded round of each question: where a retried attempt resumes.
       const lastRounds = new Map<string, LastRound>();
-      if (questions.length > 0) {
-        const rows = await db
-          .selectFrom('assess_rounds')
-          .select(['question_id', 'round', 'answer', 'verdict', 'feedback'])
-          .where('campaign_id', '=', campaignId)
-          .where('iteration', '=', iteration)
-          .where(
-            'question_id',
-            'in',
-            questions.map((q) => q.id),
-          )
-          .orderBy('round')
-          .execute();
-        for (const r of rows) lastRounds.set(r.question_id, r);
-      }
-      const todo = questions.filter((q) => !isFinished(lastRounds.get(q.id), opts.maxRounds));
-      const counts = { processed: questions.length - todo.length, created: 0, skipped: 0 };
-
-      await runWithHeartbeat(
-        ctx,
-        () => ({ ...counts }),
-        async (controller) => {
-          const scope = { campaignId, stage: 'assess', iteration, signal: controller.signal };
-
+      return runQuestionBatch(db, input, {
+        stage: 'assess',
+        async pending(questions) {
+          const rows = await db
+            .selectFrom('assess_rounds')
+            .select(['question_id', 'round', 'answer', 'verdict', 'feedback'])
+            .where('campaign_id', '=', campaignId)
+            .where('iteration', '=', iteration)
+            .where(
+              'question_id',
+              'in',
+              questions.map((q) => q.id),
+            )
+            .orderBy('round')
+            .execute();
+          for (const r of rows) lastRounds.set(r.question_id, r);
+          return questions.filter((q) => !isFinished(lastRounds.get(q.id), opts.maxRounds));
+        },
+        async work(q, scope, counts) {
           const answer = (q: QuestionRow, round: number, previous: LastRound | undefined) =>
             llm.chat(scope, weak, {
               purpose: previous ? 're-answer' : 'answer',
@@ -148,39 +141,29 @@ export function assessActivities({ db, llm }: ActivityDeps) {
               )
               .execute();
 
-          await settleAll(
-            todo.map((q) => async () => {
-              let previous = lastRounds.get(q.id);
-              for (let round = (previous?.round ?? 0) + 1; round <= opts.maxRounds; round++) {
-                const reply = await answer(q, round, previous);
-                const judged = await judge(q, round, reply.content);
-                const v = judged.value;
-                const verdict: Verdict = v === null ? 'unparseable' : v.correct ? 'correct' : 'incorrect';
-                const feedback = v === null ? null : v.feedback;
-                await record(q, round, reply, verdict, feedback, judged.call.callId, judged.attempts);
-                if (verdict === 'unparseable') {
-                  counts.skipped++;
-                  ctx.log.warn('critic verdict unparseable; question stops here', {
-                    questionId: q.id,
-                    round,
-                    verdictCallId: judged.call.callId,
-                    attempts: judged.attempts,
-                  });
-                }
-                if (verdict !== 'incorrect') break;
-                previous = { round, answer: reply.content, verdict, feedback };
-              }
-              counts.created++;
-              counts.processed++;
-            }),
-            controller,
-          );
+          let previous = lastRounds.get(q.id);
+          for (let round = (previous?.round ?? 0) + 1; round <= opts.maxRounds; round++) {
+            const reply = await answer(q, round, previous);
+            const judged = await judge(q, round, reply.content);
+            const v = judged.value;
+            const verdict: Verdict = v === null ? 'unparseable' : v.correct ? 'correct' : 'incorrect';
+            const feedback = v === null ? null : v.feedback;
+            await record(q, round, reply, verdict, feedback, judged.call.callId, judged.attempts);
+            if (verdict === 'unparseable') {
+              counts.skipped++;
+              log.warn('critic verdict unparseable; question stops here', {
+                questionId: q.id,
+                round,
+                verdictCallId: judged.call.callId,
+                attempts: judged.attempts,
+              });
+            }
+            if (verdict !== 'incorrect') break;
+            previous = { round, answer: reply.content, verdict, feedback };
+          }
+          counts.created++;
         },
-      );
-
-      if (!input.withTotals) return { ...counts, stageTotals: null };
-      const totals = await stageTotals(db, campaignId, 'assess', iteration);
-      return { ...counts, stageTotals: { records: totals.records, costUsd: totals.costUsd } };
+      });
     },
   };
 }

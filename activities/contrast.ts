@@ -7,7 +7,6 @@
  * upserted by its business key (campaign, iteration, question) as soon as it is made.
  */
 import { createHash } from 'node:crypto';
-import { Context } from '@temporalio/activity';
 import { z } from 'zod';
 import { getCampaign } from '../core/campaigns';
 import type { QuestionRow } from '../core/db/types';
@@ -32,8 +31,7 @@ import type { ContrastStageSpec } from '../core/spec';
 import { tokenJaccard } from '../core/text-similarity';
 import type { BatchInput, BatchResult } from '../workflows/types';
 import type { ActivityDeps } from './context';
-import { runWithHeartbeat, settleAll } from './heartbeat';
-import { loadBatchQuestions, stageTotals } from './stage-runs';
+import { runQuestionBatch, withoutRecord } from './batch';
 
 // The schema asks for an integer; a model that answers 7.5 still said something usable.
 const SelfCritique = z.object({ reason: z.string(), score: z.number().min(1).max(10) });
@@ -72,39 +70,15 @@ export function bestIndex(scores: readonly number[]): number {
 export function contrastActivities({ db, llm }: ActivityDeps) {
   return {
     async contrastBatch(input: BatchInput): Promise<BatchResult> {
-      const ctx = Context.current();
       const { campaignId, iteration } = input;
       const { spec } = await getCampaign(db, campaignId);
       const cfg = spec.stages.contrast;
       const weak: Endpoint = { ...spec.models.weak, role: 'weak' };
-      const questions = await loadBatchQuestions(db, input, 'train');
-      const existing = new Set(
-        questions.length === 0
-          ? []
-          : (
-              await db
-                .selectFrom('preference_pairs')
-                .select('question_id')
-                .where('campaign_id', '=', campaignId)
-                .where('iteration', '=', iteration)
-                .where(
-                  'question_id',
-                  'in',
-                  questions.map((q) => q.id),
-                )
-                .execute()
-            ).map((r) => r.question_id),
-      );
-      const todo = questions.filter((q) => !existing.has(q.id));
-      const counts = { processed: questions.length - todo.length, created: 0, skipped: 0 };
-
-      await runWithHeartbeat(
-        ctx,
-        () => ({ ...counts }),
-        async (controller) => {
-          const scope: LlmCallScope = { campaignId, stage: 'contrast', iteration, signal: controller.signal };
-          const model = input.modelIn;
-
+      const model = input.modelIn;
+      return runQuestionBatch(db, input, {
+        stage: 'contrast',
+        pending: (questions) => withoutRecord(db, 'preference_pairs', input, questions),
+        async work(q, scope, counts) {
           /** The model's own score of one answer; unparseable counts as the lowest. */
           const critique = async (q: QuestionRow, answer: string) => {
             const reply = await askStructured(
@@ -172,79 +146,69 @@ export function contrastActivities({ db, llm }: ActivityDeps) {
             return { agrees, callId: reply.call.callId };
           };
 
-          await settleAll(
-            todo.map((q) => async () => {
-              const [greedy, high] = await Promise.all([
-                llm.chat(scope, weak, {
-                  purpose: 'greedy',
-                  promptVersion: CONTRAST_PROMPT_VERSIONS.answer,
-                  messages: contrastAnswerPrompt(spec.domain, q),
-                  temperature: 0,
-                  n: 1,
-                  model,
-                }),
-                highDecode(q),
-              ]);
-              const chosen = high.text;
-              const rejected = greedy.content;
-              const similarity = tokenJaccard(chosen, rejected);
-              const critiqueCallIds = [...high.critiqueCallIds];
-              let dropReason: DropReason | null = null;
-              let critiqueAgrees: boolean | null = null;
-              if (similarity >= cfg.maxSimilarity) {
-                dropReason = 'near-identical';
-              } else if (cfg.requireSelfCritique) {
-                const verdict = await prefersChosen(q, chosen, rejected);
-                critiqueCallIds.push(verdict.callId);
-                critiqueAgrees = verdict.agrees;
-                if (verdict.agrees === null) dropReason = 'critique-unparseable';
-                else if (!verdict.agrees) dropReason = 'critique-disagrees';
-              }
-              await db
-                .insertInto('preference_pairs')
-                .values({
-                  campaign_id: campaignId,
-                  iteration,
-                  question_id: q.id,
-                  model_in: model,
-                  method: cfg.method,
-                  chosen,
-                  rejected,
-                  similarity,
-                  kept: dropReason === null,
-                  drop_reason: dropReason,
-                  critique_agrees: critiqueAgrees,
-                  greedy_call_id: greedy.callId,
-                  high_call_id: high.callId,
-                  critique_call_ids: JSON.stringify(critiqueCallIds),
-                })
-                .onConflict((oc) =>
-                  oc.columns(['campaign_id', 'iteration', 'question_id']).doUpdateSet((eb) => ({
-                    model_in: eb.ref('excluded.model_in'),
-                    method: eb.ref('excluded.method'),
-                    chosen: eb.ref('excluded.chosen'),
-                    rejected: eb.ref('excluded.rejected'),
-                    similarity: eb.ref('excluded.similarity'),
-                    kept: eb.ref('excluded.kept'),
-                    drop_reason: eb.ref('excluded.drop_reason'),
-                    critique_agrees: eb.ref('excluded.critique_agrees'),
-                    greedy_call_id: eb.ref('excluded.greedy_call_id'),
-                    high_call_id: eb.ref('excluded.high_call_id'),
-                    critique_call_ids: eb.ref('excluded.critique_call_ids'),
-                  })),
-                )
-                .execute();
-              counts.created++;
-              counts.processed++;
+          const [greedy, high] = await Promise.all([
+            llm.chat(scope, weak, {
+              purpose: 'greedy',
+              promptVersion: CONTRAST_PROMPT_VERSIONS.answer,
+              messages: contrastAnswerPrompt(spec.domain, q),
+              temperature: 0,
+              n: 1,
+              model,
             }),
-            controller,
-          );
+            highDecode(q),
+          ]);
+          const chosen = high.text;
+          const rejected = greedy.content;
+          const similarity = tokenJaccard(chosen, rejected);
+          const critiqueCallIds = [...high.critiqueCallIds];
+          let dropReason: DropReason | null = null;
+          let critiqueAgrees: boolean | null = null;
+          if (similarity >= cfg.maxSimilarity) {
+            dropReason = 'near-identical';
+          } else if (cfg.requireSelfCritique) {
+            const verdict = await prefersChosen(q, chosen, rejected);
+            critiqueCallIds.push(verdict.callId);
+            critiqueAgrees = verdict.agrees;
+            if (verdict.agrees === null) dropReason = 'critique-unparseable';
+            else if (!verdict.agrees) dropReason = 'critique-disagrees';
+          }
+          await db
+            .insertInto('preference_pairs')
+            .values({
+              campaign_id: campaignId,
+              iteration,
+              question_id: q.id,
+              model_in: model,
+              method: cfg.method,
+              chosen,
+              rejected,
+              similarity,
+              kept: dropReason === null,
+              drop_reason: dropReason,
+              critique_agrees: critiqueAgrees,
+              greedy_call_id: greedy.callId,
+              high_call_id: high.callId,
+              critique_call_ids: JSON.stringify(critiqueCallIds),
+            })
+            .onConflict((oc) =>
+              oc.columns(['campaign_id', 'iteration', 'question_id']).doUpdateSet((eb) => ({
+                model_in: eb.ref('excluded.model_in'),
+                method: eb.ref('excluded.method'),
+                chosen: eb.ref('excluded.chosen'),
+                rejected: eb.ref('excluded.rejected'),
+                similarity: eb.ref('excluded.similarity'),
+                kept: eb.ref('excluded.kept'),
+                drop_reason: eb.ref('excluded.drop_reason'),
+                critique_agrees: eb.ref('excluded.critique_agrees'),
+                greedy_call_id: eb.ref('excluded.greedy_call_id'),
+                high_call_id: eb.ref('excluded.high_call_id'),
+                critique_call_ids: eb.ref('excluded.critique_call_ids'),
+              })),
+            )
+            .execute();
+          counts.created++;
         },
-      );
-
-      if (!input.withTotals) return { ...counts, stageTotals: null };
-      const totals = await stageTotals(db, campaignId, 'contrast', iteration);
-      return { ...counts, stageTotals: { records: totals.records, costUsd: totals.costUsd } };
+      });
     },
   };
 }

@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { getCampaign } from '../core/campaigns';
 import type { Endpoint } from '../core/llm/gateway';
 import { askStructured } from '../core/llm/structured';
-import { loadBatchQuestions, stageTotals } from './stage-runs';
+import { runQuestionBatch, withoutRecord } from './batch';
 import {
   DISTILL_PROMPT_VERSIONS,
   guidelinePrompt,
@@ -17,7 +17,6 @@ import {
 } from '../core/prompts';
 import type { BatchInput, BatchResult } from '../workflows/types';
 import type { ActivityDeps } from './context';
-import { runWithHeartbeat, settleAll } from './heartbeat';
 
 const StrongAnswer = z.object({
   guidelineCorrect: z.boolean(),
@@ -30,107 +29,74 @@ const STRUCTURED_ATTEMPTS = 3;
 export function distillActivities({ db, llm }: ActivityDeps) {
   return {
     async distillBatch(input: BatchInput): Promise<BatchResult> {
-      const ctx = Context.current();
       const { campaignId, iteration } = input;
       const { spec } = await getCampaign(db, campaignId);
       const weak: Endpoint = { ...spec.models.weak, role: 'weak' };
       const strong: Endpoint = { ...spec.models.strong, role: 'strong' };
-      const questions = await loadBatchQuestions(db, input, 'train');
-      const existing = new Set(
-        questions.length === 0
-          ? []
-          : (
-              await db
-                .selectFrom('distill_records')
-                .select('question_id')
-                .where('campaign_id', '=', campaignId)
-                .where('iteration', '=', iteration)
-                .where(
-                  'question_id',
-                  'in',
-                  questions.map((q) => q.id),
-                )
-                .execute()
-            ).map((r) => r.question_id),
-      );
-      const todo = questions.filter((q) => !existing.has(q.id));
-      const counts = { processed: questions.length - todo.length, created: 0, skipped: 0 };
-
-      await runWithHeartbeat(
-        ctx,
-        () => ({ ...counts }),
-        async (controller) => {
-          const scope = { campaignId, stage: 'distill', iteration, signal: controller.signal };
-          await settleAll(
-            todo.map((q) => async () => {
-              const guideline = await llm.chat(scope, weak, {
-                purpose: 'guideline',
-                promptVersion: DISTILL_PROMPT_VERSIONS.guideline,
-                messages: guidelinePrompt(spec.domain, q),
-                model: input.modelIn,
-              });
-              const reply = await askStructured(
-                llm,
-                scope,
-                strong,
-                {
-                  purpose: 'strong-answer',
-                  promptVersion: DISTILL_PROMPT_VERSIONS.strongAnswer,
-                  messages: strongAnswerPrompt(spec.domain, q, guideline.content),
-                  jsonSchema: STRONG_ANSWER_SCHEMA,
-                  temperature: 0,
-                },
-                StrongAnswer,
-                STRUCTURED_ATTEMPTS,
-              );
-              const parsed = reply.value;
-              const answerCallId = reply.call.callId;
-              if (!parsed) {
-                counts.skipped++;
-                counts.processed++;
-                ctx.log.warn('strong model reply unparseable; question skipped', {
-                  questionId: q.id,
-                  answerCallId,
-                });
-                return;
-              }
-              await db
-                .insertInto('distill_records')
-                .values({
-                  campaign_id: campaignId,
-                  iteration,
-                  question_id: q.id,
-                  model_in: input.modelIn,
-                  guideline: guideline.content,
-                  answer: parsed.answer,
-                  guideline_corrected: !parsed.guidelineCorrect,
-                  correction: parsed.correction ?? null,
-                  guideline_call_id: guideline.callId,
-                  answer_call_id: answerCallId,
-                })
-                .onConflict((oc) =>
-                  oc.columns(['campaign_id', 'iteration', 'question_id']).doUpdateSet((eb) => ({
-                    guideline: eb.ref('excluded.guideline'),
-                    answer: eb.ref('excluded.answer'),
-                    guideline_corrected: eb.ref('excluded.guideline_corrected'),
-                    correction: eb.ref('excluded.correction'),
-                    guideline_call_id: eb.ref('excluded.guideline_call_id'),
-                    answer_call_id: eb.ref('excluded.answer_call_id'),
-                    updated_at: new Date(),
-                  })),
-                )
-                .execute();
-              counts.created++;
-              counts.processed++;
-            }),
-            controller,
+      const { log } = Context.current();
+      return runQuestionBatch(db, input, {
+        stage: 'distill',
+        pending: (questions) => withoutRecord(db, 'distill_records', input, questions),
+        async work(q, scope, counts) {
+          const guideline = await llm.chat(scope, weak, {
+            purpose: 'guideline',
+            promptVersion: DISTILL_PROMPT_VERSIONS.guideline,
+            messages: guidelinePrompt(spec.domain, q),
+            model: input.modelIn,
+          });
+          const reply = await askStructured(
+            llm,
+            scope,
+            strong,
+            {
+              purpose: 'strong-answer',
+              promptVersion: DISTILL_PROMPT_VERSIONS.strongAnswer,
+              messages: strongAnswerPrompt(spec.domain, q, guideline.content),
+              jsonSchema: STRONG_ANSWER_SCHEMA,
+              temperature: 0,
+            },
+            StrongAnswer,
+            STRUCTURED_ATTEMPTS,
           );
+          const parsed = reply.value;
+          const answerCallId = reply.call.callId;
+          if (!parsed) {
+            counts.skipped++;
+            log.warn('strong model reply unparseable; question skipped', {
+              questionId: q.id,
+              answerCallId,
+            });
+            return;
+          }
+          await db
+            .insertInto('distill_records')
+            .values({
+              campaign_id: campaignId,
+              iteration,
+              question_id: q.id,
+              model_in: input.modelIn,
+              guideline: guideline.content,
+              answer: parsed.answer,
+              guideline_corrected: !parsed.guidelineCorrect,
+              correction: parsed.correction ?? null,
+              guideline_call_id: guideline.callId,
+              answer_call_id: answerCallId,
+            })
+            .onConflict((oc) =>
+              oc.columns(['campaign_id', 'iteration', 'question_id']).doUpdateSet((eb) => ({
+                guideline: eb.ref('excluded.guideline'),
+                answer: eb.ref('excluded.answer'),
+                guideline_corrected: eb.ref('excluded.guideline_corrected'),
+                correction: eb.ref('excluded.correction'),
+                guideline_call_id: eb.ref('excluded.guideline_call_id'),
+                answer_call_id: eb.ref('excluded.answer_call_id'),
+                updated_at: new Date(),
+              })),
+            )
+            .execute();
+          counts.created++;
         },
-      );
-
-      if (!input.withTotals) return { ...counts, stageTotals: null };
-      const totals = await stageTotals(db, campaignId, 'distill', iteration);
-      return { ...counts, stageTotals: { records: totals.records, costUsd: totals.costUsd } };
+      });
     },
   };
 }

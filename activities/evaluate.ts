@@ -17,7 +17,7 @@ import {
   type Side,
 } from '../core/evaluation/stats';
 import { UserError } from '../core/errors';
-import type { Endpoint, LlmCallScope } from '../core/llm/gateway';
+import type { Endpoint } from '../core/llm/gateway';
 import { askStructured } from '../core/llm/structured';
 import {
   evalAnswerPrompt,
@@ -28,8 +28,7 @@ import {
 import { baseModelLabel } from '../core/records/evaluate';
 import type { BatchInput, BatchResult } from '../workflows/types';
 import type { ActivityDeps } from './context';
-import { runWithHeartbeat, settleAll } from './heartbeat';
-import { loadBatchQuestions, stageTotals } from './stage-runs';
+import { runQuestionBatch } from './batch';
 
 const JudgeSide = z.enum(['A', 'B', 'tie']);
 const Score = z.number().min(1).max(10);
@@ -98,8 +97,8 @@ const key = (...parts: string[]) => parts.join('\u0000');
 export function evaluateActivities({ db, llm }: ActivityDeps) {
   return {
     async evaluateBatch(input: BatchInput): Promise<BatchResult> {
-      const ctx = Context.current();
-      const { campaignId, iteration } = input;
+      const { log } = Context.current();
+      const { campaignId } = input;
       const { spec } = await getCampaign(db, campaignId);
       if (!spec.models.judge) {
         throw new UserError(`campaign ${campaignId} has no models.judge endpoint: the evaluation needs one`);
@@ -111,44 +110,40 @@ export function evaluateActivities({ db, llm }: ActivityDeps) {
       const candidates: Model[] = (input.candidates ?? []).filter((c) => c.label !== base.label);
       const labels = [base.label, ...candidates.map((c) => c.label)];
 
-      const questions = await loadBatchQuestions(db, input, 'eval');
-      const ids = questions.map((q) => q.id);
-      const [answerRows, judgmentRows] =
-        ids.length === 0
-          ? [[], []]
-          : await Promise.all([
-              db
-                .selectFrom('eval_answers')
-                .select(['model_label', 'question_id', 'answer', 'call_id'])
-                .where('campaign_id', '=', campaignId)
-                .where('model_label', 'in', labels)
-                .where('question_id', 'in', ids)
-                .execute(),
-              db
-                .selectFrom('judgments')
-                .select(['model_label', 'question_id', 'position'])
-                .where('campaign_id', '=', campaignId)
-                .where('question_id', 'in', ids)
-                .execute(),
-            ]);
-      const answers = new Map<string, Answer>(
-        answerRows.map((r) => [key(r.model_label, r.question_id), { text: r.answer, callId: r.call_id }]),
-      );
-      const judged = new Set(judgmentRows.map((r) => key(r.model_label, r.question_id, r.position)));
+      // What exists already: a retried attempt reuses answers and skips finished judgments.
+      const answers = new Map<string, Answer>();
+      const judged = new Set<string>();
       const missing = (q: QuestionRow) =>
         candidates.flatMap((c) =>
           JUDGMENT_POSITIONS.filter((p) => !judged.has(key(c.label, q.id, p))).map((p) => ({ c, p })),
         );
-      // A question is done once its base answer and every judgment of every candidate exist.
-      const todo = questions.filter((q) => missing(q).length > 0 || !answers.has(key(base.label, q.id)));
-      const counts = { processed: questions.length - todo.length, created: 0, skipped: 0 };
-
-      await runWithHeartbeat(
-        ctx,
-        () => ({ ...counts }),
-        async (controller) => {
-          const scope: LlmCallScope = { campaignId, stage: 'evaluate', iteration, signal: controller.signal };
-
+      return runQuestionBatch(db, input, {
+        stage: 'evaluate',
+        async pending(questions) {
+          const ids = questions.map((q) => q.id);
+          const [answerRows, judgmentRows] = await Promise.all([
+            db
+              .selectFrom('eval_answers')
+              .select(['model_label', 'question_id', 'answer', 'call_id'])
+              .where('campaign_id', '=', campaignId)
+              .where('model_label', 'in', labels)
+              .where('question_id', 'in', ids)
+              .execute(),
+            db
+              .selectFrom('judgments')
+              .select(['model_label', 'question_id', 'position'])
+              .where('campaign_id', '=', campaignId)
+              .where('question_id', 'in', ids)
+              .execute(),
+          ]);
+          for (const r of answerRows) {
+            answers.set(key(r.model_label, r.question_id), { text: r.answer, callId: r.call_id });
+          }
+          for (const r of judgmentRows) judged.add(key(r.model_label, r.question_id, r.position));
+          // A question is done once its base answer and every judgment of every candidate exist.
+          return questions.filter((q) => missing(q).length > 0 || !answers.has(key(base.label, q.id)));
+        },
+        async work(q, scope, counts) {
           const answerOf = async (m: Model, q: QuestionRow): Promise<Answer> => {
             const known = answers.get(key(m.label, q.id));
             if (known) return known;
@@ -206,7 +201,7 @@ export function evaluateActivities({ db, llm }: ActivityDeps) {
             );
             const mapped = reply.value ? toCandidateSide(reply.value, position) : null;
             if (!mapped) {
-              ctx.log.warn('judge reply unparseable; recorded as such (counts as a tie)', {
+              log.warn('judge reply unparseable; recorded as such (counts as a tie)', {
                 questionId: q.id,
                 model: c.label,
                 position,
@@ -245,34 +240,22 @@ export function evaluateActivities({ db, llm }: ActivityDeps) {
             counts.created++;
           };
 
-          await settleAll(
-            todo.map((q) => async () => {
-              const baseAnswer = await answerOf(base, q);
-              const byCandidate = new Map<string, JudgmentPosition[]>();
-              for (const { c, p } of missing(q))
-                byCandidate.set(c.label, [...(byCandidate.get(c.label) ?? []), p]);
-              await allSettledOrThrow(
-                candidates
-                  .filter((c) => byCandidate.has(c.label))
-                  .map(async (c) => {
-                    const modelAnswer = await answerOf(c, q);
-                    await allSettledOrThrow(
-                      (byCandidate.get(c.label) ?? []).map((p) =>
-                        judgePair(c, p, q, modelAnswer, baseAnswer),
-                      ),
-                    );
-                  }),
-              );
-              counts.processed++;
-            }),
-            controller,
+          const baseAnswer = await answerOf(base, q);
+          const byCandidate = new Map<string, JudgmentPosition[]>();
+          for (const { c, p } of missing(q))
+            byCandidate.set(c.label, [...(byCandidate.get(c.label) ?? []), p]);
+          await allSettledOrThrow(
+            candidates
+              .filter((c) => byCandidate.has(c.label))
+              .map(async (c) => {
+                const modelAnswer = await answerOf(c, q);
+                await allSettledOrThrow(
+                  (byCandidate.get(c.label) ?? []).map((p) => judgePair(c, p, q, modelAnswer, baseAnswer)),
+                );
+              }),
           );
         },
-      );
-
-      if (!input.withTotals) return { ...counts, stageTotals: null };
-      const totals = await stageTotals(db, campaignId, 'evaluate', iteration);
-      return { ...counts, stageTotals: { records: totals.records, costUsd: totals.costUsd } };
+      });
     },
   };
 }

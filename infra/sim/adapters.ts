@@ -1,7 +1,8 @@
 /**
  * Simulated LoRA adapters: the directory the simulated trainer writes (`adapter.json`) and the
  * in-memory form the server serves it from. An adapter "knows" the question → answer pairs it
- * was trained on (plus its parent's).
+ * was trained on (plus its parent's), and generalises to unseen questions according to its
+ * skills, which grow with what its lineage was trained on (see skillsOf).
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -14,20 +15,73 @@ export const ADAPTER_FILE = 'adapter.json';
 export const AdapterExample = z.object({ question: z.string(), answer: z.string() });
 export type AdapterExample = z.infer<typeof AdapterExample>;
 
+/** Dataset rows trained on along an adapter's lineage (its parent's counts plus its own dataset's). */
+export const TrainingCounts = z.object({
+  /** answer examples (SFT lines) */
+  sft: z.number().int().min(0),
+  /** critique examples (Stage 2: "Is this answer correct?" → a verdict) */
+  critique: z.number().int().min(0),
+  /** preference pairs (Stage 3) */
+  preference: z.number().int().min(0),
+});
+export type TrainingCounts = z.infer<typeof TrainingCounts>;
+
 export const AdapterFile = z.object({
   simulation: z.literal(true),
   baseModel: z.string().min(1),
   examples: z.array(AdapterExample),
   trainedAt: z.string(),
   datasetRows: z.number().int().min(0),
+  // Optional so that hand-written (and older) adapter files still load; see lineageOf.
+  /** 1 for a fine-tune of the base model, the parent's generation + 1 for a fine-tune of an adapter. */
+  generation: z.number().int().min(1).optional(),
+  training: TrainingCounts.optional(),
 });
 export type AdapterFile = z.infer<typeof AdapterFile>;
+
+/** An adapter's generation and training counts; a file without them is a first fine-tune on its examples. */
+export function lineageOf(file: AdapterFile): { generation: number; training: TrainingCounts } {
+  return {
+    generation: file.generation ?? 1,
+    training: file.training ?? { sft: file.examples.length, critique: 0, preference: 0 },
+  };
+}
+
+/**
+ * How well an adapter does on questions it was not trained on, each 0..1 and never 1 (a
+ * simulated fine-tune is never perfect), saturating: more data helps less and less.
+ * - knowledge (how much of the answer it states): answer examples, preference pairs (their chosen
+ *   answers are answers too, half weight) and each further generation of fine-tuning;
+ * - critique (leaving out what it cannot back up: hedges, digressions, generic advice): critique examples;
+ * - preference (dropping filler the preferred answers did not have): preference pairs.
+ */
+export interface Skills {
+  knowledge: number;
+  critique: number;
+  preference: number;
+}
+
+/** x / (x + half): 0 at 0, 0.5 at `half`, towards 1. */
+const saturate = (x: number, half: number) => x / (x + half);
+/** A generation of fine-tuning counts as this many answer examples (consolidation along the lineage). */
+const GENERATION_WEIGHT = 40;
+
+export function skillsOf(file: AdapterFile): Skills {
+  const { generation, training } = lineageOf(file);
+  const answers = training.sft + training.preference + GENERATION_WEIGHT * (generation - 1);
+  return {
+    knowledge: 0.85 * saturate(answers, 200),
+    critique: 0.9 * saturate(training.critique, 60),
+    preference: 0.9 * saturate(training.preference, 40),
+  };
+}
 
 export interface LoadedAdapter {
   name: string;
   path: string;
   file: AdapterFile;
   index: QuestionIndex<AdapterExample>;
+  skills: Skills;
 }
 
 export class AdapterError extends Error {}
@@ -64,5 +118,5 @@ export function loadAdapter(name: string, dir: string): LoadedAdapter {
     const bare = questionOfPrompt(ex.question);
     index.add(bare === ex.question ? [bare] : [bare, ex.question], ex);
   }
-  return { name, path: dir, file, index };
+  return { name, path: dir, file, index, skills: skillsOf(file) };
 }

@@ -22,6 +22,11 @@ const TrlPreference = z.object({
 
 export class DatasetError extends Error {}
 
+/** One dataset line: the question → answer it teaches (a preference line: its preferred answer). */
+export interface DatasetRow extends AdapterExample {
+  kind: 'sft' | 'preference';
+}
+
 type Msg = z.infer<typeof Msg>;
 
 function lastOf(messages: readonly Msg[], role: string): string | undefined {
@@ -30,30 +35,30 @@ function lastOf(messages: readonly Msg[], role: string): string | undefined {
 }
 
 /** One dataset line as an example, or a reason it is not one. */
-export function exampleOfLine(raw: unknown): AdapterExample | string {
+export function exampleOfLine(raw: unknown): DatasetRow | string {
   const pref = OpenAiPreference.safeParse(raw);
-  if (pref.success) return pair(pref.data.input.messages, pref.data.preferred_output);
+  if (pref.success) return pair(pref.data.input.messages, pref.data.preferred_output, 'preference');
   const trl = TrlPreference.safeParse(raw);
-  if (trl.success) return pair(trl.data.prompt, trl.data.chosen);
+  if (trl.success) return pair(trl.data.prompt, trl.data.chosen, 'preference');
   const sft = Sft.safeParse(raw);
   if (sft.success) {
     const msgs = sft.data.messages;
     const lastAssistant = msgs.map((m) => m.role).lastIndexOf('assistant');
     if (lastAssistant < 0) return 'SFT line has no assistant message';
-    return pair(msgs.slice(0, lastAssistant), msgs.slice(lastAssistant));
+    return pair(msgs.slice(0, lastAssistant), msgs.slice(lastAssistant), 'sft');
   }
   return 'expected {"messages":[...]} or {"input":{"messages":[...]},"preferred_output":[...],"non_preferred_output":[...]}';
 }
 
-function pair(prompt: readonly Msg[], output: readonly Msg[]): AdapterExample | string {
+function pair(prompt: readonly Msg[], output: readonly Msg[], kind: DatasetRow['kind']): DatasetRow | string {
   const question = lastOf(prompt, 'user');
   const answer = lastOf(output, 'assistant');
   if (!question) return 'no user message before the answer';
   if (!answer) return 'no assistant answer';
-  return { question, answer };
+  return { question, answer, kind };
 }
 
-export function readDataset(file: string): AdapterExample[] {
+export function readDataset(file: string): DatasetRow[] {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -62,7 +67,7 @@ export function readDataset(file: string): AdapterExample[] {
       `${file}: cannot read dataset (${err instanceof Error ? err.message : String(err)})`,
     );
   }
-  const out: AdapterExample[] = [];
+  const out: DatasetRow[] = [];
   text.split('\n').forEach((line, i) => {
     if (!line.trim()) return;
     let raw: unknown;

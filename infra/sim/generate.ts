@@ -7,9 +7,17 @@ import type { Json, Resolver } from './structured';
 import type { KnowledgeBase, KnowledgeItem } from './knowledge';
 import type { SimModel } from './models';
 import type { TaskInput } from './tasks';
-import { biasedJudgment, judge, judgeResolver, judgmentJson, verdict, verdictResolver } from './grading';
+import {
+  biasedJudgment,
+  coverageJudgment,
+  judge,
+  judgeResolver,
+  judgmentJson,
+  verdict,
+  verdictResolver,
+} from './grading';
 import { factsResolver, fillSchema } from './structured';
-import { hash32, normalize, pick, sentences } from './text';
+import { hash32, normalize, pick } from './text';
 import {
   CLOSINGS,
   generalizedPlan,
@@ -58,14 +66,6 @@ function styles(question: string, d: Decoding): ChoiceStyle[] {
   });
 }
 
-/** Topic overlap (Jaccard) above which an adapter recalls a learned case as related. */
-const RELATED_MIN = 0.15;
-
-/** Adapter skill on unseen questions grows with its training data (in reference sentences it can state). */
-function skillOf(examples: number): number {
-  return examples >= 60 ? 3 : examples >= 20 ? 2 : 1;
-}
-
 function answerPlan(
   model: SimModel,
   task: TaskInput,
@@ -79,8 +79,8 @@ function answerPlan(
   const learned = adapter.index.find(q) ?? adapter.index.find(task.text);
   if (learned) return learnedPlan(q, learned.answer);
   const near = adapter.index.nearest(q);
-  const related = near && near.score >= RELATED_MIN ? sentences(near.value.answer)[0] : undefined;
-  return generalizedPlan(q, known?.reference, skillOf(adapter.file.examples.length), related, variant);
+  const nearest = near ? { answer: near.value.answer, score: near.score } : undefined;
+  return generalizedPlan(q, known?.reference, adapter.skills, nearest, variant);
 }
 
 function answerText(
@@ -142,7 +142,15 @@ export function generate(
         return structured(task, { correct: v.correct, feedback: v.feedback }, verdictResolver(v));
       }
       case 'judge': {
-        const fair = judge(task.question, referenceFor(task, known), task.answerA ?? '', task.answerB ?? '');
+        // A model comparing its own answers (contrast stage) goes by coverage of the reference alone;
+        // the evaluation's judge weighs five aspects with a judge's noise (grading.ts).
+        const compare = task.schemaName === 'pairwise_self_critique' ? coverageJudgment : judge;
+        const fair = compare(
+          task.question,
+          referenceFor(task, known),
+          task.answerA ?? '',
+          task.answerB ?? '',
+        );
         const j = opts.judgeSide ? biasedJudgment(fair, opts.judgeSide) : fair;
         return structured(task, judgmentJson(j), judgeResolver(j));
       }

@@ -1,6 +1,8 @@
 /**
- * Simulated critic and judge. Both compare answers with the reference the simulation knows
- * (content-word recall), so they are consistent with each other and position-independent.
+ * Simulated critic and judge. Both compare answers with the reference the simulation knows, so
+ * they are consistent with each other and position-independent. The critic goes by content-word
+ * recall; the judge reads five aspects of each answer with a judge's noise and margin (judge()),
+ * so close answers tie and win rates are not all-or-nothing.
  *
  * Verdict (json_schema `assessment_verdict`): `{correct: boolean, feedback: string}`; correct
  * when the answer covers at least CORRECT_RECALL of the reference's content words; the feedback
@@ -19,7 +21,7 @@
  */
 import type { Json, Resolver, Schema } from './structured';
 import { squash, typesOf } from './structured';
-import { contentWords, keyTerms, recall, sentences } from './text';
+import { contentWords, hash32, keyTerms, normalize, recall, sentences } from './text';
 
 export const CORRECT_RECALL = 0.6;
 export const DIMENSIONS = ['accuracy', 'completeness', 'relevance', 'coherence', 'reliability'] as const;
@@ -54,7 +56,9 @@ export function verdict(reference: string, candidate: string): Verdict {
 }
 
 const clamp10 = (x: number) => Math.max(1, Math.min(10, Math.round(x)));
+const clamp01 = (x: number) => Math.max(0, Math.min(1, x));
 
+/** Scores from coverage of the reference (the self-critique's: see coverageJudgment). */
 export function score(question: string, reference: string, answer: string): Scores {
   const q = recall(reference, answer);
   const refLen = Math.max(1, contentWords(reference).length);
@@ -81,7 +85,16 @@ export interface Judgment {
 
 const better = (a: number, b: number): Side => (a > b ? 'A' : b > a ? 'B' : 'tie');
 
-export function judge(question: string, reference: string, answerA: string, answerB: string): Judgment {
+/**
+ * The contrast stage's pairwise self-critique (a model comparing two of its own answers): the
+ * side covering clearly more of the reference wins, else the tally of the dimensions' scores.
+ */
+export function coverageJudgment(
+  question: string,
+  reference: string,
+  answerA: string,
+  answerB: string,
+): Judgment {
   const A = score(question, reference, answerA);
   const B = score(question, reference, answerB);
   const dimensions = Object.fromEntries(DIMENSIONS.map((d) => [d, better(A[d], B[d])])) as Record<
@@ -104,6 +117,129 @@ export function judge(question: string, reference: string, answerA: string, answ
       ? `Both answers cover the reference to a similar degree (A ${Math.round(ra * 100)}%, B ${Math.round(rb * 100)}% of its key points); neither is clearly better.`
       : `Answer ${winner} is better: it covers ${Math.round((winner === 'A' ? ra : rb) * 100)}% of the key points against ${Math.round((winner === 'A' ? rb : ra) * 100)}% for answer ${winner === 'A' ? 'B' : 'A'}, and is more complete and reliable.`;
   return { winner, dimensions, scores: { A, B }, explanation };
+}
+
+/** Phrases of an answer that hedges or offers unverified folk remedies. */
+const HEDGE =
+  /\b(i think|i would|i am not sure|not sure|probably|possibly|maybe|might|it may|may also|depends on your|search for similar|try restarting|often resolves)\b/i;
+
+/** Share of a sentence's content words that are in `words` (0 for a sentence without any). */
+function shareIn(sentence: string, words: ReadonlySet<string>): number {
+  const cw = contentWords(sentence);
+  return cw.length === 0 ? 0 : cw.filter((w) => words.has(w)).length / cw.length;
+}
+
+/**
+ * What the judge sees in one answer, per dimension, each 0..1 — each from a different aspect,
+ * so that an answer can win on some dimensions and not on others:
+ * - accuracy: the reference's content it states (recall), discounted for content foreign to both
+ *   the question and the reference (claims nothing here supports);
+ * - completeness: the reference's points covered (a point counts when half its sentence is there);
+ * - relevance: the share of its sentences that are about the question (not filler or digression);
+ * - coherence: length balance against the reference, and flow (each sentence following on from
+ *   the one before it, sharing a word with it);
+ * - reliability: few hedges and few claims the reference does not back.
+ */
+export function aspects(question: string, reference: string, answer: string): Record<Dimension, number> {
+  const said = sentences(answer);
+  const words = contentWords(answer);
+  if (said.length === 0 || words.length === 0)
+    return { accuracy: 0, completeness: 0, relevance: 0, coherence: 0, reliability: 0 };
+  const refWords = new Set(contentWords(reference));
+  const topic = new Set([...refWords, ...contentWords(question)]);
+  const share = (pred: (s: string) => boolean) => said.filter(pred).length / said.length;
+
+  const precision = words.filter((w) => topic.has(w)).length / words.length;
+  const points = sentences(reference);
+  const covered = points.filter((p) => recall(p, answer) >= 0.5).length / Math.max(1, points.length);
+  const lengths = [words.length, Math.max(1, refWords.size)];
+  const balance = Math.min(...lengths) / Math.max(...lengths);
+  // said.slice(1)[i] follows said[i] when they share a content word.
+  const follows = said.slice(1).filter((s, i) => {
+    const prev = new Set(contentWords(said[i] ?? ''));
+    return contentWords(s).some((w) => prev.has(w));
+  });
+  const flow = said.length === 1 ? 1 : follows.length / (said.length - 1);
+  return {
+    accuracy: recall(reference, answer) * (0.6 + 0.4 * precision),
+    completeness: covered,
+    relevance: share((s) => shareIn(s, topic) >= 0.5),
+    coherence: 0.5 * balance + 0.5 * flow,
+    reliability: 1 - 0.5 * share((s) => HEDGE.test(s)) - 0.5 * share((s) => shareIn(s, refWords) < 0.25),
+  };
+}
+
+/** How much the judge's reading of one answer wanders, per dimension (± this, 0..1 scale). */
+const NOISE: Record<Dimension, number> = {
+  accuracy: 0.05,
+  completeness: 0.08,
+  relevance: 0.1,
+  coherence: 0.12,
+  reliability: 0.1,
+};
+/** The difference the judge needs before it prefers a side (scaled per question by 0.5..1.5). */
+const MARGIN: Record<Dimension | 'overall', number> = {
+  accuracy: 0.06,
+  completeness: 0.1,
+  relevance: 0.1,
+  coherence: 0.08,
+  reliability: 0.1,
+  overall: 0.05,
+};
+/** The overall impression: correctness first. */
+const WEIGHT: Record<Dimension, number> = {
+  accuracy: 0.3,
+  completeness: 0.25,
+  relevance: 0.15,
+  coherence: 0.1,
+  reliability: 0.2,
+};
+
+/** A deterministic draw in [0, 1). */
+const unit = (...parts: Array<string | number>) => hash32(...parts) / 2 ** 32;
+
+/**
+ * The evaluation's judge (json_schema `pairwise_judgment`). Per dimension it reads each answer's
+ * aspect (aspects()) with a noise of its own that depends on the question and that answer's
+ * text (not on its position, so swapping A and B mirrors the judgment), and prefers a side
+ * only when the difference exceeds a per-question margin: close answers tie, and a slightly
+ * better answer can lose a dimension. Deterministic: the same request gets the same judgment.
+ */
+export function judge(question: string, reference: string, answerA: string, answerB: string): Judgment {
+  const q = normalize(question);
+  const read = (answer: string): Record<Dimension, number> => {
+    const raw = aspects(question, reference, answer);
+    const a = normalize(answer);
+    const seen = Object.fromEntries(
+      DIMENSIONS.map((d) => [d, clamp01(raw[d] + NOISE[d] * (2 * unit('judge-noise', d, q, a) - 1))]),
+    );
+    return seen as Record<Dimension, number>;
+  };
+  const seenA = read(answerA);
+  const seenB = read(answerB);
+  const decide = (a: number, b: number, d: Dimension | 'overall'): Side => {
+    const margin = MARGIN[d] * (0.5 + unit('judge-margin', d, q));
+    return Math.abs(a - b) <= margin ? 'tie' : better(a, b);
+  };
+  const dimensions = Object.fromEntries(DIMENSIONS.map((d) => [d, decide(seenA[d], seenB[d], d)])) as Record<
+    Dimension,
+    Side
+  >;
+  const overallOf = (seen: Record<Dimension, number>) =>
+    DIMENSIONS.reduce((s, d) => s + WEIGHT[d] * seen[d], 0);
+  const winner = decide(overallOf(seenA), overallOf(seenB), 'overall');
+  const scoresOf = (seen: Record<Dimension, number>): Scores => {
+    const s = Object.fromEntries(DIMENSIONS.map((d) => [d, clamp10(1 + 9 * seen[d])]));
+    return { ...(s as Record<Dimension, number>), overall: clamp10(1 + 9 * overallOf(seen)) };
+  };
+  const pct = (answer: string) => `${Math.round(recall(reference, answer) * 100)}%`;
+  const ahead = DIMENSIONS.filter((d) => dimensions[d] === winner);
+  const explanation =
+    `Answer A covers ${pct(answerA)} and answer B ${pct(answerB)} of the reference's key points. ` +
+    (winner === 'tie'
+      ? 'Neither is clearly better overall.'
+      : `Answer ${winner} is better overall${ahead.length > 0 ? `, on ${ahead.join(', ')}` : ''}.`);
+  return { winner, dimensions, scores: { A: scoresOf(seenA), B: scoresOf(seenB) }, explanation };
 }
 
 /**

@@ -2,7 +2,9 @@
  * The simulated trainer: what the platform's `local` fine-tune backend runs
  * (`tsx infra/sim/train.ts`). It trains nothing — it pretends to (progress lines, a falling
  * loss), then writes an adapter.json holding the dataset's question → answer pairs (plus the
- * parent adapter's), which the simulator serves as a "fine-tuned" LoRA adapter.
+ * parent adapter's), which the simulator serves as a "fine-tuned" LoRA adapter, and what the
+ * lineage was trained on (its generation and row counts by kind), from which the simulator
+ * derives how well the adapter generalises to unseen questions (adapters.ts, skillsOf).
  *
  * Env: METEOR_DATASET_PATH (JSONL: OpenAI SFT or preference lines), METEOR_OUTPUT_DIR,
  * METEOR_BASE_MODEL, optional METEOR_PARENT_ADAPTER (dir), METEOR_SIM_TRAIN_SECONDS (default 2),
@@ -11,8 +13,9 @@
  */
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { AdapterExample, AdapterFile } from './adapters';
-import { ADAPTER_FILE, AdapterError, questionOfPrompt, readAdapterFile } from './adapters';
+import type { AdapterExample, AdapterFile, TrainingCounts } from './adapters';
+import { ADAPTER_FILE, AdapterError, lineageOf, questionOfPrompt, readAdapterFile } from './adapters';
+import type { DatasetRow } from './dataset';
 import { DatasetError, readDataset } from './dataset';
 import { hash32, normalize } from './text';
 
@@ -46,6 +49,9 @@ function positiveNumber(name: string, fallback: number): number {
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
+/** The question a critique example ends with (core/prompts/assess.ts, CRITIQUE_QUESTION). */
+const CRITIQUE_QUESTION = 'Is this answer correct?';
+
 /** A verdict reply ({"correct": boolean, ...}): the target of a critique example, not an answer. */
 function isVerdict(answer: string): boolean {
   try {
@@ -56,6 +62,11 @@ function isVerdict(answer: string): boolean {
   } catch {
     return false;
   }
+}
+
+/** Stage 2's critique example: asks whether an answer is correct, or replies with a verdict. */
+function isCritique(row: DatasetRow): boolean {
+  return row.question.includes(CRITIQUE_QUESTION) || isVerdict(row.answer);
 }
 
 /** Parent examples first, then the new ones; a question trained again keeps its newest answer. */
@@ -78,15 +89,23 @@ async function main(): Promise<void> {
   const epochs = Math.max(1, Math.round(positiveNumber('METEOR_EPOCHS', 3)));
 
   const rows = readDataset(datasetPath);
-  // Critique examples (Stage 2's self-assessment data) teach judging, not answering: not learned as answers.
-  const fresh = rows.filter((ex) => !isVerdict(ex.answer));
-  const parent = parentDir ? readAdapterFile(parentDir).examples : [];
+  // Critique examples (Stage 2's self-assessment data) teach judging, not answering: not learned
+  // as answers, counted as a skill of their own (the adapter cuts what it cannot back up).
+  const critiques = rows.filter(isCritique).length;
+  const fresh = rows.filter((ex) => !isCritique(ex)).map(({ question, answer }) => ({ question, answer }));
+  const parentFile = parentDir ? readAdapterFile(parentDir) : undefined;
+  const parent = parentFile ? lineageOf(parentFile) : undefined;
+  const before = parent?.training ?? { sft: 0, critique: 0, preference: 0 };
+  const training: TrainingCounts = {
+    sft: before.sft + rows.filter((r) => r.kind === 'sft' && !isCritique(r)).length,
+    critique: before.critique + critiques,
+    preference: before.preference + rows.filter((r) => r.kind === 'preference').length,
+  };
+  const generation = (parent?.generation ?? 0) + 1;
   const log = (line: string) => process.stdout.write(`${TAG} ${line}\n`);
   log(
     `simulation: no real training. base ${baseModel}${parentDir ? `, parent adapter ${parentDir}` : ''}, ${rows.length} rows from ${datasetPath}` +
-      (fresh.length < rows.length
-        ? ` (${rows.length - fresh.length} critique examples not learned as answers)`
-        : ''),
+      (critiques > 0 ? ` (${critiques} critique examples not learned as answers)` : ''),
   );
 
   const stepsPerEpoch = Math.max(1, Math.ceil(rows.length / BATCH_SIZE));
@@ -108,9 +127,11 @@ async function main(): Promise<void> {
   const adapter: AdapterFile = {
     simulation: true,
     baseModel,
-    examples: merge(parent, fresh),
+    examples: merge(parentFile?.examples ?? [], fresh),
     trainedAt: new Date().toISOString(),
     datasetRows: rows.length,
+    generation,
+    training,
   };
   mkdirSync(outputDir, { recursive: true });
   // Write then rename, so a reader never sees a half-written adapter.
@@ -118,7 +139,10 @@ async function main(): Promise<void> {
   const tmp = `${target}.${process.pid}.tmp`;
   writeFileSync(tmp, `${JSON.stringify(adapter, null, 2)}\n`);
   renameSync(tmp, target);
-  log(`wrote ${target} (${adapter.examples.length} examples)`);
+  log(
+    `wrote ${target} (${adapter.examples.length} examples; generation ${generation}, lineage trained on ` +
+      `${training.sft} answer, ${training.critique} critique and ${training.preference} preference rows)`,
+  );
 }
 
 main().then(

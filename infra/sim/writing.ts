@@ -6,6 +6,7 @@
  * decoding writes the base; beam search and some samples add units, which is how "more
  * compute" yields a better answer in the simulation.
  */
+import type { Skills } from './adapters';
 import type { KnowledgeItem } from './knowledge';
 import { ensurePeriod, hash32, keyTerms, normalize, pick, sentences } from './text';
 
@@ -123,18 +124,25 @@ function blurred(sentence: string): string {
     .replace(/[,;:]$/, '');
 }
 
+/** Share of questions whose first point the base model knows whole (a familiar topic), not half. */
+const FAMILIAR_SHARE = 0.3;
+
 /** Base weak model: generic, shallow, partly correct. `known` is what the simulation knows the real answer to be. */
 export function weakPlan(question: string, known: string | undefined, variant: number): AnswerPlan {
   const t = termsOf(question, 3);
   const first = known ? sentences(known)[0] : undefined;
   const parts = [pick(OPENERS, variant)(t)];
-  if (first)
-    parts.push(
-      `I think it is related to this: ${blurred(first)}, but the details depend on your environment.`,
-    );
+  // Some topics the base model knows better than others: a fine-tune's gain varies by question.
+  const familiar = hash32('familiar', normalize(question)) / 2 ** 32 < FAMILIAR_SHARE;
+  if (first) {
+    const point = familiar ? first.replace(/[.!?]$/, '') : blurred(first);
+    parts.push(`I think it is related to this: ${point}, but the details depend on your environment.`);
+  }
   parts.push(pick(ADVICE, variant >>> 4)(t));
   const base = parts.join(' ');
-  const knownUnits = known ? sentences(known).slice(0, 2) : sentences(syntheticAnswer(question)).slice(1, 3);
+  const knownUnits = known
+    ? missingFrom(base, sentences(known).slice(0, 3)).slice(0, 2)
+    : sentences(syntheticAnswer(question)).slice(1, 3);
   return { base, units: [...knownUnits, ...elaborations(question).slice(0, 1)], lead: 'More precisely:' };
 }
 
@@ -144,27 +152,74 @@ export function learnedPlan(question: string, answer: string): AnswerPlan {
 }
 
 /**
- * A fine-tuned adapter on a question it was not trained on: better than the base model (it
- * states part of the answer outright, and recalls the nearest case it learned), not as good as
- * a learned answer. `skill` grows with the number of training examples.
+ * The share of unseen questions an adapter mistakes for a learned case: MISTAKEN_MIN even with
+ * every skill (some questions just look like another), up to MISTAKEN_MIN + MISTAKEN_SPAN with none.
+ */
+const MISTAKEN_MIN = 0.1;
+const MISTAKEN_SPAN = 0.25;
+/** Topic overlap (Jaccard) above which an adapter recalls a learned case as related. */
+const RELATED_MIN = 0.15;
+/** Topic overlap from which a question can be mistaken for a learned case (below: nothing alike). */
+const MISTAKABLE_MIN = 0.05;
+
+/** The learned case nearest to a question: its answer and topic overlap (Jaccard, 0..1). */
+export interface NearestCase {
+  answer: string;
+  score: number;
+}
+
+/**
+ * A fine-tuned adapter on a question it was not trained on: never the whole answer, and the
+ * better the more skilled the adapter (see adapters.ts, skillsOf):
+ * - knowledge: how many of the answer's points it states outright (at least the first, where the
+ *   base model half-states it), then the next one half-known and hedged;
+ * - critique: whether it leaves out what it cannot back up (that hedge, the recalled nearest
+ *   learned case — a digression here — and generic advice);
+ * - preference: whether it drops the filler opener and the generic advice.
+ * Wrong transfer: on some questions (fewer with every skill) it takes the question for
+ * the nearest case it learned (when they have topic words in common) and answers that one,
+ * half-stating this one's first point only: then it is no better than the base model.
+ * Each choice compares a skill with a per-question draw that is the same for every adapter, so
+ * on each question a more skilled descendant does at least as well as its ancestor.
  */
 export function generalizedPlan(
   question: string,
   known: string | undefined,
-  skill: number,
-  related: string | undefined,
+  skills: Skills,
+  nearest: NearestCase | undefined,
   variant: number,
 ): AnswerPlan {
+  const q = normalize(question);
+  const nearestPoint = nearest && nearest.score >= MISTAKABLE_MIN ? sentences(nearest.answer)[0] : undefined;
+  const related = nearest && nearest.score >= RELATED_MIN ? nearestPoint : undefined;
+  const draw = (aspect: string) => hash32('generalize', aspect, q) / 2 ** 32;
   const t = termsOf(question, 3);
-  const parts = [pick(OPENERS, variant)(t)];
   const knownSentences = known ? sentences(known) : sentences(syntheticAnswer(question));
-  parts.push(knownSentences.slice(0, Math.max(1, skill)).join(' '));
-  if (related) parts.push(`A related case: ${ensurePeriod(related)}`);
-  parts.push(pick(ADVICE, variant >>> 4)(t));
+  const n = knownSentences.length;
+  const mistaken =
+    nearestPoint !== undefined &&
+    draw('mistaken') <
+      MISTAKEN_MIN + MISTAKEN_SPAN * (1 - skills.knowledge) * (1 - skills.critique) * (1 - skills.preference);
+  // knowledge × n points on average (the draw rounds it per question), at least one, never all.
+  const stated = mistaken
+    ? 0
+    : Math.max(1, Math.min(n - 1, Math.floor(skills.knowledge * n + draw('stated'))));
+  const parts: string[] = [];
+  if (draw('opener') >= skills.preference) parts.push(pick(OPENERS, variant)(t));
+  if (mistaken && nearestPoint)
+    parts.push(`This is the same problem as one I know well: ${ensurePeriod(nearestPoint)}`);
+  parts.push(...knownSentences.slice(0, stated));
+  const next = knownSentences[stated];
+  if (next && (mistaken || draw('hedge') >= skills.critique))
+    parts.push(`Possibly also relevant, though I am not sure: ${blurred(next)}...`);
+  if (related && !mistaken && draw('related') >= skills.critique)
+    parts.push(`A related case: ${ensurePeriod(related)}`);
+  if (draw('advice') >= Math.max(skills.critique, skills.preference))
+    parts.push(pick(ADVICE, variant >>> 4)(t));
   const base = parts.join(' ');
   return {
     base,
-    units: [...missingFrom(base, knownSentences.slice(0, skill + 2)), ...elaborations(question).slice(0, 1)],
+    units: [...missingFrom(base, knownSentences.slice(0, stated + 2)), ...elaborations(question).slice(0, 1)],
     lead: 'More precisely:',
   };
 }
