@@ -1,6 +1,7 @@
 /** Stage 3 records, streamed: the preference examples it trains on, its figures and its audit lines. */
 import { sql } from 'kysely';
 import type { Db } from '../db/connection';
+import { iterationRowCount } from './count';
 import type { PreferenceExample } from '../dataset-formats';
 import { renderQuestion, sftSystemPrompt } from '../prompts';
 
@@ -81,13 +82,7 @@ export async function* contrastAudit(db: Db, campaignId: string): AsyncGenerator
 
 /** Pairs of one iteration, kept or dropped. */
 export async function contrastRecordCount(db: Db, campaignId: string, iteration: number): Promise<number> {
-  const row = await db
-    .selectFrom('preference_pairs')
-    .select(sql<number>`count(*)::int`.as('n'))
-    .where('campaign_id', '=', campaignId)
-    .where('iteration', '=', iteration)
-    .executeTakeFirstOrThrow();
-  return row.n;
+  return iterationRowCount(db, 'preference_pairs', campaignId, iteration);
 }
 
 /**

@@ -1,6 +1,7 @@
 /** Stage 1 records, streamed: the SFT examples it trains on and its audit lines. */
 import { sql } from 'kysely';
 import type { Db } from '../db/connection';
+import { iterationRowCount } from './count';
 import type { SftExample } from '../dataset-formats';
 import { renderQuestion, sftSystemPrompt } from '../prompts';
 
@@ -74,13 +75,7 @@ export async function* distillAudit(db: Db, campaignId: string): AsyncGenerator<
 }
 
 export async function distillRecordCount(db: Db, campaignId: string, iteration: number): Promise<number> {
-  const row = await db
-    .selectFrom('distill_records')
-    .select(sql<number>`count(*)::int`.as('n'))
-    .where('campaign_id', '=', campaignId)
-    .where('iteration', '=', iteration)
-    .executeTakeFirstOrThrow();
-  return row.n;
+  return iterationRowCount(db, 'distill_records', campaignId, iteration);
 }
 
 export async function distillMetrics(
