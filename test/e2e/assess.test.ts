@@ -27,6 +27,7 @@ import {
   type CampaignStatusView,
   type ExampleQuestion,
   type Harness,
+  countRows,
 } from '../support/harness';
 
 const LONG: ExampleQuestion = {
@@ -374,16 +375,7 @@ describe('stage 2: self-assessment', () => {
     const acts = assessActivities({ db, llm: new LlmGateway(db), artifactsDir: h.artifactsDir, env: {} });
     const m1 = final.lineage.find((m) => m.label === 'M1')!;
     const batch = { campaignId, iteration: 1, modelIn: m1.servedModel, offset: 0, limit: TRAIN };
-    const countCalls = async () =>
-      Number(
-        (
-          await db
-            .selectFrom('llm_calls')
-            .select((eb) => eb.fn.countAll<string>().as('n'))
-            .where('campaign_id', '=', campaignId)
-            .executeTakeFirstOrThrow()
-        ).n,
-      );
+    const countCalls = () => countRows(h, 'llm_calls', campaignId);
     const callsBefore = await countCalls();
     const before = await roundsOf(h, campaignId);
     const simCallsBefore = h.sim.stats().requests;

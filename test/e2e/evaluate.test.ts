@@ -26,6 +26,7 @@ import {
   writeSpec,
   type CampaignStatusView,
   type Harness,
+  countRows,
 } from '../support/harness';
 
 const TRAIN = 12;
@@ -331,16 +332,7 @@ describe('evaluation on the simulator (unbiased judge)', () => {
       limit: EVAL,
       withTotals: true,
     };
-    const callCount = async () =>
-      Number(
-        (
-          await db
-            .selectFrom('llm_calls')
-            .select((eb) => eb.fn.countAll<string>().as('n'))
-            .where('campaign_id', '=', id)
-            .executeTakeFirstOrThrow()
-        ).n,
-      );
+    const callCount = () => countRows(h, 'llm_calls', id);
     const before = await callCount();
     const again: BatchResult = await new MockActivityEnvironment().run(acts.evaluateBatch, batch);
     expect(again).toMatchObject({ processed: EVAL, created: 0, stageTotals: { records: EVAL * 2 } });
