@@ -5,6 +5,7 @@
  */
 import { sql } from 'kysely';
 import type { Db } from '../db/connection';
+import { auditHeader } from './shared';
 import type { AssessRoundsTable } from '../db/types';
 import type { SftExample } from '../dataset-formats';
 import { critiqueExample, renderQuestion, sftSystemPrompt } from '../prompts';
@@ -125,13 +126,7 @@ export async function* assessAudit(db: Db, campaignId: string): AsyncGenerator<R
     if (!first) continue;
     const solved = rounds.find((r) => r.verdict === 'correct');
     yield {
-      campaignId,
-      stage: 'assess',
-      iteration: first.iteration,
-      questionId: first.question_id,
-      title: first.title,
-      question: first.question,
-      reference: first.reference,
+      ...auditHeader(campaignId, 'assess', first.iteration, first),
       modelIn: first.model_in,
       outcome: outcomeOf(rounds),
       solvedInRound: solved ? solved.round : null,

@@ -1,7 +1,7 @@
 /** Stage 3 records, streamed: the preference examples it trains on, its figures and its audit lines. */
 import { sql } from 'kysely';
 import type { Db } from '../db/connection';
-import { iterationRowCount } from './count';
+import { auditHeader, iterationRowCount } from './shared';
 import type { PreferenceExample } from '../dataset-formats';
 import { renderQuestion, sftSystemPrompt } from '../prompts';
 
@@ -59,13 +59,7 @@ export async function* contrastPreferenceExamples(
 export async function* contrastAudit(db: Db, campaignId: string): AsyncGenerator<Record<string, unknown>> {
   for await (const r of contrastRows(db, campaignId).stream(500)) {
     yield {
-      campaignId,
-      stage: 'contrast',
-      iteration: r.iteration,
-      questionId: r.question_id,
-      title: r.title,
-      question: r.question,
-      reference: r.reference,
+      ...auditHeader(campaignId, 'contrast', r.iteration, r),
       modelIn: r.model_in,
       method: r.method,
       chosen: r.chosen,

@@ -1,7 +1,7 @@
 /** Stage 1 records, streamed: the SFT examples it trains on and its audit lines. */
 import { sql } from 'kysely';
 import type { Db } from '../db/connection';
-import { iterationRowCount } from './count';
+import { auditHeader, iterationRowCount } from './shared';
 import type { SftExample } from '../dataset-formats';
 import { renderQuestion, sftSystemPrompt } from '../prompts';
 
@@ -55,13 +55,7 @@ export async function* distillSftExamples(
 export async function* distillAudit(db: Db, campaignId: string): AsyncGenerator<Record<string, unknown>> {
   for await (const r of distillRows(db, campaignId).stream(500)) {
     yield {
-      campaignId,
-      stage: 'distill',
-      iteration: r.iteration,
-      questionId: r.question_id,
-      title: r.title,
-      question: r.question,
-      reference: r.reference,
+      ...auditHeader(campaignId, 'distill', r.iteration, r),
       modelIn: r.model_in,
       guideline: r.guideline,
       answer: r.answer,

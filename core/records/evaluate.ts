@@ -6,6 +6,7 @@
  */
 import { sql } from 'kysely';
 import type { Db } from '../db/connection';
+import { auditHeader } from './shared';
 
 /** The base model's label: the root of the lineage (M0). */
 export async function baseModelLabel(db: Db, campaignId: string): Promise<string> {
@@ -100,13 +101,7 @@ export async function* evaluateAudit(db: Db, campaignId: string): AsyncGenerator
     .orderBy('j.position', 'desc');
   for await (const r of rows.stream(500)) {
     yield {
-      campaignId,
-      stage: 'evaluate',
-      iteration: 1,
-      questionId: r.question_id,
-      title: r.title,
-      question: r.question,
-      reference: r.reference,
+      ...auditHeader(campaignId, 'evaluate', 1, r),
       model: { label: r.model_label, servedModel: r.model_served, answer: r.model_answer },
       base: { label: baseLabel, servedModel: r.base_served, answer: r.base_answer },
       // Which answer the judge saw first (as "Assistant A").
