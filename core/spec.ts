@@ -7,6 +7,9 @@
  */
 import { z } from 'zod';
 import { DURATION_PATTERN } from './duration';
+import { FineTuneSchema } from './finetune-spec';
+
+export { FineTuneSchema, type FineTuneSpec } from './finetune-spec';
 
 const positiveInt = z.number().int().positive();
 
@@ -55,36 +58,21 @@ export const EndpointSchema = z
   .describe('An OpenAI-compatible model endpoint');
 export type EndpointSpec = z.infer<typeof EndpointSchema>;
 
+/** The weak model's endpoint also names the weights its fine-tunes start from. */
+export const WeakEndpointSchema = EndpointSchema.extend({
+  weights: z
+    .string()
+    .min(1)
+    .optional()
+    .describe(
+      'Weights the trainer starts from: a Hugging Face id (meta-llama/Llama-3.1-8B-Instruct) or a folder ' +
+        'the trainer sees; default: `model` (what vLLM serves under the id it loaded)',
+    ),
+}).describe('The model being evolved (e.g. vLLM with --enable-lora)');
+export type WeakEndpointSpec = z.infer<typeof WeakEndpointSchema>;
+
 export const ROLES = ['weak', 'strong', 'judge'] as const;
 export type Role = (typeof ROLES)[number];
-
-const LocalBackendSchema = z
-  .strictObject({
-    type: z.literal('local'),
-    command: z
-      .string()
-      .min(1)
-      .describe(
-        'Shell command that trains on the dataset. It gets METEOR_DATASET_PATH, METEOR_OUTPUT_DIR, ' +
-          'METEOR_BASE_MODEL, METEOR_PARENT_ADAPTER, METEOR_JOB_KEY and METEOR_STAGE in its environment ' +
-          'and must leave the checkpoint (or adapter) in METEOR_OUTPUT_DIR',
-      ),
-    cwd: z.string().optional().describe('Working directory of the command, relative to the spec file'),
-    env: z
-      .record(z.string(), z.string())
-      .default({})
-      .describe('Extra environment for the command (not secrets: name those in passEnv)'),
-    passEnv: z
-      .array(z.string())
-      .default([])
-      .describe("Environment variables passed through from the worker's environment"),
-    pollInterval: duration.default('2s').describe('How often the workflow checks the job'),
-    timeout: duration.default('24h').describe('Give up (and cancel the job) after this long'),
-  })
-  .describe('Run a command on the worker machine, detached, once per (campaign, stage, iteration)');
-
-export const FineTuneSchema = z.discriminatedUnion('type', [LocalBackendSchema]);
-export type FineTuneSpec = z.infer<typeof FineTuneSchema>;
 
 export const DeploySchema = z
   .strictObject({
@@ -95,8 +83,23 @@ export const DeploySchema = z
         'vllm-lora: load each checkpoint as a LoRA adapter on the weak endpoint (POST {baseURL}/load_lora_adapter) ' +
           "and call it by its adapter name; none: keep calling the weak endpoint's model (you deploy out of band)",
       ),
+    pathMap: z
+      .array(
+        z.strictObject({
+          from: z
+            .string()
+            .regex(/^\//, 'an absolute path prefix')
+            .describe('Prefix of the adapter path as jobs write it'),
+          to: z
+            .string()
+            .regex(/^\//, 'an absolute path prefix')
+            .describe('The same folder as the vLLM host sees it'),
+        }),
+      )
+      .default([])
+      .describe('Adapter paths as the vLLM host sees them: the first matching prefix is replaced'),
   })
-  .default({ type: 'vllm-lora' })
+  .default({ type: 'vllm-lora', pathMap: [] })
   .describe('How a fine-tuned model is served to the next stage');
 
 /** Options every batched stage has. */
@@ -266,7 +269,7 @@ export const CampaignSpecSchema = z
       })
       .describe('JSONL files with one {"question", "id"?, "title"?, "reference"?} per line'),
     models: z.strictObject({
-      weak: EndpointSchema.describe('The model being evolved (e.g. vLLM with --enable-lora)'),
+      weak: WeakEndpointSchema,
       strong: EndpointSchema.describe('Teacher and critic, GPT-4-class'),
       judge: EndpointSchema.optional().describe('Pairwise judge of the evaluation'),
     }),
