@@ -3,7 +3,17 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', '.meteor/', '.venv/', 'coverage/', 'bin/'] },
+  {
+    ignores: [
+      'node_modules/',
+      '.meteor/',
+      '.venv/',
+      '.venv-trainer/',
+      'infra/k8s-mock/.lib/',
+      'coverage/',
+      'bin/',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
