@@ -55,6 +55,7 @@ export function campaignActivities({ db }: ActivityDeps) {
         preferenceLoss: contrast.loss,
         fineTune: {
           backend: spec.fineTune.type,
+          queue: spec.fineTune.queue,
           pollIntervalMs: durationMs(spec.fineTune.pollInterval),
           timeoutMs: durationMs(spec.fineTune.timeout),
         },

@@ -8,4 +8,15 @@ export interface ActivityDeps {
   /** Root of the artifact store (datasets, fine-tune outputs). Shared storage when workers are many. */
   artifactsDir: string;
   env: NodeJS.ProcessEnv;
+  /** This worker's host, naming its own queue for work only it can do (a `local` fine-tune's process). */
+  hostId: string;
+  /** Test hook: awaited at named points of a fine-tune submit; throwing there simulates a crash. */
+  crashPoint?: (point: FineTuneCrashPoint) => void | Promise<void>;
 }
+
+/**
+ * Where a fine-tune submit can be crashed in tests: after the row is claimed (nothing submitted),
+ * before the external id is recorded (the backend holds the job, submitted or adopted just now),
+ * after it is recorded.
+ */
+export type FineTuneCrashPoint = 'after-claim' | 'before-record' | 'after-record';

@@ -1,7 +1,7 @@
 /** Model versions: registering a fine-tuned model and serving it to the next stage. */
 import { getCampaign } from '../core/campaigns';
 import type { ModelVersionRow } from '../core/db/types';
-import { resolveApiKey } from '../core/llm/gateway';
+import { loadLoraAdapter, mapAdapterPath } from '../core/llm/adapters';
 import type { ModelRef, StageName } from '../workflows/types';
 import type { ActivityDeps } from './context';
 
@@ -15,11 +15,6 @@ export function toModelRef(row: ModelVersionRow): ModelRef {
     datasetId: row.dataset_id,
     jobId: row.finetune_job_id,
   };
-}
-
-/** vLLM's runtime LoRA API answers 400 when the adapter is loaded already: that is success. */
-function alreadyLoaded(text: string): boolean {
-  return /already (been )?loaded/i.test(text);
 }
 
 export function modelActivities({ db, env }: ActivityDeps) {
@@ -45,21 +40,13 @@ export function modelActivities({ db, env }: ActivityDeps) {
           : spec.models.weak.model;
 
       if (spec.deploy.type === 'vllm-lora') {
-        const weak = { ...spec.models.weak, role: 'weak' as const };
-        const res = await fetch(`${weak.baseURL.replace(/\/$/, '')}/load_lora_adapter`, {
-          method: 'POST',
-          headers: {
-            'content-type': 'application/json',
-            authorization: `Bearer ${resolveApiKey(weak, env)}`,
-          },
-          body: JSON.stringify({ lora_name: servedModel, lora_path: job.output_dir }),
-        });
-        const text = await res.text();
-        if (!res.ok && !alreadyLoaded(text)) {
-          throw new Error(
-            `loading adapter ${servedModel} on ${weak.baseURL} failed (${res.status}): ${text.slice(0, 500)}`,
-          );
-        }
+        // The adapter as the vLLM host sees it: the job wrote it on shared storage.
+        await loadLoraAdapter(
+          { ...spec.models.weak, role: 'weak' },
+          servedModel,
+          mapAdapterPath(spec.deploy.pathMap, job.output_dir),
+          env,
+        );
       }
 
       await db
@@ -73,7 +60,7 @@ export function modelActivities({ db, env }: ActivityDeps) {
           iteration: input.iteration,
           dataset_id: input.datasetId,
           finetune_job_id: input.jobId,
-          checkpoint_uri: job.checkpoint_uri,
+          checkpoint_uri: job.checkpoint_uri ?? `file://${job.output_dir}`,
           deployed_at: new Date(),
         })
         .onConflict((oc) => oc.columns(['campaign_id', 'label']).doUpdateSet({ deployed_at: new Date() }))

@@ -77,7 +77,7 @@ export async function startDevEnvironment(opts: DevOptions): Promise<DevEnvironm
       },
       { name: 'worker' },
     );
-    log(`worker on task queue "${taskQueue}"`);
+    log(`worker on task queues ${w.queues.map((q) => `"${q}"`).join(', ')}`);
   }
   return { stack, sim, taskQueue, stop: shutdown };
 }

@@ -10,6 +10,7 @@ import { connect, resolveServices, type Clients } from '../client/connect';
 import { launchCampaign } from '../client/launch';
 import { buildReport, renderReportText } from '../client/report';
 import { renderReportHtml } from '../client/report-html';
+import { fineTuneEvents, listFineTunes } from '../client/finetunes';
 import { campaignStatus, getCampaignRow, listCampaigns } from '../client/status';
 import { waitForCampaign } from '../client/wait';
 import { getCampaign } from '../core/campaigns';
@@ -76,8 +77,14 @@ program
 program
   .command('worker')
   .description('Run a worker for TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE / DATABASE_URL (or the local stack)')
-  .option('--task-queue <name>', 'task queue (default: $METEOR_TASK_QUEUE or "meteor")')
-  .action(async (opts: { taskQueue?: string }) => {
+  .option('--task-queue <name>', 'the campaign task queue (default: $METEOR_TASK_QUEUE or "meteor")')
+  .option(
+    '--queues <list>',
+    'task queues to serve, comma-separated: the campaign queue (workflows, LLM batches) and fine-tune ' +
+      "queues (spec fineTune.queue; each also gets this host's own queue <queue>@<host>) " +
+      '(default: "<task queue>,meteor-gpu")',
+  )
+  .action(async (opts: { taskQueue?: string; queues?: string }) => {
     await runWorker(opts);
   });
 
@@ -248,6 +255,49 @@ program
       });
     },
   );
+
+const finetune = program.command('finetune').description("A campaign's fine-tune jobs");
+
+finetune
+  .command('list <campaignId>')
+  .description('Each fine-tune: stage, iteration, backend, job id, state, start, end, final loss')
+  .option(
+    '--json',
+    'print an array of {stage, iteration, backend, externalId, state, startedAt, finishedAt, finalLoss}',
+  )
+  .action(async (campaignId: string, opts: { json?: boolean }) => {
+    await withClients(async (clients) => {
+      await getCampaignRow(clients.db, campaignId);
+      const jobs = await listFineTunes(clients.db, campaignId);
+      if (opts.json) return printJson(jobs);
+      if (jobs.length === 0) return void process.stdout.write('no fine-tunes yet\n');
+      for (const j of jobs) {
+        const loss = j.finalLoss === null ? '' : `  loss ${j.finalLoss.toFixed(4)}`;
+        const took = j.durationSec === null ? '' : `  ${j.durationSec}s`;
+        process.stdout.write(
+          `${j.stage}-${j.iteration}  ${j.backend}  ${j.externalId ?? '(not submitted)'}  ${j.state}` +
+            `${j.detail ? ` (${j.detail})` : ''}${took}${loss}${j.error ? `\n    ${j.error}` : ''}\n`,
+        );
+      }
+    });
+  });
+
+finetune
+  .command('logs <campaignId>')
+  .description("A fine-tune's events and log lines (submit, state changes, trainer output, metrics)")
+  .addOption(stageOption(TRAINING_STAGES))
+  .option('--iteration <n>', 'iteration of the stage', '1')
+  .action(async (campaignId: string, opts: { stage: TrainingStage; iteration: string }) => {
+    const iteration = Number(opts.iteration);
+    if (!Number.isInteger(iteration) || iteration < 1)
+      throw new UserError('--iteration takes a whole number from 1');
+    await withClients(async (clients) => {
+      await getCampaignRow(clients.db, campaignId);
+      for (const e of await fineTuneEvents(clients.db, campaignId, opts.stage, iteration)) {
+        process.stdout.write(e.kind === 'log' ? `${e.message}\n` : `[${e.at} ${e.kind}] ${e.message}\n`);
+      }
+    });
+  });
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   // Stacks only on request: users need the message, developers can set METEOR_DEBUG=1.

@@ -5,13 +5,35 @@ import { temporalConnectionOptions } from '../core/temporal-connection';
 import { migrateToLatest } from '../core/db/migrate';
 import { Connection } from '@temporalio/client';
 import { ensureSearchAttributes } from '../infra/stack/search-attributes';
-import { createMeteorWorker } from '../workers/worker';
+import { UserError } from '../core/errors';
+import { installWorkerRuntime } from '../workers/runtime';
+import { createMeteorWorker, DEFAULT_FINETUNE_QUEUE } from '../workers/worker';
 
 export function artifactsDir(env: NodeJS.ProcessEnv = process.env): string {
   return env.METEOR_ARTIFACTS_DIR ?? path.join(env.METEOR_HOME ?? DEFAULT_STATE_DIR, 'artifacts');
 }
 
-export async function runWorker(opts: { taskQueue?: string }): Promise<void> {
+/**
+ * Which queues a worker serves: `--queues` names them; the campaign queue (`--task-queue`)
+ * among them gets workflows and LLM batches, every other one is a fine-tune queue.
+ */
+export function servedQueues(
+  taskQueue: string,
+  queues: string | undefined,
+): { taskQueue: string | null; fineTuneQueues: string[] } {
+  const names = (queues ?? `${taskQueue},${DEFAULT_FINETUNE_QUEUE}`)
+    .split(',')
+    .map((q) => q.trim())
+    .filter((q) => q !== '');
+  if (names.length === 0) throw new UserError('--queues: name at least one task queue');
+  return {
+    taskQueue: names.includes(taskQueue) ? taskQueue : null,
+    fineTuneQueues: [...new Set(names.filter((q) => q !== taskQueue))],
+  };
+}
+
+export async function runWorker(opts: { taskQueue?: string; queues?: string }): Promise<void> {
+  installWorkerRuntime();
   const services = await resolveServices();
   await migrateToLatest(services.databaseUrl);
   const connection = await Connection.connect(temporalConnectionOptions(services.temporalAddress));
@@ -20,16 +42,16 @@ export async function runWorker(opts: { taskQueue?: string }): Promise<void> {
   } finally {
     await connection.close();
   }
-  const taskQueue = opts.taskQueue ?? services.taskQueue;
+  const served = servedQueues(opts.taskQueue ?? services.taskQueue, opts.queues);
   const w = await createMeteorWorker({
     temporalAddress: services.temporalAddress,
     namespace: services.namespace,
-    taskQueue,
+    ...served,
     databaseUrl: services.databaseUrl,
     artifactsDir: artifactsDir(),
   });
   process.stderr.write(
-    `meteor worker on task queue "${taskQueue}" (${services.temporalAddress}, namespace ${services.namespace})\n`,
+    `meteor worker on task queues ${w.queues.map((q) => `"${q}"`).join(', ')} (${services.temporalAddress}, namespace ${services.namespace})\n`,
   );
   await w.run();
 }

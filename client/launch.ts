@@ -8,10 +8,10 @@ import type { LoadedSpec } from '../core/spec-file';
 import { campaignWorkflow, campaignWorkflowId, type CampaignInput } from '../workflows/campaign';
 import { MeteorCampaignId } from '../workflows/search-attributes';
 import type { Clients } from './connect';
-import { checkEndpoints, loadSpecQuestions } from './preflight';
+import { checkServices, loadSpecQuestions } from './preflight';
 
 export interface LaunchOptions {
-  /** Check API keys and endpoints before creating anything (default true). */
+  /** Check API keys, endpoints and the fine-tune backend before creating anything (default true). */
   preflight?: boolean;
   env?: NodeJS.ProcessEnv;
   /** Passed to the campaign workflow (tests use it to force continue-as-new). */
@@ -31,7 +31,7 @@ export async function launchCampaign(
   opts: LaunchOptions = {},
 ): Promise<Launched> {
   const questions = await loadSpecQuestions(loaded);
-  if (opts.preflight !== false) await checkEndpoints(loaded, opts.env);
+  if (opts.preflight !== false) await checkServices(loaded, opts.env);
 
   const campaignId = `${loaded.spec.name}-${randomBytes(3).toString('hex')}`;
   const workflowId = campaignWorkflowId(campaignId);

@@ -1,11 +1,14 @@
 /**
  * Launch preflight: everything a campaign needs is checked before anything is created — the
- * question files line by line, the API key variables, and that every endpoint answers and
- * serves its model. All problems are reported together.
+ * question files line by line, the API key variables, that every endpoint answers and serves
+ * its model, and that the fine-tune backend answers (Slurm and its partition, the Kubernetes API
+ * and namespace, the shared folder, the trainer command). All problems are reported together.
  */
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import OpenAI from 'openai';
-import { UserError } from '../core/errors';
+import { createBackend } from '../activities/finetune/backends';
+import { errorMessage, fileProblem, UserError } from '../core/errors';
 import { classifyLlmError } from '../core/llm/errors';
 import { assertDisjoint, loadQuestionFile, type Question } from '../core/questions';
 import type { LoadedSpec } from '../core/spec-file';
@@ -52,12 +55,9 @@ async function checkEndpoint(role: string, ep: EndpointSpec, env: NodeJS.Process
   }
 }
 
-export async function checkEndpoints(
-  loaded: LoadedSpec,
-  env: NodeJS.ProcessEnv = process.env,
-): Promise<void> {
+async function endpointProblems(loaded: LoadedSpec, env: NodeJS.ProcessEnv): Promise<string[]> {
   const models = loaded.spec.models;
-  const problems = (
+  return (
     await Promise.all(
       ROLES.map((role) => {
         const ep = models[role];
@@ -65,5 +65,33 @@ export async function checkEndpoints(
       }),
     )
   ).filter((p): p is string => p !== null);
+}
+
+/** The fine-tune backend answers and can take the campaign's jobs (cluster, partition, namespace, shared dir). */
+async function backendProblems(loaded: LoadedSpec, env: NodeJS.ProcessEnv): Promise<string[]> {
+  const ft = loaded.spec.fineTune;
+  const problems: string[] = [];
+  if (ft.type !== 'local') {
+    // Datasets are copied here before submit and adapters come back here: it must be writable.
+    const probe = path.join(ft.sharedDir, `.meteor-preflight-${process.pid}-${Date.now()}`);
+    try {
+      await mkdir(ft.sharedDir, { recursive: true });
+      await writeFile(probe, 'ok');
+      await rm(probe, { force: true });
+    } catch (err) {
+      problems.push(`fineTune.sharedDir: ${ft.sharedDir} is not writable from here (${fileProblem(err)})`);
+    }
+  }
+  try {
+    problems.push(...(await (await createBackend(ft, { env, specDir: loaded.dir })).preflight()));
+  } catch (err) {
+    problems.push(`fineTune (${ft.type}): ${errorMessage(err)}`);
+  }
+  return problems;
+}
+
+/** Every check that needs the outside world, all problems reported together; nothing is created. */
+export async function checkServices(loaded: LoadedSpec, env: NodeJS.ProcessEnv = process.env): Promise<void> {
+  const problems = (await Promise.all([endpointProblems(loaded, env), backendProblems(loaded, env)])).flat();
   if (problems.length > 0) throw new UserError('Preflight failed; nothing was created:', problems);
 }

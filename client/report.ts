@@ -9,6 +9,7 @@
  */
 import { sql } from 'kysely';
 import { getCampaign } from '../core/campaigns';
+import { listFineTunes, type FineTuneSummary } from './finetunes';
 import type { Db } from '../core/db/connection';
 import {
   evaluateModels,
@@ -91,6 +92,8 @@ export interface CampaignReport {
   stages: StageReport[];
   totals: { calls: number; promptTokens: number; completionTokens: number; costUsd: number };
   lineage: LineageNode[];
+  /** Each fine-tune: backend, external job id, state, duration and final loss. */
+  fineTunes: FineTuneSummary[];
   evaluation: EvaluationReport | null;
 }
 
@@ -215,6 +218,7 @@ export async function buildReport(db: Db, campaignId: string): Promise<CampaignR
     stages,
     totals,
     lineage,
+    fineTunes: await listFineTunes(db, campaignId),
     evaluation: await evaluationReport(db, campaignId, baseLabel, evalCount.n, lineage, {
       resamples: spec.stages.evaluate.bootstrapResamples,
       seed: spec.stages.evaluate.seed,
@@ -392,6 +396,21 @@ export function renderReportText(r: CampaignReport): string {
     ],
   ];
   lines.push(...table(stageRows, ['l', 'l', 'l', 'r', 'r', 'r', 'r', 'r', 'r']));
+  if (r.fineTunes.length > 0) {
+    lines.push('', 'fine-tunes');
+    const ftRows = [
+      ['  stage', 'backend', 'job', 'state', 'duration', 'final loss'],
+      ...r.fineTunes.map((f) => [
+        `  ${f.stage} #${f.iteration}`,
+        f.backend,
+        f.externalId ?? '-',
+        f.state,
+        f.durationSec === null ? '-' : `${f.durationSec}s`,
+        f.finalLoss === null ? '-' : f.finalLoss.toFixed(4),
+      ]),
+    ];
+    lines.push(...table(ftRows, ['l', 'l', 'l', 'l', 'r', 'r']));
+  }
   lines.push(
     '',
     `lineage: ${r.lineage

@@ -290,6 +290,8 @@ async function startWorkerProcess(opts: {
       'worker',
       '--task-queue',
       opts.taskQueue,
+      '--queues',
+      `${opts.taskQueue},${opts.taskQueue}-gpu`,
     ],
     {
       cwd: REPO_ROOT,
@@ -449,11 +451,11 @@ async function runScenario(root: string, services: Services, latencyMs: number):
   const sim = await startSimServer({ port: 0, latencyMs, knowledgeFiles: KNOWLEDGE_FILES });
   const unregisterSim = onShutdown(() => sim.close(), { name: 'model simulator' });
   try {
+    const taskQueue = `bench-${randomBytes(4).toString('hex')}`;
     const specFile = path.join(dir, 'campaign.yaml');
-    await writeFile(specFile, stringify(benchSpec(sim, latencyMs)));
+    await writeFile(specFile, stringify(benchSpec(sim, latencyMs, `${taskQueue}-gpu`)));
     const loaded = await loadSpecFile(specFile);
 
-    const taskQueue = `bench-${randomBytes(4).toString('hex')}`;
     log(`${latencyMs} ms: starting a worker on task queue ${taskQueue}`);
     const worker = await startWorkerProcess({
       services,
@@ -689,7 +691,7 @@ async function writeQuestions(file: string, n: number): Promise<void> {
 }
 
 /** The example campaign's shape, with this benchmark's concurrency and batch size. */
-function benchSpec(sim: SimServer, latencyMs: number): CampaignSpecInput {
+function benchSpec(sim: SimServer, latencyMs: number, fineTuneQueue: string): CampaignSpecInput {
   return {
     name: `bench-${latencyMs}ms`,
     domain: 'Kubernetes operations and troubleshooting',
@@ -721,6 +723,7 @@ function benchSpec(sim: SimServer, latencyMs: number): CampaignSpecInput {
       env: { METEOR_SIM_TRAIN_SECONDS: TRAIN_SECONDS },
       pollInterval: '1s',
       timeout: '10m',
+      queue: fineTuneQueue,
     },
     deploy: { type: 'vllm-lora' },
     budget: { maxCostUsd: 1000 },

@@ -1,7 +1,10 @@
 /**
- * Building a meteor worker: the campaign, stage and fine-tune workflows plus their activities on
- * one task queue. Entry points (`meteorctl worker`, `meteorctl dev`, the demo, tests) call this.
+ * Building a meteor worker: the campaign, stage and fine-tune workflows plus the LLM-bound
+ * activities on the campaign task queue, and the fine-tune activities on the fine-tune (GPU
+ * dispatch) queue and on this host's own queue for jobs only this host can reach. Entry points
+ * (`meteorctl worker`, `meteorctl dev`, the demo, tests) call this.
  */
+import os from 'node:os';
 import path from 'node:path';
 import {
   NativeConnection,
@@ -9,12 +12,17 @@ import {
   bundleWorkflowCode,
   type WorkflowBundleWithSourceMap,
 } from '@temporalio/worker';
-import { createActivities } from '../activities';
+import { createActivities, type ActivityDeps } from '../activities';
+import { hostQueue } from '../activities/finetune/backends';
+import { getCampaign } from '../core/campaigns';
 import { createDb, type Db } from '../core/db/connection';
+import { adapterHealer } from '../core/llm/adapters';
 import { LlmGateway } from '../core/llm/gateway';
 import { temporalConnectionOptions } from '../core/temporal-connection';
 
 export const DEFAULT_TASK_QUEUE = 'meteor';
+/** The spec's default `fineTune.queue`. */
+export const DEFAULT_FINETUNE_QUEUE = 'meteor-gpu';
 // A folder, not require.resolve('../workflows'): Node's resolver alone (vitest) does not know .ts;
 // the bundler resolves the folder's index.ts itself.
 export const WORKFLOWS_PATH = path.join(__dirname, '..', 'workflows');
@@ -22,7 +30,14 @@ export const WORKFLOWS_PATH = path.join(__dirname, '..', 'workflows');
 export interface MeteorWorkerOptions {
   temporalAddress: string;
   namespace: string;
-  taskQueue: string;
+  /** The campaign queue (workflows and LLM batches); null: serve fine-tune queues only. */
+  taskQueue: string | null;
+  /** Fine-tune queues served here, each with this host's own queue too (default: ['meteor-gpu']). */
+  fineTuneQueues?: string[];
+  /** Names this host's queues (default: METEOR_HOST_ID or the hostname). */
+  hostId?: string;
+  /** Test hook for the fine-tune submit (see ActivityDeps.crashPoint). */
+  crashPoint?: ActivityDeps['crashPoint'];
   databaseUrl: string;
   artifactsDir: string;
   env?: NodeJS.ProcessEnv;
@@ -33,7 +48,10 @@ export interface MeteorWorkerOptions {
 }
 
 export interface MeteorWorker {
-  worker: Worker;
+  /** One Temporal worker per task queue served. */
+  workers: Worker[];
+  /** The task queues served, in the order of `workers`. */
+  queues: string[];
   db: Db;
   /** Runs until shutdown() is called or the process is signalled; closes connections after. */
   run(): Promise<void>;
@@ -60,34 +78,73 @@ export async function createMeteorWorker(opts: MeteorWorkerOptions): Promise<Met
   const env = opts.env ?? process.env;
   const db = createDb(opts.databaseUrl, { max: 20 });
   const connection = await NativeConnection.connect(temporalConnectionOptions(opts.temporalAddress, env));
+  const hostId = opts.hostId ?? env.METEOR_HOST_ID ?? os.hostname();
   const activities = createActivities({
     db,
-    llm: new LlmGateway(db, env),
+    llm: new LlmGateway(
+      db,
+      env,
+      adapterHealer(db, env, async (id) => (await getCampaign(db, id)).spec),
+    ),
     artifactsDir: path.resolve(opts.artifactsDir),
     env,
+    hostId,
+    ...(opts.crashPoint ? { crashPoint: opts.crashPoint } : {}),
   });
-  const worker = await Worker.create({
-    connection,
-    namespace: opts.namespace,
-    taskQueue: opts.taskQueue,
-    workflowBundle: await workflowBundle(),
-    activities,
-    maxConcurrentActivityTaskExecutions: opts.maxConcurrentActivities ?? 200,
-    shutdownGraceTime: opts.shutdownGraceTime ?? '2m',
-  });
+  const shutdownGraceTime = opts.shutdownGraceTime ?? '2m';
+  const workers: Worker[] = [];
+  const queues: string[] = [];
+  try {
+    if (opts.taskQueue !== null) {
+      workers.push(
+        await Worker.create({
+          connection,
+          namespace: opts.namespace,
+          taskQueue: opts.taskQueue,
+          workflowBundle: await workflowBundle(),
+          activities,
+          maxConcurrentActivityTaskExecutions: opts.maxConcurrentActivities ?? 200,
+          shutdownGraceTime,
+        }),
+      );
+      queues.push(opts.taskQueue);
+    }
+    for (const queue of (opts.fineTuneQueues ?? [DEFAULT_FINETUNE_QUEUE]).flatMap((q) => [
+      q,
+      hostQueue(q, hostId),
+    ])) {
+      // Fine-tune dispatch: activities only; they wait on clusters, not on LLM endpoints.
+      workers.push(
+        await Worker.create({
+          connection,
+          namespace: opts.namespace,
+          taskQueue: queue,
+          activities,
+          maxConcurrentActivityTaskExecutions: 50,
+          shutdownGraceTime,
+        }),
+      );
+      queues.push(queue);
+    }
+  } catch (err) {
+    await connection.close();
+    await db.destroy();
+    throw err;
+  }
   return {
-    worker,
+    workers,
+    queues,
     db,
     async run() {
       try {
-        await worker.run();
+        await Promise.all(workers.map((w) => w.run()));
       } finally {
         await connection.close();
         await db.destroy();
       }
     },
     shutdown() {
-      if (worker.getState() === 'RUNNING') worker.shutdown();
+      for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
     },
   };
 }

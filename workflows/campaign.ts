@@ -217,6 +217,7 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignSt
               label: `M${status.lineage.length}`,
               kind: preference ? 'preference' : 'sft',
               loss: preference ? plan.preferenceLoss : null,
+              queue: plan.fineTune.queue,
               pollIntervalMs: plan.fineTune.pollIntervalMs,
               timeoutMs: plan.fineTune.timeoutMs,
             },

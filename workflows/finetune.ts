@@ -1,7 +1,9 @@
 /**
- * One fine-tune: submit exactly once (the activity looks the job up by its key first), poll on a
- * durable timer for as long as it takes, then register and deploy the new model version.
- * Cancelling this workflow cancels the job on its backend.
+ * One fine-tune: prepare the job (its folder and the queue that owns it), submit it exactly once
+ * (the activity claims the job row and looks the job up on its backend before submitting), poll
+ * it on a durable timer for as long as it runs — days cost nothing but a timer — then register
+ * and deploy the new model version. Cancelling this workflow cancels the job on its backend,
+ * also while the submit is still in flight.
  */
 import {
   ApplicationFailure,
@@ -16,52 +18,61 @@ import type { Activities } from '../activities';
 import { REMOTE_RETRY } from './retry';
 import type { FineTuneInput, ModelRef } from './types';
 
-const acts = proxyActivities<Activities>({
-  startToCloseTimeout: '5m',
-  retry: REMOTE_RETRY,
-});
+const activitiesOn = (taskQueue: string) =>
+  proxyActivities<Activities>({ taskQueue, startToCloseTimeout: '5m', retry: REMOTE_RETRY });
+
+/** Registering and deploying the model runs with the campaign (it talks to the weak endpoint). */
+const campaignActs = proxyActivities<Activities>({ startToCloseTimeout: '5m', retry: REMOTE_RETRY });
 
 export async function fineTuneWorkflow(input: FineTuneInput): Promise<ModelRef> {
   const startedAtMs = input.startedAtMs ?? Date.now();
-  const jobId =
-    input.jobId ??
-    (
-      await acts.submitFineTune({
+  const job =
+    input.job ??
+    ({
+      ...(await activitiesOn(input.queue).prepareFineTune({
         campaignId: input.campaignId,
         stage: input.stage,
         iteration: input.iteration,
         datasetId: input.dataset.datasetId,
-        baseModel: input.parent.servedModel,
         parentLabel: input.parent.label,
         kind: input.kind,
         loss: input.loss,
-      })
-    ).jobId;
+      })),
+      submitted: false,
+    } as const);
+  // A `local` job's queue is its host's own: only that host can see or stop its process.
+  const acts = activitiesOn(job.queue);
 
   let outcome: { status: string; error: string | null };
   try {
+    if (!job.submitted) await acts.submitFineTune({ jobId: job.jobId });
     for (;;) {
-      const polled = await acts.pollFineTune({ jobId });
+      const polled = await acts.pollFineTune({ jobId: job.jobId });
       if (polled.status === 'succeeded' || polled.status === 'failed' || polled.status === 'cancelled') {
         outcome = polled;
         break;
       }
       if (Date.now() - startedAtMs > input.timeoutMs) {
         await acts.cancelFineTune({
-          jobId,
+          jobId: job.jobId,
           reason: `timed out after ${Math.round(input.timeoutMs / 1000)} s`,
         });
-        throw ApplicationFailure.nonRetryable(`fine-tune job ${jobId} did not finish within its timeout`);
+        throw ApplicationFailure.nonRetryable(`fine-tune job ${job.jobId} did not finish within its timeout`);
       }
       if (workflowInfo().continueAsNewSuggested) {
-        await continueAsNew<typeof fineTuneWorkflow>({ ...input, jobId, startedAtMs });
+        await continueAsNew<typeof fineTuneWorkflow>({
+          ...input,
+          job: { ...job, submitted: true },
+          startedAtMs,
+        });
       }
       await sleep(input.pollIntervalMs);
     }
   } catch (err) {
     if (isCancellation(err)) {
+      // Also reaches a submit still in flight: it reads the cancel flag back when it records the job.
       await CancellationScope.nonCancellable(() =>
-        acts.cancelFineTune({ jobId, reason: 'campaign cancelled' }),
+        acts.cancelFineTune({ jobId: job.jobId, reason: 'campaign cancelled' }),
       );
     }
     throw err;
@@ -69,15 +80,15 @@ export async function fineTuneWorkflow(input: FineTuneInput): Promise<ModelRef> 
 
   if (outcome.status !== 'succeeded') {
     throw ApplicationFailure.nonRetryable(
-      `fine-tune job ${jobId} ${outcome.status}${outcome.error ? `: ${outcome.error}` : ''}`,
+      `fine-tune job ${job.jobId} ${outcome.status}${outcome.error ? `: ${outcome.error}` : ''}`,
       'FineTuneFailed',
     );
   }
-  return acts.registerModelVersion({
+  return campaignActs.registerModelVersion({
     campaignId: input.campaignId,
     stage: input.stage,
     iteration: input.iteration,
-    jobId,
+    jobId: job.jobId,
     label: input.label,
     parentLabel: input.parent.label,
     datasetId: input.dataset.datasetId,

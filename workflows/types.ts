@@ -42,7 +42,7 @@ export interface CampaignPlan {
   stages: Record<StageName, StagePlan>;
   /** Loss of the contrast stage's preference fine-tunes. */
   preferenceLoss: PreferenceLoss;
-  fineTune: { backend: string; pollIntervalMs: number; timeoutMs: number };
+  fineTune: { backend: string; queue: string; pollIntervalMs: number; timeoutMs: number };
   maxCostUsd: number | null;
 }
 
@@ -145,9 +145,11 @@ export interface FineTuneInput {
   label: string;
   kind: 'sft' | 'preference';
   loss: PreferenceLoss | null;
+  /** Task queue of the fine-tune activities (the spec's `fineTune.queue`). */
+  queue: string;
   pollIntervalMs: number;
   timeoutMs: number;
-  /** Carried across continue-as-new. */
-  jobId?: string;
+  /** Carried across continue-as-new: the job and the queue that owns it. */
+  job?: { jobId: string; queue: string; submitted: boolean };
   startedAtMs?: number;
 }

@@ -138,6 +138,22 @@ export interface FineTuneJobsTable {
   finished_at: Timestamp | null;
   created_at: Timestamp;
   updated_at: Timestamp;
+  job_dir: string | null;
+  job_dir_remote: string | null;
+  queue: string | null;
+  name: string | null;
+  parent_label: string | null;
+  parent_served: string | null;
+  parent_checkpoint: string | null;
+  claim_token: string | null;
+  claim_attempt: number | null;
+  claimed_at: Timestamp | null;
+  cancel_requested: Defaulted<boolean>;
+  submitted: string | null;
+  detail: string | null;
+  exit_code: number | null;
+  started_at: Timestamp | null;
+  final_loss: number | null;
 }
 
 export interface FineTuneEventsTable {

@@ -15,6 +15,7 @@ import type {
 import type { Db } from '../db/connection';
 import type { NewLlmCall } from '../db/types';
 import type { EndpointSpec, Role } from '../spec';
+import type { ModelHealer } from './adapters';
 import { classifyLlmError, type EndpointRef } from './errors';
 import { limiterFor, sleep } from './limiter';
 import { durationMs } from '../duration';
@@ -149,6 +150,8 @@ export class LlmGateway {
   constructor(
     private readonly db: Db,
     private readonly env: NodeJS.ProcessEnv = process.env,
+    /** Serves a registered adapter again when the endpoint forgot it (404). */
+    private readonly healer: ModelHealer | null = null,
   ) {}
 
   async chat(scope: LlmCallScope, ep: Endpoint, req: ChatRequest): Promise<ChatResult> {
@@ -181,6 +184,7 @@ export class LlmGateway {
       request: JSON.stringify(body),
     };
 
+    let healed = false;
     for (let attempt = 1; ; attempt++) {
       // The slot is held until the answer is logged (released early only to back off), so a
       // worker that dies loses at most `concurrency` paid-for answers per endpoint.
@@ -205,6 +209,11 @@ export class LlmGateway {
             latency_ms: Date.now() - started,
           })
           .execute();
+        // A restarted vLLM forgets runtime-loaded adapters: load it again once, then retry.
+        if (failure.httpStatus === 404 && !healed && this.healer) {
+          healed = await this.healer.reload(scope.campaignId, ep, body.model);
+          if (healed) continue;
+        }
         if (!failure.retryable) throw new LlmFatalError(failure.message);
         if (attempt >= ep.maxAttempts) {
           throw new LlmTransientError(

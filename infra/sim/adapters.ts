@@ -4,7 +4,7 @@
  * was trained on (plus its parent's), and generalises to unseen questions according to its
  * skills, which grow with what its lineage was trained on (see skillsOf).
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { QuestionIndex } from './questions';
@@ -92,8 +92,42 @@ export function questionOfPrompt(prompt: string): string {
   return q ? q.content.replace(/\n+\s*(Guideline|Answer):\s*$/i, '').trim() : prompt.trim();
 }
 
+/** A real PEFT adapter folder (what infra/trainer/run writes): its adapter_config.json. */
+export const PEFT_CONFIG_FILE = 'adapter_config.json';
+
+/**
+ * A real PEFT adapter (trained by infra/trainer/run on a tiny local model) carries nothing the
+ * simulation can read, so it is served as an adapter that learned nothing: it answers like the
+ * base weak model. This lets the real trainer's output go through the same deploy path as vLLM's.
+ */
+function peftAdapterFile(dir: string): AdapterFile | null {
+  let text: string;
+  try {
+    text = readFileSync(join(dir, PEFT_CONFIG_FILE), 'utf8');
+  } catch {
+    return null;
+  }
+  let config: { base_model_name_or_path?: unknown; peft_type?: unknown };
+  try {
+    config = JSON.parse(text) as typeof config;
+  } catch {
+    throw new AdapterError(`Invalid adapter: ${join(dir, PEFT_CONFIG_FILE)} is not valid JSON`);
+  }
+  if (config.peft_type !== 'LORA') throw new AdapterError(`Invalid adapter ${dir}: peft_type is not LORA`);
+  return {
+    simulation: true,
+    baseModel:
+      typeof config.base_model_name_or_path === 'string' ? config.base_model_name_or_path : 'unknown',
+    examples: [],
+    trainedAt: new Date(0).toISOString(),
+    datasetRows: 0,
+  };
+}
+
 export function readAdapterFile(dir: string): AdapterFile {
   const file = join(dir, ADAPTER_FILE);
+  const peft = peftAdapterFile(dir);
+  if (peft && !existsSync(file)) return peft;
   let text: string;
   try {
     text = readFileSync(file, 'utf8');

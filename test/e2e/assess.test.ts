@@ -372,7 +372,13 @@ describe('stage 2: self-assessment', () => {
   it('redoes nothing when a batch is retried, and resumes a question from its last recorded round', async () => {
     const { db } = h.clients;
     const { campaignId, final } = main;
-    const acts = assessActivities({ db, llm: new LlmGateway(db), artifactsDir: h.artifactsDir, env: {} });
+    const acts = assessActivities({
+      db,
+      llm: new LlmGateway(db),
+      artifactsDir: h.artifactsDir,
+      env: {},
+      hostId: 'test',
+    });
     const m1 = final.lineage.find((m) => m.label === 'M1')!;
     const batch = { campaignId, iteration: 1, modelIn: m1.servedModel, offset: 0, limit: TRAIN };
     const countCalls = () => countRows(h, 'llm_calls', campaignId);

@@ -277,7 +277,7 @@ describe('launchCampaign refuses bad input, creating nothing', () => {
   });
 
   it('a fine-tune backend that does not exist: names fineTune.type', async () => {
-    const message = await refusedDirectly(await writeSpec(h, { fineTune: { type: 'slurm' } }));
+    const message = await refusedDirectly(await writeSpec(h, { fineTune: { type: 'sagemaker' } }));
     expect(message).toMatch(/fineTune\.type: /);
   });
 });

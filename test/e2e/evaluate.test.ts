@@ -321,7 +321,13 @@ describe('evaluation on the simulator (unbiased judge)', () => {
 
   it('a rerun redoes nothing; a lost judgment is redone from the logged calls', async () => {
     const { db } = h.clients;
-    const acts = evaluateActivities({ db, llm: new LlmGateway(db), artifactsDir: h.artifactsDir, env: {} });
+    const acts = evaluateActivities({
+      db,
+      llm: new LlmGateway(db),
+      artifactsDir: h.artifactsDir,
+      env: {},
+      hostId: 'test',
+    });
     const m1 = final.lineage[1]!;
     const batch = {
       campaignId: id,

@@ -9,6 +9,7 @@ import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { campaignWorkflow } from '../../workflows/campaign';
 import {
+  fineTuneQueueOf,
   REPO_ROOT,
   countRows,
   launch,
@@ -36,7 +37,9 @@ interface WorkerProcess {
 /** Starts `meteorctl worker` on the harness's task queue; resolves once it polls. */
 async function startWorkerProcess(): Promise<WorkerProcess> {
   const svc = services();
-  const child = spawn(process.execPath, ['bin/meteorctl.cjs', 'worker', '--task-queue', h.taskQueue], {
+  const queues = `${h.taskQueue},${fineTuneQueueOf(h.taskQueue)}`;
+  const args = ['bin/meteorctl.cjs', 'worker', '--task-queue', h.taskQueue, '--queues', queues];
+  const child = spawn(process.execPath, args, {
     cwd: REPO_ROOT,
     env: {
       ...process.env,

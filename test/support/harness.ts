@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { inject } from 'vitest';
 import { parse, stringify } from 'yaml';
+import type { ActivityDeps } from '../../activities';
 import { connect, type Clients } from '../../client/connect';
 import { launchCampaign, type LaunchOptions, type Launched } from '../../client/launch';
 import { campaignStatus, type CampaignStatusView } from '../../client/status';
@@ -51,6 +52,17 @@ export interface HarnessOptions {
   worker?: boolean;
   /** Worker shutdown grace (default '5s'). */
   shutdownGraceTime?: string;
+  /** The worker's host id (names its host queue; default 'test-host'). */
+  hostId?: string;
+  /** Fine-tune queues the harness worker serves (default: the harness's own, fineTuneQueueOf). */
+  fineTuneQueues?: string[];
+  /** Awaited at named points of each fine-tune submit (tests race or crash it there). */
+  crashPoint?: ActivityDeps['crashPoint'];
+}
+
+/** The fine-tune queue of a harness: its own, so harnesses never take each other's jobs. */
+export function fineTuneQueueOf(taskQueue: string): string {
+  return `${taskQueue}-gpu`;
 }
 
 export interface Harness {
@@ -137,6 +149,9 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
         temporalAddress: svc.temporalAddress,
         namespace: svc.namespace,
         taskQueue,
+        fineTuneQueues: opts.fineTuneQueues ?? [fineTuneQueueOf(taskQueue)],
+        hostId: opts.hostId ?? 'test-host',
+        ...(opts.crashPoint ? { crashPoint: opts.crashPoint } : {}),
         databaseUrl: svc.databaseUrl,
         artifactsDir,
         shutdownGraceTime: opts.shutdownGraceTime ?? '5s',
@@ -213,12 +228,13 @@ let specCounter = 0;
 /**
  * Writes a copy of the example campaign spec into `h.tmp` with every model endpoint pointed at
  * the simulator, question paths absolute, the fine-tune running from the repository root with a
- * short simulated training (METEOR_SIM_TRAIN_SECONDS '0.5', pollInterval '500ms'), the stages
+ * short simulated training (METEOR_SIM_TRAIN_SECONDS '0.5', pollInterval '500ms') on the harness's
+ * own fine-tune queue, the stages
  * after distill turned off (a test turns on the ones it needs), then
  * `overrides` deep-merged on top. Returns the spec file's path.
  */
 export async function writeSpec(
-  h: Pick<Harness, 'sim' | 'tmp'>,
+  h: Pick<Harness, 'sim' | 'tmp' | 'taskQueue'>,
   overrides: Record<string, unknown> = {},
 ): Promise<string> {
   const example = parse(await readFile(EXAMPLE_SPEC, 'utf8')) as Record<string, unknown>;
@@ -232,6 +248,7 @@ export async function writeSpec(
       cwd: REPO_ROOT,
       env: { METEOR_SIM_TRAIN_SECONDS: '0.5' },
       pollInterval: '500ms',
+      queue: fineTuneQueueOf(h.taskQueue),
     },
     // Stage 1 only unless a test turns the later stages on.
     stages: { assess: { enabled: false }, contrast: { enabled: false }, evaluate: { enabled: false } },
