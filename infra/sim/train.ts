@@ -18,6 +18,7 @@ import { ADAPTER_FILE, AdapterError, lineageOf, questionOfPrompt, readAdapterFil
 import type { DatasetRow } from './dataset';
 import { DatasetError, readDataset } from './dataset';
 import { hash32, normalize } from './text';
+import { METRICS_PREFIX } from '../../activities/finetune/job-layout';
 
 const TAG = '[simulated trainer]';
 const BATCH_SIZE = 4;
@@ -113,16 +114,31 @@ async function main(): Promise<void> {
   const every = Math.max(1, Math.ceil(stepsPerEpoch / MAX_LINES_PER_EPOCH));
   const stepMs = (seconds * 1000) / totalSteps;
   const noiseSeed = hash32(datasetPath, rows.length);
+  // The same metrics lines as the real trainer (infra/trainer), so the platform's events and
+  // reports read a simulated run like a real one; the numbers are made up.
+  const metrics = (m: Record<string, number | boolean>) =>
+    process.stdout.write(`${METRICS_PREFIX}${JSON.stringify({ simulated: true, ...m })}\n`);
+  let lastLoss = 0;
   for (let epoch = 1; epoch <= epochs; epoch++) {
     for (let step = 1; step <= stepsPerEpoch; step++) {
       await sleep(stepMs);
       const done = ((epoch - 1) * stepsPerEpoch + step) / totalSteps;
       const noise = ((hash32(noiseSeed, epoch, step) % 1000) / 1000 - 0.5) * 0.08;
       const loss = 2.2 * Math.exp(-3 * done) + 0.35 + noise;
-      if (step % every === 0 || step === stepsPerEpoch)
+      lastLoss = loss;
+      if (step % every === 0 || step === stepsPerEpoch) {
         log(`epoch ${epoch}/${epochs} step ${step}/${stepsPerEpoch} loss ${loss.toFixed(3)}`);
+        const globalStep = (epoch - 1) * stepsPerEpoch + step;
+        metrics({
+          step: globalStep,
+          loss: Number(loss.toFixed(4)),
+          learning_rate: 3e-5,
+          epoch: globalStep / stepsPerEpoch,
+        });
+      }
     }
   }
+  metrics({ final: true, step: totalSteps, train_loss: Number(lastLoss.toFixed(4)) });
 
   const adapter: AdapterFile = {
     simulation: true,

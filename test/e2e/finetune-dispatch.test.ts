@@ -5,6 +5,7 @@
  * - a weak endpoint that forgets its adapters (a vLLM restart) gets them loaded again, and the
  *   campaign goes on instead of failing on the 404.
  */
+import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -16,6 +17,7 @@ import {
   EXAMPLE_TRAIN,
   fineTuneQueueOf,
   launch,
+  REPO_ROOT,
   services,
   sleep,
   startHarness,
@@ -110,6 +112,39 @@ describe('local fine-tunes belong to their host', () => {
     expect(final.lineage.map((m) => m.label)).toEqual(['M0', 'M1']);
     const [ft] = await listFineTunes(h.clients.db, campaignId);
     expect(ft).toMatchObject({ stage: 'distill', iteration: 1, backend: 'local', state: 'succeeded' });
+
+    // What an operator reads: `finetune list --json` and `finetune logs`.
+    const env = {
+      ...process.env,
+      DATABASE_URL: services().databaseUrl,
+      TEMPORAL_ADDRESS: services().temporalAddress,
+      TEMPORAL_NAMESPACE: services().namespace,
+    };
+    const meteorctl = (...args: string[]) =>
+      execFileSync(process.execPath, ['bin/meteorctl.cjs', ...args], {
+        cwd: REPO_ROOT,
+        env,
+        encoding: 'utf8',
+      });
+    const listed = JSON.parse(meteorctl('finetune', 'list', campaignId, '--json')) as Array<
+      Record<string, unknown>
+    >;
+    expect(listed).toHaveLength(1);
+    expect(listed[0]).toMatchObject({
+      stage: 'distill',
+      iteration: 1,
+      backend: 'local',
+      externalId: job.external_id,
+      state: 'succeeded',
+    });
+    for (const key of ['startedAt', 'finishedAt', 'finalLoss']) expect(listed[0]).toHaveProperty(key);
+    expect(typeof listed[0]?.finishedAt).toBe('string');
+    // The trainer's last METEOR_METRICS line (the simulator's trainer prints them too).
+    expect(typeof listed[0]?.finalLoss).toBe('number');
+    const logs = meteorctl('finetune', 'logs', campaignId, '--stage', 'distill');
+    expect(logs).toMatch(/submit\] submitted to local as local:\d+/);
+    expect(logs).toContain('[simulated trainer]');
+    expect(logs).toMatch(/status\] .*→ succeeded/);
   });
 });
 

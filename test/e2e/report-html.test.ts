@@ -207,6 +207,12 @@ describe('the HTML report in a browser', () => {
     await expect(page.locator('svg[data-chart="lineage"] [data-edge]').count()).resolves.toBe(
       LINEAGE.length - 1,
     );
+    // One row per fine-tune, each with its backend job id.
+    const fineTunes = page.locator('#finetunes [data-finetune]');
+    await expect(fineTunes.count()).resolves.toBe(LINEAGE.length - 1);
+    await expect(fineTunes.first().innerText()).resolves.toMatch(
+      /distill #1\s+local\s+local:\d+\s+succeeded/,
+    );
 
     // The simulation is said first, in a banner on screen.
     const banner = page.locator('[data-simulation]');
