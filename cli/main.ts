@@ -81,7 +81,8 @@ program
   .option(
     '--queues <list>',
     'task queues to serve, comma-separated: the campaign queue (workflows, LLM batches) and fine-tune ' +
-      "queues (spec fineTune.queue; each also gets this host's own queue <queue>@<host>) " +
+      "queues (spec fineTune.queue; each also gets this host's own queue <queue>@<host>, host: " +
+      '$METEOR_HOST_ID or the hostname) ' +
       '(default: "<task queue>,meteor-gpu")',
   )
   .action(async (opts: { taskQueue?: string; queues?: string }) => {

@@ -257,8 +257,19 @@ stop() { # stop NAME: TERM, then KILL after 10 s
 }
 
 cmd_down() {
-  local name
+  local name i
   for name in slurmrestd slurmd slurmctld slurmdbd mariadb munged; do stop "$name"; done
+  # A daemon whose pid file is gone (a crashed `up`, a removed file) still names the state folder
+  # on its command line: stop it too, so `up` never meets a stale one on its port.
+  if pgrep -f -- "$STATE/" >/dev/null 2>&1; then
+    pkill -TERM -f -- "$STATE/" 2>/dev/null || true
+    for i in $(seq 50); do
+      pgrep -f -- "$STATE/" >/dev/null 2>&1 || break
+      sleep 0.2
+    done
+    pkill -KILL -f -- "$STATE/" 2>/dev/null || true
+    log "stopped leftover processes of $STATE"
+  fi
 }
 
 cmd_status() {

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { campaignStatus } from '../../client/status';
 import {
   countRows,
+  isAlive,
   launch,
   startHarness,
   waitDone,
@@ -13,15 +14,6 @@ import {
   writeSpec,
   type Harness,
 } from '../support/harness';
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 describe('campaign cancel', () => {
   let h: Harness;

@@ -16,6 +16,7 @@ import {
   EXAMPLE_EVAL,
   EXAMPLE_TRAIN,
   fineTuneQueueOf,
+  isAlive,
   launch,
   REPO_ROOT,
   services,
@@ -26,15 +27,6 @@ import {
   writeSpec,
   type Harness,
 } from '../support/harness';
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 async function jobRow(h: Harness, campaignId: string) {
   return h.clients.db

@@ -8,7 +8,6 @@ import { chmodSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { FineTuneSchema, type SlurmFineTuneSpec } from '../../core/finetune-spec';
 import type { FineTuneJobSpec } from '../../activities/finetune/backend';
-import { sleep } from '../../core/llm/limiter';
 
 export interface DevSlurm {
   conf: string;
@@ -104,20 +103,7 @@ export function slurmJob(cluster: DevSlurm, label: string): FineTuneJobSpec {
   };
 }
 
-/** Polls until `check` returns a value (or the time is up). */
-export async function waitFor<T>(
-  what: string,
-  check: () => Promise<T | null | undefined>,
-  timeoutMs = 60_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check();
-    if (v !== null && v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(150);
-  }
-}
+export { waitFor } from './harness';
 
 /** Runs a Slurm command against the dev cluster (for test set-up: requeue, release). */
 export function slurmCommand(cluster: DevSlurm, cmd: string, args: string[]): string {
