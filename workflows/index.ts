@@ -2,3 +2,4 @@
 export { campaignWorkflow } from './campaign';
 export { stageWorkflow } from './stage';
 export { fineTuneWorkflow } from './finetune';
+export { lineIterationWorkflow } from './line';

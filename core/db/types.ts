@@ -26,6 +26,8 @@ export interface CampaignsTable {
   error: string | null;
   created_at: Timestamp;
   updated_at: Timestamp;
+  line_name: string | null;
+  line_iteration: number | null;
 }
 
 export interface QuestionsTable {
@@ -51,6 +53,8 @@ export interface ModelVersionsTable {
   checkpoint_uri: string | null;
   deployed_at: Timestamp | null;
   created_at: Timestamp;
+  origin_campaign_id: string | null;
+  origin_label: string | null;
 }
 
 export interface StageRunsTable {
@@ -156,6 +160,65 @@ export interface FineTuneJobsTable {
   final_loss: number | null;
 }
 
+export interface LinesTable {
+  name: string;
+  spec: Json<unknown>;
+  spec_file: string;
+  spec_dir: string;
+  schedule_id: string;
+  task_queue: string;
+  created_at: Timestamp;
+  deleted_at: Timestamp | null;
+}
+
+export interface LineHeldoutTable {
+  line: string;
+  ordinal: number;
+  id: string;
+  title: string | null;
+  question: string;
+  reference: string | null;
+  content_hash: string;
+}
+
+export type LineIterationState = 'running' | 'completed' | 'failed' | 'cancelled' | 'skipped';
+
+export interface LineIterationsTable {
+  line: string;
+  iteration: number;
+  workflow_id: string;
+  campaign_id: string | null;
+  state: LineIterationState;
+  questions_added: Defaulted<number>;
+  questions_replayed: Defaulted<number>;
+  promoted: boolean | null;
+  reason: string | null;
+  gate: Json<unknown> | null;
+  started_at: Timestamp;
+  finished_at: Timestamp | null;
+}
+
+export interface LineChampionsTable {
+  id: Generated<string>;
+  line: string;
+  campaign_id: string;
+  label: string;
+  served_model: string;
+  checkpoint_uri: string | null;
+  kind: 'gate' | 'promote' | 'rollback';
+  actor: string;
+  why: string | null;
+  at: Timestamp;
+}
+
+export interface DatasetReplayTable {
+  campaign_id: string;
+  stage: string;
+  iteration: number;
+  source_campaign_id: string;
+  question_id: string;
+}
+
 export interface FineTuneEventsTable {
   id: Generated<string>;
   job_id: BigId;
@@ -243,6 +306,11 @@ export interface Database {
   preference_pairs: PreferencePairsTable;
   eval_answers: EvalAnswersTable;
   judgments: JudgmentsTable;
+  lines: LinesTable;
+  line_heldout: LineHeldoutTable;
+  line_iterations: LineIterationsTable;
+  line_champions: LineChampionsTable;
+  dataset_replay: DatasetReplayTable;
 }
 
 export type Campaign = Selectable<CampaignsTable>;
@@ -253,3 +321,6 @@ export type DistillRecord = Selectable<DistillRecordsTable>;
 export type DatasetRow = Selectable<DatasetsTable>;
 export type FineTuneJobRow = Selectable<FineTuneJobsTable>;
 export type ModelVersionRow = Selectable<ModelVersionsTable>;
+export type LineRow = Selectable<LinesTable>;
+export type LineIterationRow = Selectable<LineIterationsTable>;
+export type LineChampionRow = Selectable<LineChampionsTable>;
