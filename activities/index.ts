@@ -10,6 +10,7 @@ import { datasetActivities } from './datasets';
 import { distillActivities } from './distill';
 import { evaluateActivities } from './evaluate';
 import { fineTuneActivities } from './finetune';
+import { lineActivities } from './lines';
 import { modelActivities } from './models';
 import { stageRunActivities } from './stage-runs';
 
@@ -24,6 +25,7 @@ export function createActivities(deps: ActivityDeps) {
     ...datasetActivities(deps),
     ...fineTuneActivities(deps),
     ...modelActivities(deps),
+    ...lineActivities(deps),
   };
 }
 

@@ -23,6 +23,7 @@ import { resumeSignal, pauseSignal } from '../workflows/messages';
 import { ProgressView, renderStatus } from './progress';
 import { runDev } from './dev';
 import { runWorker } from './worker';
+import { lineCommand } from './line';
 
 async function withClients<T>(fn: (c: Clients) => Promise<T>): Promise<T> {
   const clients = await connect(await resolveServices());
@@ -190,7 +191,7 @@ campaign
       const report = await buildReport(clients.db, campaignId);
       if (opts.html) {
         const file = opts.html;
-        await writeFile(file, renderReportHtml(report)).catch((err: unknown) => {
+        await writeFile(file, await renderReportHtml(report)).catch((err: unknown) => {
           throw new UserError(`Cannot write ${file}: ${fileProblem(err)}`);
         });
         process.stderr.write(`HTML report written to ${opts.html}\n`);
@@ -299,6 +300,8 @@ finetune
       }
     });
   });
+
+program.addCommand(lineCommand());
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   // Stacks only on request: users need the message, developers can set METEOR_DEBUG=1.

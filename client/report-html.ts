@@ -1,12 +1,16 @@
 /**
- * The campaign report as ONE self-contained HTML file: inline CSS and inline SVG charts drawn
- * here — no script, no external resource — so it can be mailed, archived or opened offline.
+ * The campaign report as ONE self-contained HTML file: inline CSS and inline SVG charts — drawn
+ * from Vega-Lite specs rendered to SVG here, in Node (client/charts.ts) — no script, no external
+ * resource, so it can be mailed, archived or opened offline.
  *
- * Charts carry stable hooks for tests and tools: every chart is an `<svg data-chart="…">`
- * (`winrate`, `outcomes`, `scores`, `stages`, `lineage`); win-rate bars are `[data-bar]`, their
- * confidence intervals `[data-ci]`; lineage nodes `[data-node]`.
+ * Every chart sits in a `<figure data-chart="…">` (`winrate`, `outcomes`, `scores`, `stages` with
+ * `data-metric`, `lineage`); inside, Vega's marks are `g.NAME_marks` groups: win-rate bars
+ * `g.bar_marks`, their confidence intervals `g.ci_marks` (rules) and `g.cap_marks` (ticks),
+ * lineage nodes `g.node_marks`, edges `g.edge_marks`, node labels `g.label_marks`.
  */
+import type { TopLevelSpec } from 'vega-lite';
 import type { DimensionStats } from '../core/evaluation/stats';
+import { BASE_COLOR, colorOf, esc, INK, MUTED, OUTCOME_COLORS, renderChart, STAGE_COLORS } from './charts';
 import {
   modelTitle,
   TIE_RULE,
@@ -16,38 +20,13 @@ import {
   type StageReport,
 } from './report';
 
-const PALETTE = ['#4e79a7', '#f28e2b', '#59a14f', '#b07aa1', '#76b7b2', '#edc948', '#e15759', '#9c755f'];
-/** One color per stage, shared by the stage charts, the lineage and each stage's final model. */
-const STAGE_COLORS: Record<string, string> = {
-  distill: '#4e79a7',
-  assess: '#f28e2b',
-  contrast: '#59a14f',
-  evaluate: '#8a96a3',
-};
-const BASE_COLOR = '#8a96a3';
-const colorOf = (stage: string | null, index: number): string =>
-  (stage ? STAGE_COLORS[stage] : undefined) ?? (PALETTE[index % PALETTE.length] as string);
-const OUTCOME_COLORS = { win: '#3f9a5a', tie: '#c9c3bd', loss: '#d8574f' } as const;
-const INK = '#1f2933';
-const MUTED = '#66727f';
-const GRID = '#e3e7eb';
-
-/** Escapes text for HTML content and attribute values. */
-export function esc(value: unknown): string {
-  return String(value)
-    .replace(/&/g, '&amp;')
-    .replace(/</g, '&lt;')
-    .replace(/>/g, '&gt;')
-    .replace(/"/g, '&quot;')
-    .replace(/'/g, '&#39;');
-}
+export { esc };
 
 const f1 = (x: number) => Math.round(x * 10) / 10;
-const pct = (x: number | null, digits = 0) => (x === null ? '–' : `${(100 * x).toFixed(digits)}%`);
+export const pct = (x: number | null, digits = 0) => (x === null ? '–' : `${(100 * x).toFixed(digits)}%`);
 const num = (x: number | null, digits = 1) => (x === null ? '–' : x.toFixed(digits));
 
-const sentenceCase = (s: string) => s.charAt(0).toUpperCase() + s.slice(1);
-const clip = (s: string, max: number) => (s.length > max ? `${s.slice(0, Math.max(1, max - 1))}…` : s);
+export const sentenceCase = (s: string) => s.charAt(0).toUpperCase() + s.slice(1);
 
 /** 1234 → 1.2k, 2_500_000 → 2.5M. */
 export function compact(x: number): string {
@@ -59,373 +38,374 @@ export function compact(x: number): string {
   return Number.isInteger(x) ? String(x) : x.toFixed(2);
 }
 
-function usd(x: number): string {
+export function usd(x: number): string {
   if (x === 0) return '$0';
   if (x < 0.01) return `$${x.toFixed(4)}`;
   if (x < 100) return `$${x.toFixed(2)}`;
   return `$${Math.round(x).toLocaleString('en-US')}`;
 }
 
-/** A "nice" axis maximum at or above x. */
-function niceMax(x: number): number {
-  if (x <= 0) return 1;
-  const p = 10 ** Math.floor(Math.log10(x));
-  for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= x) return m * p;
-  return 10 * p;
-}
-
-type Attrs = Record<string, string | number | undefined>;
-const attrs = (a: Attrs) =>
-  Object.entries(a)
-    .filter(([, v]) => v !== undefined)
-    .map(([k, v]) => ` ${k}="${esc(typeof v === 'number' ? f1(v) : v)}"`)
-    .join('');
-const el = (tag: string, a: Attrs, body = '') => `<${tag}${attrs(a)}>${body}</${tag}>`;
-const text = (x: number, y: number, body: string, a: Attrs = {}) => el('text', { x, y, ...a }, esc(body));
-const title = (t: string) => `<title>${esc(t)}</title>`;
-
-function svg(chart: string, width: number, height: number, label: string, body: string, extra: Attrs = {}) {
-  return el(
-    'svg',
-    {
-      'data-chart': chart,
-      viewBox: `0 0 ${width} ${height}`,
-      width,
-      height,
-      role: 'img',
-      'aria-label': label,
-      xmlns: 'http://www.w3.org/2000/svg',
-      ...extra,
-    },
-    title(label) + body,
-  );
-}
-
-function legend(items: Array<{ color: string; label: string }>, x: number, y: number): string {
-  let cx = x;
-  return items
-    .map((it) => {
-      const g =
-        el('rect', { x: cx, y: y - 9, width: 12, height: 12, rx: 2, fill: it.color }) +
-        text(cx + 17, y + 1, it.label, { class: 'legend' });
-      cx += 30 + it.label.length * 6.6;
-      return g;
-    })
-    .join('');
-}
-
 /** Grouped bars: dimensions on x, one bar per candidate, tie-adjusted win rate with its CI. */
-function winRateChart(models: ModelReport[], dimensions: readonly string[], base: string): string {
-  const W = 960;
-  const H = 380;
-  const m = { top: 48, right: 20, bottom: 56, left: 56 };
-  const iw = W - m.left - m.right;
-  const ih = H - m.top - m.bottom;
-  const y = (v: number) => m.top + ih * (1 - v);
-  const gw = iw / dimensions.length;
-  const inner = gw * 0.78;
-  const bw = Math.min(56, inner / Math.max(1, models.length));
-  const parts: string[] = [];
-  for (const t of [0, 0.25, 0.5, 0.75, 1]) {
-    parts.push(el('line', { x1: m.left, x2: W - m.right, y1: y(t), y2: y(t), stroke: GRID }));
-    parts.push(text(m.left - 8, y(t) + 4, pct(t), { 'text-anchor': 'end', class: 'tick' }));
-  }
-  parts.push(
-    el('line', {
-      x1: m.left,
-      x2: W - m.right,
-      y1: y(0.5),
-      y2: y(0.5),
-      stroke: MUTED,
-      'stroke-dasharray': '5 4',
-      'data-parity': '',
-    }),
-    el('line', {
-      x1: W - m.right - 150,
-      x2: W - m.right - 122,
-      y1: 18,
-      y2: 18,
-      stroke: MUTED,
-      'stroke-dasharray': '5 4',
-    }),
-    text(W - m.right - 116, 22, `50%: parity with ${base}`, { class: 'legend' }),
-  );
-  dimensions.forEach((dim, di) => {
-    const gx = m.left + di * gw + (gw - bw * models.length) / 2;
-    models.forEach((model, mi) => {
+function winRateChart(models: ModelReport[], dimensions: readonly string[], base: string): Promise<string> {
+  const titles = models.map(modelTitle);
+  const rows = models.flatMap((model) =>
+    dimensions.map((dim) => {
       const d = model.dimensions.find((s) => s.dimension === dim);
       const v = d?.tieAdjustedWinRate ?? null;
-      const x = gx + mi * bw;
-      const color = colorOf(model.stage, mi);
-      const label =
-        `${modelTitle(model)} — ${dim}: tie-adjusted win rate ${pct(v, 1)}` +
-        (d?.ci ? `, 95% CI ${pct(d.ci.lo, 1)}–${pct(d.ci.hi, 1)}` : '') +
-        (d ? ` (W/T/L ${d.wins}/${d.ties}/${d.losses}, n=${d.n})` : '');
-      const h = v === null ? 0 : ih * v;
-      parts.push(
-        el(
-          'rect',
-          {
-            x: x + 2,
-            y: y(v ?? 0),
-            width: bw - 4,
-            height: Math.max(h, v === null ? 0 : 1),
-            rx: 3,
-            fill: color,
-            'data-bar': '',
-            'data-model': model.modelLabel,
-            'data-dimension': dim,
-            'data-value': v === null ? '' : v.toFixed(4),
+      return {
+        model: modelTitle(model),
+        dimension: dim,
+        value: v,
+        lo: d?.ci?.lo ?? null,
+        hi: d?.ci?.hi ?? null,
+        // The value label sits above whichever is higher, the bar or its CI.
+        top: Math.max(v ?? 0, d?.ci?.hi ?? 0),
+        label: pct(v),
+        description:
+          `${modelTitle(model)} — ${dim}: tie-adjusted win rate ${pct(v, 1)}` +
+          (d?.ci ? `, 95% CI ${pct(d.ci.lo, 1)}–${pct(d.ci.hi, 1)}` : '') +
+          (d ? ` (W/T/L ${d.wins}/${d.ties}/${d.losses}, n=${d.n})` : ''),
+      };
+    }),
+  );
+  const x = {
+    field: 'dimension',
+    type: 'nominal' as const,
+    sort: [...dimensions],
+    title: null,
+    axis: { labelAngle: 0 },
+  };
+  const xOffset = { field: 'model', type: 'nominal' as const, sort: titles, scale: { paddingInner: 0.08 } };
+  const y = {
+    type: 'quantitative' as const,
+    scale: { domain: [0, 1] },
+    axis: { format: '%', tickCount: 5, title: 'tie-adjusted win rate' },
+  };
+  const description = `Tie-adjusted win rate against ${base}, per dimension, with 95% CI`;
+  const spec: TopLevelSpec = {
+    description,
+    width: 860,
+    height: 300,
+    data: { values: rows },
+    layer: [
+      {
+        name: 'bar',
+        mark: { type: 'bar', cornerRadiusEnd: 3 },
+        encoding: {
+          x,
+          xOffset,
+          y: { ...y, field: 'value', stack: null },
+          color: {
+            field: 'model',
+            type: 'nominal',
+            sort: titles,
+            scale: { domain: titles, range: models.map((m, i) => colorOf(m.stage, i)) },
+            legend: { title: null },
           },
-          title(label),
-        ),
-      );
-      if (d?.ci) {
-        const cx = x + bw / 2;
-        const cap = Math.min(8, bw / 4);
-        parts.push(
-          el(
-            'g',
-            {
-              'data-ci': '',
-              'data-model': model.modelLabel,
-              'data-dimension': dim,
-              'data-lo': d.ci.lo.toFixed(4),
-              'data-hi': d.ci.hi.toFixed(4),
-              stroke: INK,
-              'stroke-width': 1.5,
-            },
-            title(`95% CI ${pct(d.ci.lo, 1)}–${pct(d.ci.hi, 1)}`) +
-              el('line', { x1: cx, x2: cx, y1: y(d.ci.lo), y2: y(d.ci.hi) }) +
-              el('line', { x1: cx - cap, x2: cx + cap, y1: y(d.ci.lo), y2: y(d.ci.lo) }) +
-              el('line', { x1: cx - cap, x2: cx + cap, y1: y(d.ci.hi), y2: y(d.ci.hi) }),
-          ),
-        );
-      }
-      if (v !== null) {
-        const top = d?.ci ? Math.min(y(v), y(d.ci.hi)) : y(v);
-        parts.push(text(x + bw / 2, top - 6, pct(v), { 'text-anchor': 'middle', class: 'value' }));
-      }
-    });
-    parts.push(
-      text(m.left + di * gw + gw / 2, H - m.bottom + 22, dim, { 'text-anchor': 'middle', class: 'axis' }),
-    );
-  });
-  parts.push(
-    legend(
-      models.map((mm, i) => ({ color: colorOf(mm.stage, i), label: modelTitle(mm) })),
-      m.left,
-      22,
-    ),
-  );
-  return svg(
-    'winrate',
-    W,
-    H,
-    `Tie-adjusted win rate against ${base}, per dimension, with 95% CI`,
-    parts.join(''),
-  );
+          description: { field: 'description' },
+        },
+      },
+      {
+        name: 'ci',
+        transform: [{ filter: 'datum.lo != null' }],
+        mark: { type: 'rule', color: INK, strokeWidth: 1.5 },
+        encoding: { x, xOffset, y: { ...y, field: 'lo' }, y2: { field: 'hi' } },
+      },
+      {
+        name: 'cap',
+        transform: [{ filter: 'datum.lo != null' }, { fold: ['lo', 'hi'], as: ['end', 'at'] }],
+        mark: { type: 'tick', color: INK, thickness: 1.5, size: 10, orient: 'horizontal' },
+        encoding: { x, xOffset, y: { ...y, field: 'at' } },
+      },
+      {
+        name: 'value',
+        transform: [{ filter: 'datum.value != null' }],
+        mark: { type: 'text', dy: -8, fontWeight: 600 },
+        encoding: { x, xOffset, y: { ...y, field: 'top' }, text: { field: 'label' } },
+      },
+      {
+        name: 'parity',
+        data: { values: [{ y: 0.5 }] },
+        mark: { type: 'rule', color: MUTED, strokeDash: [5, 4] },
+        encoding: { y: { ...y, field: 'y' } },
+      },
+      {
+        // Above the plot's top-right corner, beside the legend, where no bar can cover it.
+        data: { values: [{ text: `- - -  50%: parity with ${base}` }] },
+        mark: { type: 'text', align: 'right', baseline: 'bottom', dy: -10, color: MUTED, fontSize: 12 },
+        encoding: { x: { value: 'width' }, y: { value: 0 }, text: { field: 'text' } },
+      },
+    ],
+  };
+  return renderChart(spec, { chart: 'winrate', title: description });
 }
 
-/** Stacked win / tie / loss shares per candidate and dimension. */
-function outcomesChart(models: ModelReport[]): string {
-  const W = 960;
-  const rowH = 22;
-  const gap = 18;
-  const labelW = 250;
-  const right = 20;
-  const top = 34;
-  const rows = models.reduce((n, mm) => n + mm.dimensions.length, 0);
-  const H = top + rows * rowH + models.length * gap + 10;
-  const iw = W - labelW - right;
-  const parts: string[] = [
-    legend(
-      [
-        { color: OUTCOME_COLORS.win, label: 'win (both orders agree)' },
-        { color: OUTCOME_COLORS.tie, label: 'tie (tie, disagreement or unparseable)' },
-        { color: OUTCOME_COLORS.loss, label: 'loss' },
-      ],
-      labelW,
-      16,
-    ),
-  ];
-  let yy = top;
-  models.forEach((mm, mi) => {
-    parts.push(
-      el('rect', { x: 8, y: yy + 4, width: 10, height: 10, rx: 2, fill: colorOf(mm.stage, mi) }),
-      text(24, yy + 13, modelTitle(mm), { class: 'axis strong' }),
-    );
-    yy += gap;
-    for (const d of mm.dimensions) {
-      parts.push(text(labelW - 10, yy + 15, d.dimension, { 'text-anchor': 'end', class: 'tick' }));
-      let x = labelW;
-      for (const k of ['win', 'tie', 'loss'] as const) {
+/** Stacked win / tie / loss shares per candidate and dimension, one row of bars per candidate. */
+function outcomesChart(models: ModelReport[]): Promise<string> {
+  const titles = models.map(modelTitle);
+  type Outcome = keyof typeof OUTCOME_COLORS;
+  const names: Record<Outcome, string> = {
+    win: 'win (both orders agree)',
+    tie: 'tie (tie, disagreement or unparseable)',
+    loss: 'loss',
+  };
+  const rows = models.flatMap((m) =>
+    m.dimensions.flatMap((d) => {
+      // Shares stacked here rather than by Vega, so the counts can be centred in their segments.
+      let start = 0;
+      return (['win', 'tie', 'loss'] as const).map((k) => {
         const count = k === 'win' ? d.wins : k === 'tie' ? d.ties : d.losses;
-        const w = d.n === 0 ? 0 : (iw * count) / d.n;
-        if (w > 0) {
-          parts.push(
-            el(
-              'rect',
-              {
-                x,
-                y: yy + 2,
-                width: w,
-                height: rowH - 4,
-                fill: OUTCOME_COLORS[k],
-                'data-outcome': k,
-                'data-model': mm.modelLabel,
-                'data-dimension': d.dimension,
-              },
-              title(
-                `${modelTitle(mm)} — ${d.dimension}: ${count} ${k}${count === 1 ? '' : k === 'loss' ? 'es' : 's'} of ${d.n}`,
-              ),
-            ),
-          );
-          if (w > 28) {
-            parts.push(
-              text(x + w / 2, yy + 15, String(count), {
-                'text-anchor': 'middle',
-                class: k === 'tie' ? 'in-bar dark' : 'in-bar',
-              }),
-            );
-          }
-        }
-        x += w;
-      }
-      if (d.n === 0) parts.push(text(labelW + 4, yy + 15, 'no complete pairs yet', { class: 'note' }));
-      yy += rowH;
-    }
-  });
-  return svg('outcomes', W, H, 'Wins, ties and losses per dimension', parts.join(''));
+        const share = d.n === 0 ? 0 : count / d.n;
+        const row = {
+          model: modelTitle(m),
+          dimension: d.dimension,
+          outcome: names[k],
+          count,
+          n: d.n,
+          x0: start,
+          x1: start + share,
+          mid: start + share / 2,
+          share,
+          description: `${modelTitle(m)} — ${d.dimension}: ${count} ${k}${count === 1 ? '' : k === 'loss' ? 'es' : 's'} of ${d.n}`,
+        };
+        start += share;
+        return row;
+      });
+    }),
+  );
+  const dims = [...new Set(models.flatMap((m) => m.dimensions.map((d) => d.dimension)))];
+  const y = { field: 'dimension', type: 'nominal' as const, sort: dims, title: null };
+  const description = 'Wins, ties and losses per dimension, as shares of the complete pairs';
+  const spec: TopLevelSpec = {
+    description,
+    data: { values: rows },
+    facet: {
+      row: {
+        field: 'model',
+        type: 'nominal',
+        sort: titles,
+        title: null,
+        header: { labelAngle: 0, labelOrient: 'top', labelAnchor: 'start', labelAlign: 'left' },
+      },
+    },
+    spec: {
+      width: 700,
+      height: { step: 22 },
+      layer: [
+        {
+          name: 'outcome',
+          transform: [{ filter: 'datum.count > 0' }],
+          mark: { type: 'bar' },
+          encoding: {
+            y,
+            x: {
+              field: 'x0',
+              type: 'quantitative',
+              scale: { domain: [0, 1] },
+              axis: { format: '%', title: null },
+            },
+            x2: { field: 'x1' },
+            color: {
+              field: 'outcome',
+              type: 'nominal',
+              scale: { domain: Object.values(names), range: Object.values(OUTCOME_COLORS) },
+              legend: { title: null },
+            },
+            description: { field: 'description' },
+          },
+        },
+        {
+          transform: [{ filter: 'datum.share >= 0.07' }],
+          mark: { type: 'text', fontWeight: 600 },
+          encoding: {
+            y,
+            x: { field: 'mid', type: 'quantitative' },
+            text: { field: 'count' },
+            color: {
+              condition: { test: `datum.outcome === '${names.tie}'`, value: '#3c4650' },
+              value: '#fff',
+            },
+          },
+        },
+        {
+          transform: [{ filter: `datum.n == 0 && datum.outcome === '${names.win}'` }],
+          mark: { type: 'text', align: 'left', dx: 4, color: MUTED },
+          encoding: { y, x: { datum: 0, type: 'quantitative' }, text: { value: 'no complete pairs yet' } },
+        },
+      ],
+    },
+  };
+  return renderChart(spec, { chart: 'outcomes', title: 'Wins, ties and losses per dimension', description });
 }
 
 /** The judge's mean 1–10 overall score of each candidate and of the base on the same pairs. */
-function scoresChart(models: ModelReport[], base: string): string {
-  const W = 960;
-  const barH = 16;
-  const labelW = 250;
-  const right = 60;
-  const top = 30;
-  const blockH = barH * 2 + 18;
-  const H = top + models.length * blockH + 24;
-  const iw = W - labelW - right;
-  const x = (v: number) => labelW + (iw * v) / 10;
-  const parts: string[] = [];
-  for (let t = 0; t <= 10; t += 2) {
-    parts.push(el('line', { x1: x(t), x2: x(t), y1: top - 6, y2: H - 22, stroke: GRID }));
-    parts.push(text(x(t), H - 6, String(t), { 'text-anchor': 'middle', class: 'tick' }));
-  }
-  parts.push(legend([{ color: BASE_COLOR, label: `${base} (base) on the same pairs` }], labelW, 16));
-  models.forEach((mm, i) => {
-    const y0 = top + i * blockH;
-    parts.push(text(labelW - 10, y0 + barH, modelTitle(mm), { 'text-anchor': 'end', class: 'axis' }));
-    const rows: Array<[number | null, string, string]> = [
-      [mm.overallScore.model, colorOf(mm.stage, i), mm.modelLabel],
-      [mm.overallScore.base, BASE_COLOR, base],
-    ];
-    rows.forEach(([v, color, who], k) => {
-      const y = y0 + k * (barH + 2);
-      parts.push(
-        el(
-          'rect',
-          {
-            x: labelW,
-            y,
-            width: v === null ? 0 : x(v) - labelW,
-            height: barH,
-            rx: 3,
-            fill: color,
-            'data-score': who,
+function scoresChart(models: ModelReport[], base: string): Promise<string> {
+  const titles = models.map(modelTitle);
+  const baseKey = `${base} (base) on the same pairs`;
+  const rows = models.flatMap((m) =>
+    (
+      [
+        [m.modelLabel, m.overallScore.model, 'model'],
+        [baseKey, m.overallScore.base, 'base'],
+      ] as const
+    ).map(([who, v, side]) => ({
+      model: modelTitle(m),
+      who,
+      side,
+      score: v,
+      label: num(v),
+      description: `${side === 'base' ? base : m.modelLabel}: mean overall score ${num(v)}`,
+    })),
+  );
+  const y = { field: 'model', type: 'nominal' as const, sort: titles, title: null };
+  const yOffset = { field: 'side', type: 'nominal' as const, sort: ['model', 'base'] };
+  const x = {
+    field: 'score',
+    type: 'quantitative' as const,
+    scale: { domain: [0, 10] },
+    axis: { title: 'mean overall score (1–10)' },
+  };
+  const description = 'Mean overall score (1–10) of each model and of the base';
+  const spec: TopLevelSpec = {
+    description,
+    width: 640,
+    height: Math.max(60, models.length * 52),
+    data: { values: rows },
+    transform: [{ filter: 'datum.score != null' }],
+    layer: [
+      {
+        name: 'score',
+        mark: { type: 'bar', cornerRadiusEnd: 3 },
+        encoding: {
+          y,
+          yOffset,
+          x,
+          color: {
+            field: 'who',
+            type: 'nominal',
+            scale: {
+              domain: [...models.map((m) => m.modelLabel), baseKey],
+              range: [...models.map((m, i) => colorOf(m.stage, i)), BASE_COLOR],
+            },
+            legend: { title: null },
           },
-          title(`${who}: mean overall score ${num(v)}`),
-        ),
-        text((v === null ? labelW : x(v)) + 6, y + barH - 3, num(v), { class: 'value' }),
-      );
-    });
-  });
-  return svg('scores', W, H, 'Mean overall score (1–10) of each model and of the base', parts.join(''));
+          description: { field: 'description' },
+        },
+      },
+      {
+        mark: { type: 'text', align: 'left', dx: 5, fontWeight: 600 },
+        encoding: { y, yOffset, x, text: { field: 'label' } },
+      },
+    ],
+  };
+  return renderChart(spec, { chart: 'scores', title: description });
 }
 
-/** Small multiples: one bar chart per stage metric. */
-function stageCharts(stages: StageReport[]): string {
+/** Small multiples: one bar chart per stage metric, stages in their colours. */
+function stageCharts(stages: StageReport[]): Promise<string[]> {
   const metrics: Array<{
     key: string;
     label: string;
     value: (s: StageReport) => number;
     fmt: (x: number) => string;
+    /** d3 format of the axis labels. */
+    axis: string;
   }> = [
-    { key: 'records', label: 'Records', value: (s) => s.records, fmt: compact },
-    { key: 'dataset', label: 'Dataset rows', value: (s) => s.datasetRows ?? 0, fmt: compact },
+    { key: 'records', label: 'Records', value: (s) => s.records, fmt: compact, axis: '~s' },
+    { key: 'dataset', label: 'Dataset rows', value: (s) => s.datasetRows ?? 0, fmt: compact, axis: '~s' },
     {
       key: 'tokens',
       label: 'Tokens (in + out)',
       value: (s) => s.promptTokens + s.completionTokens,
       fmt: compact,
+      axis: '~s',
     },
-    { key: 'cost', label: 'Estimated cost', value: (s) => s.costUsd, fmt: usd },
+    { key: 'cost', label: 'Estimated cost', value: (s) => s.costUsd, fmt: usd, axis: '$.3~g' },
   ];
-  const W = 460;
-  const H = 240;
-  const m = { top: 48, right: 14, bottom: 44, left: 14 };
-  const iw = W - m.left - m.right;
-  const ih = H - m.top - m.bottom;
-  return metrics
-    .map((metric) => {
-      const values = stages.map(metric.value);
-      const max = niceMax(Math.max(0, ...values));
-      const slot = iw / Math.max(1, stages.length);
-      const bw = Math.min(64, slot * 0.62);
-      const parts: string[] = [text(m.left, 18, metric.label, { class: 'chart-title' })];
-      parts.push(
-        el('line', { x1: m.left, x2: W - m.right, y1: m.top + ih, y2: m.top + ih, stroke: '#c5ccd3' }),
-      );
-      stages.forEach((s, i) => {
-        const v = values[i] ?? 0;
-        const h = (ih * v) / max;
-        const cx = m.left + slot * i + slot / 2;
-        const fill = colorOf(s.stage, i);
-        if (metric.key === 'tokens' && v > 0) {
-          const hIn = (ih * s.promptTokens) / max;
-          parts.push(
-            el(
-              'rect',
-              { x: cx - bw / 2, y: m.top + ih - hIn, width: bw, height: hIn, fill, 'data-stage-bar': '' },
-              title(`${s.stage} #${s.iteration}: ${s.promptTokens} prompt tokens`),
-            ),
-            el(
-              'rect',
-              { x: cx - bw / 2, y: m.top + ih - h, width: bw, height: h - hIn, fill, opacity: 0.55 },
-              title(`${s.stage} #${s.iteration}: ${s.completionTokens} completion tokens`),
-            ),
-          );
-        } else {
-          parts.push(
-            el(
-              'rect',
-              { x: cx - bw / 2, y: m.top + ih - h, width: bw, height: h, fill, 'data-stage-bar': '' },
-              title(`${s.stage} #${s.iteration}: ${metric.fmt(v)}`),
-            ),
-          );
-        }
-        const shown = metric.key === 'dataset' && s.datasetRows === null ? '–' : metric.fmt(v);
-        parts.push(text(cx, m.top + ih - h - 6, shown, { 'text-anchor': 'middle', class: 'value' }));
-        parts.push(
-          text(cx, H - m.bottom + 17, s.stage, { 'text-anchor': 'middle', class: 'tick' }),
-          text(cx, H - m.bottom + 31, `#${s.iteration}`, { 'text-anchor': 'middle', class: 'tick' }),
-        );
+  const keys = stages.map((s) => `${s.stage} #${s.iteration}`);
+  const stageNames = Object.keys(STAGE_COLORS);
+  return Promise.all(
+    metrics.map((metric) => {
+      const tokens = metric.key === 'tokens';
+      const bars = stages.flatMap((s, i) => {
+        const key = keys[i] as string;
+        const parts: Array<[string, number]> = tokens
+          ? [
+              ['prompt', s.promptTokens],
+              ['completion', s.completionTokens],
+            ]
+          : [['total', metric.value(s)]];
+        return parts.map(([part, value]) => ({
+          key,
+          stage: s.stage,
+          part,
+          // Completion tokens lighter, stacked on the prompt tokens.
+          alpha: part === 'completion' ? 0.5 : 1,
+          value,
+          description: `${key}: ${tokens ? `${value} ${part} tokens` : metric.fmt(value)}`,
+        }));
       });
-      if (metric.key === 'tokens') {
-        parts.push(
-          text(W - m.right, 18, 'solid: prompt · light: completion', { 'text-anchor': 'end', class: 'note' }),
-        );
-      }
-      return svg('stages', W, H, `${metric.label} per stage`, parts.join(''), { 'data-metric': metric.key });
-    })
-    .join('');
+      const totals = stages.map((s, i) => ({
+        key: keys[i] as string,
+        value: metric.value(s),
+        label: metric.key === 'dataset' && s.datasetRows === null ? '–' : metric.fmt(metric.value(s)),
+      }));
+      const x = {
+        field: 'key',
+        type: 'nominal' as const,
+        sort: keys,
+        title: null,
+        // "distill #1" on two lines, so six stages fit under a half-width chart.
+        axis: { labelAngle: 0, labelExpr: "split(datum.label, ' ')", labelColor: INK },
+      };
+      const y = {
+        field: 'value',
+        type: 'quantitative' as const,
+        title: null,
+        axis: { format: metric.axis, tickCount: 4 },
+      };
+      const spec: TopLevelSpec = {
+        description: `${metric.label} per stage`,
+        title: tokens ? { text: metric.label, subtitle: 'solid: prompt · light: completion' } : metric.label,
+        width: 400,
+        height: 170,
+        layer: [
+          {
+            name: 'stagebar',
+            data: { values: bars },
+            mark: { type: 'bar', cornerRadiusEnd: 0 },
+            encoding: {
+              x,
+              y: { ...y, stack: 'zero' },
+              color: {
+                field: 'stage',
+                type: 'nominal',
+                scale: { domain: stageNames, range: stageNames.map((n) => STAGE_COLORS[n] as string) },
+                legend: null,
+              },
+              opacity: { field: 'alpha', type: 'quantitative', scale: null },
+              order: { field: 'part', sort: 'descending' },
+              description: { field: 'description' },
+            },
+          },
+          {
+            data: { values: totals },
+            mark: { type: 'text', dy: -7, fontWeight: 600 },
+            encoding: { x, y, text: { field: 'label' } },
+          },
+        ],
+      };
+      return renderChart(spec, {
+        chart: 'stages',
+        title: `${metric.label} per stage`,
+        attrs: { 'data-metric': metric.key },
+      });
+    }),
+  );
 }
 
-/** The lineage tree, left to right: each model after its parent. */
-function lineageChart(nodes: LineageNode[]): string {
+/** The lineage tree, left to right: each model one column after its parent. */
+function lineageChart(nodes: LineageNode[]): Promise<string> {
   const depth = new Map<string, number>();
   const depthOf = (n: LineageNode, seen = new Set<string>()): number => {
     const known = depth.get(n.label);
@@ -445,68 +425,76 @@ function lineageChart(nodes: LineageNode[]): string {
   }
   const cols = Math.max(1, ...[...pos.values()].map((p) => p.col + 1));
   const rows = Math.max(1, ...[...rowsAt.values()]);
-  const gapX = 34;
-  // Fill the page's width; a long chain gets a wider drawing (scaled down) rather than tiny boxes.
-  const nodeW = Math.max(120, Math.min(168, (940 - (cols - 1) * gapX) / cols));
-  const nodeH = 70;
-  const gapY = 22;
-  const W = Math.max(960, 20 + cols * nodeW + (cols - 1) * gapX);
-  const H = 20 + rows * (nodeH + gapY) - gapY;
-  const at = (label: string) => {
-    const p = pos.get(label) ?? { col: 0, row: 0 };
-    return { x: 10 + p.col * (nodeW + gapX), y: 10 + p.row * (nodeH + gapY) };
-  };
-  const parts: string[] = [
-    `<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="${MUTED}"/></marker></defs>`,
-  ];
-  for (const n of nodes) {
-    if (!n.parent || !pos.has(n.parent)) continue;
-    const a = at(n.parent);
-    const b = at(n.label);
-    parts.push(
-      el('path', {
-        d: `M${f1(a.x + nodeW)},${f1(a.y + nodeH / 2)} C${f1(a.x + nodeW + gapX / 2)},${f1(a.y + nodeH / 2)} ${f1(b.x - gapX / 2)},${f1(b.y + nodeH / 2)} ${f1(b.x - 2)},${f1(b.y + nodeH / 2)}`,
-        fill: 'none',
-        stroke: MUTED,
-        'stroke-width': 1.5,
-        'marker-end': 'url(#arrow)',
-        'data-edge': `${n.parent}->${n.label}`,
-      }),
-    );
-  }
-  nodes.forEach((n, i) => {
-    const p = at(n.label);
-    const base = !n.parent;
-    const color = base ? BASE_COLOR : colorOf(n.stage, i);
-    const subtitle = base ? 'base model' : `${n.stage} #${n.iteration}`;
-    const detail = base
-      ? n.servedModel
-      : n.datasetRows !== null
-        ? `dataset ${compact(n.datasetRows)} rows`
-        : n.servedModel;
-    parts.push(
-      el(
-        'g',
-        { 'data-node': n.label, transform: `translate(${f1(p.x)},${f1(p.y)})` },
-        title(
-          `${n.label}: ${subtitle}; served as ${n.servedModel}${n.checkpointUri ? `; checkpoint ${n.checkpointUri}` : ''}`,
-        ) +
-          el('rect', {
-            width: nodeW,
-            height: nodeH,
-            rx: 10,
-            fill: '#fff',
-            stroke: color,
-            'stroke-width': 2,
-          }) +
-          el('rect', { width: 8, height: nodeH, rx: 4, fill: color }) +
-          text(20, 24, n.label, { class: 'node-label' }) +
-          text(20, 43, subtitle, { class: 'node-sub' }) +
-          text(20, 60, clip(detail, Math.floor((nodeW - 26) / 6.2)), { class: 'node-detail' }),
-      ),
-    );
+  const colW = 150;
+  const points = nodes.map((n, i) => {
+    const p = pos.get(n.label) ?? { col: 0, row: 0 };
+    const isBase = !n.parent;
+    const subtitle = isBase ? 'base model' : `${n.stage} #${n.iteration}`;
+    return {
+      label: n.label,
+      col: p.col,
+      row: p.row,
+      color: isBase ? BASE_COLOR : colorOf(n.stage, i),
+      subtitle,
+      detail: isBase || n.datasetRows === null ? n.servedModel : `dataset ${compact(n.datasetRows)} rows`,
+      description: `${n.label}: ${subtitle}; served as ${n.servedModel}${n.checkpointUri ? `; checkpoint ${n.checkpointUri}` : ''}`,
+    };
   });
-  return svg('lineage', W, H, 'Model lineage', parts.join(''));
+  const edges = nodes.flatMap((n) => {
+    const a = n.parent ? pos.get(n.parent) : undefined;
+    const b = pos.get(n.label);
+    return a && b
+      ? [{ edge: `${n.parent}->${n.label}`, col: a.col, row: a.row, col2: b.col, row2: b.row }]
+      : [];
+  });
+  const x = { type: 'quantitative' as const, scale: { domain: [-0.5, cols - 0.5] }, axis: null };
+  const y = {
+    type: 'quantitative' as const,
+    scale: { domain: [-0.45, rows - 0.4], reverse: true },
+    axis: null,
+  };
+  const at = { x: { ...x, field: 'col' }, y: { ...y, field: 'row' } };
+  const description = `Model lineage: ${nodes.map((n) => (n.parent ? `${n.parent} → ${n.label}` : n.label)).join(', ')}`;
+  const spec: TopLevelSpec = {
+    description,
+    width: Math.max(880, cols * colW),
+    height: rows * 96,
+    layer: [
+      {
+        name: 'edge',
+        data: { values: edges },
+        mark: { type: 'rule', color: MUTED, strokeWidth: 1.5 },
+        encoding: { ...at, x2: { field: 'col2' }, y2: { field: 'row2' }, description: { field: 'edge' } },
+      },
+      {
+        name: 'node',
+        data: { values: points },
+        mark: { type: 'point', shape: 'circle', filled: true, size: 1500, opacity: 1 },
+        encoding: {
+          ...at,
+          color: { field: 'color', type: 'nominal', scale: null },
+          description: { field: 'description' },
+        },
+      },
+      {
+        name: 'label',
+        data: { values: points },
+        mark: { type: 'text', color: '#fff', fontSize: 14, fontWeight: 700 },
+        encoding: { ...at, text: { field: 'label' } },
+      },
+      {
+        data: { values: points },
+        mark: { type: 'text', dy: 32, fontSize: 12.5 },
+        encoding: { ...at, text: { field: 'subtitle' } },
+      },
+      {
+        data: { values: points },
+        mark: { type: 'text', dy: 47, fontSize: 11.5, color: MUTED, limit: colW - 10 },
+        encoding: { ...at, text: { field: 'detail' } },
+      },
+    ],
+  };
+  return renderChart(spec, { chart: 'lineage', title: 'Model lineage', description });
 }
 
 function dimensionRow(d: DimensionStats): string {
@@ -560,7 +548,8 @@ function fineTuneTable(r: CampaignReport): string {
 <tbody>${r.fineTunes.map(row).join('')}</tbody></table>`;
 }
 
-const CSS = `
+/** The page style, shared with the line report (line-report-html.ts). */
+export const PAGE_CSS = `
 *{box-sizing:border-box}
 body{margin:0;background:#f4f6f8;color:${INK};font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif}
 main{max-width:1040px;margin:0 auto;padding:28px 24px 48px}
@@ -577,22 +566,10 @@ section{background:#fff;border-radius:12px;padding:20px 22px;margin-top:18px;box
 section h2{margin:0 0 6px;font-size:19px}
 section h3{margin:18px 0 4px;font-size:16px;display:flex;align-items:center;gap:8px}
 .method{color:${MUTED};margin:0 0 10px;font-size:14px}
-svg{display:block;max-width:100%;height:auto;margin:10px 0}
-svg text{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Arial,sans-serif;fill:${INK}}
-svg .tick{font-size:12px;fill:${MUTED}}
-svg .axis{font-size:13px}
-svg .strong{font-weight:650}
-svg .legend{font-size:12.5px}
-svg .value{font-size:11.5px;font-weight:600}
-svg .note{font-size:11.5px;fill:${MUTED}}
-svg .in-bar{font-size:11.5px;fill:#fff;font-weight:600}
-svg .in-bar.dark{fill:#3c4650}
-svg .chart-title{font-size:14px;font-weight:650}
-svg .node-label{font-size:17px;font-weight:700}
-svg .node-sub{font-size:12.5px}
-svg .node-detail{font-size:11.5px;fill:${MUTED}}
+figure.chart{margin:10px 0;overflow-x:auto}
+figure.chart svg{display:block;max-width:100%;height:auto}
 .small-multiples{display:grid;grid-template-columns:repeat(2,minmax(0,1fr));gap:4px 18px}
-.small-multiples svg{width:100%}
+.small-multiples figure.chart svg{width:100%}
 table{border-collapse:collapse;width:100%;font-size:14px;margin-top:6px}
 th,td{padding:6px 10px;border-bottom:1px solid #edf0f2;text-align:left}
 th{font-size:12px;text-transform:uppercase;letter-spacing:.04em;color:${MUTED};font-weight:600}
@@ -606,8 +583,14 @@ tfoot td{font-weight:650;border-bottom:none}
 footer{color:${MUTED};font-size:12.5px;margin-top:22px}
 `;
 
-/** The whole report page. */
-export function renderReportHtml(r: CampaignReport): string {
+/** The simulation banner, first on the page (also used by the line report). */
+export const simulationBanner = (notice: string | null): string =>
+  notice
+    ? `<div class="sim-banner" role="alert" data-simulation><strong>SIMULATION</strong>${esc(sentenceCase(notice.replace(/^SIMULATION:\s*/, '')))}</div>`
+    : '';
+
+/** The whole report page; async because Vega renders the charts asynchronously. */
+export async function renderReportHtml(r: CampaignReport): Promise<string> {
   const ev = r.evaluation;
   const c = r.campaign;
   const tokens = r.totals.promptTokens + r.totals.completionTokens;
@@ -619,26 +602,37 @@ export function renderReportHtml(r: CampaignReport): string {
     ['models', String(r.lineage.length)],
     ['held-out questions', ev ? String(ev.evalQuestions) : '–'],
   ];
-  const banner = r.simulationNotice
-    ? `<div class="sim-banner" role="alert" data-simulation><strong>SIMULATION</strong>${esc(sentenceCase(r.simulationNotice.replace(/^SIMULATION:\s*/, '')))}</div>`
-    : '';
-  const evaluation = ev
-    ? `<p class="method">${esc(ev.method)} ${ev.resamples.toLocaleString('en-US')} resamples, seed ${ev.seed}. Judge: ${ev.judgeModels.map((j) => `<code>${esc(j)}</code>`).join(', ')}, prompt ${ev.promptVersions.map((p) => `<code>${esc(p)}</code>`).join(', ')}. Mean lengths in words.</p>
+  const banner = simulationBanner(r.simulationNotice);
+  // Rendered together: Vega is loaded once and the charts do not wait on each other.
+  const [evalCharts, stageFigures, lineage] = await Promise.all([
+    ev
+      ? Promise.all([
+          winRateChart(ev.models, ev.dimensions, ev.baseModel),
+          outcomesChart(ev.models),
+          scoresChart(ev.models, ev.baseModel),
+        ])
+      : null,
+    stageCharts(r.stages),
+    lineageChart(r.lineage),
+  ]);
+  const evaluation =
+    ev && evalCharts
+      ? `<p class="method">${esc(ev.method)} ${ev.resamples.toLocaleString('en-US')} resamples, seed ${ev.seed}. Judge: ${ev.judgeModels.map((j) => `<code>${esc(j)}</code>`).join(', ')}, prompt ${ev.promptVersions.map((p) => `<code>${esc(p)}</code>`).join(', ')}. Mean lengths in words.</p>
 <h3>Tie-adjusted win rate against ${esc(ev.baseModel)}, with 95% CI</h3>
-${winRateChart(ev.models, ev.dimensions, ev.baseModel)}
+${evalCharts[0]}
 <h3>Wins, ties and losses</h3>
-${outcomesChart(ev.models)}
+${evalCharts[1]}
 <h3>Overall score (judge, 1–10)</h3>
-${scoresChart(ev.models, ev.baseModel)}
+${evalCharts[2]}
 ${ev.models.map((m, i) => modelTable(m, ev.baseModel, colorOf(m.stage, i))).join('\n')}`
-    : `<p class="empty">No judgments yet: the evaluation has not run (or is disabled) for this campaign.</p>`;
+      : `<p class="empty">No judgments yet: the evaluation has not run (or is disabled) for this campaign.</p>`;
   return `<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${esc(`${r.simulated ? '[SIMULATION] ' : ''}meteor report — ${c.name} (${c.id})`)}</title>
-<style>${CSS}</style>
+<style>${PAGE_CSS}</style>
 </head>
 <body>
 <main>
@@ -656,13 +650,13 @@ ${evaluation}
 <section id="stages">
 <h2>Stages</h2>
 <p class="method">Records, training-set rows, tokens and estimated cost (at the spec's pricing) per stage and iteration.</p>
-<div class="small-multiples">${stageCharts(r.stages)}</div>
+<div class="small-multiples">${stageFigures.join('')}</div>
 ${stageTable(r)}
 </section>
 <section id="lineage">
 <h2>Model lineage</h2>
 <p class="method">Each model is fine-tuned from its parent on the dataset of the stage that made it.</p>
-${lineageChart(r.lineage)}
+${lineage}
 </section>
 <section id="finetunes">
 <h2>Fine-tunes</h2>

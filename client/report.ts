@@ -52,6 +52,8 @@ export interface LineageNode {
   iteration: number | null;
   datasetRows: number | null;
   checkpointUri: string | null;
+  /** M0 of an evolution line's iteration: the champion it is, in its own campaign. */
+  origin: { campaignId: string; label: string } | null;
 }
 
 export interface ModelReport extends ModelEvaluation {
@@ -88,6 +90,8 @@ export interface CampaignReport {
     error: string | null;
     createdAt: string;
     models: Record<string, { model: string; baseURL: string } | null>;
+    /** The evolution line and iteration this campaign is, or null. */
+    line: { name: string; iteration: number } | null;
   };
   stages: StageReport[];
   totals: { calls: number; promptTokens: number; completionTokens: number; costUsd: number };
@@ -192,6 +196,10 @@ export async function buildReport(db: Db, campaignId: string): Promise<CampaignR
     datasetRows:
       datasets.find((d) => m.dataset_id !== null && String(d.id) === String(m.dataset_id))?.rows ?? null,
     checkpointUri: m.checkpoint_uri,
+    origin:
+      m.origin_campaign_id && m.origin_label
+        ? { campaignId: m.origin_campaign_id, label: m.origin_label }
+        : null,
   }));
 
   const endpoints = { weak: spec.models.weak, strong: spec.models.strong, judge: spec.models.judge ?? null };
@@ -208,6 +216,10 @@ export async function buildReport(db: Db, campaignId: string): Promise<CampaignR
       state: row.state,
       error: row.error,
       createdAt: iso(row.created_at) as string,
+      line:
+        row.line_name && row.line_iteration !== null
+          ? { name: row.line_name, iteration: row.line_iteration }
+          : null,
       models: Object.fromEntries(
         Object.entries(endpoints).map(([role, e]) => [
           role,
@@ -326,6 +338,8 @@ export function renderReportText(r: CampaignReport): string {
       .map(([role, m]) => `${role} ${m?.model ?? '-'}`)
       .join(', ')}`,
   );
+  if (r.campaign.line)
+    lines.push(`evolution line ${r.campaign.line.name}, iteration ${r.campaign.line.iteration}`);
   if (r.campaign.error) lines.push(`error: ${r.campaign.error}`);
   lines.push('');
 

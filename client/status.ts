@@ -17,6 +17,8 @@ export interface CampaignStatusView extends CampaignStatus {
   name: string;
   domain: string;
   createdAt: string;
+  /** The evolution line and iteration this campaign is, or null for a campaign of its own. */
+  line: { name: string; iteration: number } | null;
   /** Where the figures come from: the running workflow, or the database. */
   source: 'workflow' | 'database';
 }
@@ -112,6 +114,10 @@ export async function campaignStatus(clients: Clients, campaignId: string): Prom
     name: row.name,
     domain: row.domain,
     createdAt: new Date(row.created_at).toISOString(),
+    line:
+      row.line_name && row.line_iteration !== null
+        ? { name: row.line_name, iteration: row.line_iteration }
+        : null,
     source,
   });
   const handle = clients.temporal.workflow.getHandle(row.workflow_id);

@@ -3,7 +3,9 @@
  * preference pairs for contrast. The export activity and `meteorctl dataset export` both read
  * through here, so the file a fine-tune got and the file a user exports are the same.
  */
+import { getCampaign } from './campaigns';
 import type { Db } from './db/connection';
+import { replayPicks, type ReplayPick } from './replay';
 import { PREFERENCE_FORMATS, preferenceLine, SFT_FORMATS, sftLine } from './dataset-formats';
 import { assessSftExamples, contrastPreferenceExamples, distillSftExamples } from './records';
 import type { CampaignSpec } from './spec';
@@ -21,7 +23,52 @@ export function datasetKind(stage: TrainingStage): 'sft' | 'preference' {
   return stage === 'contrast' ? 'preference' : 'sft';
 }
 
+/**
+ * The dataset's lines: its own rows, then (in an evolution line with replay) the rows replayed
+ * from earlier iterations (core/replay.ts); `onReplay` hears which those were.
+ */
 export async function* trainingLines(
+  db: Db,
+  spec: CampaignSpec,
+  campaignId: string,
+  stage: TrainingStage,
+  iteration: number,
+  format: TrainingFormat,
+  onReplay?: (picks: ReplayPick[]) => void,
+): AsyncGenerator<Record<string, unknown>> {
+  let own = 0;
+  for await (const line of ownLines(db, spec, campaignId, stage, iteration, format)) {
+    own++;
+    yield line;
+  }
+  const picks = await replayPicks(db, campaignId, stage, iteration, own);
+  onReplay?.(picks);
+  // Stream each source dataset once, keeping the picked rows.
+  const bySource = new Map<string, Set<number>>();
+  for (const p of picks) {
+    const key = `${p.sourceCampaignId}\u0000${p.sourceIteration}`;
+    let rows = bySource.get(key);
+    if (!rows) bySource.set(key, (rows = new Set()));
+    rows.add(p.row);
+  }
+  for (const [key, rows] of bySource) {
+    const [sourceCampaignId, sourceIteration] = key.split('\u0000') as [string, string];
+    const source = await getCampaign(db, sourceCampaignId);
+    let row = 0;
+    for await (const line of ownLines(
+      db,
+      source.spec,
+      sourceCampaignId,
+      stage,
+      Number(sourceIteration),
+      format,
+    )) {
+      if (rows.has(row++)) yield line;
+    }
+  }
+}
+
+async function* ownLines(
   db: Db,
   spec: CampaignSpec,
   campaignId: string,

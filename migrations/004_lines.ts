@@ -78,20 +78,22 @@ export async function up(db: AnyDb): Promise<void> {
     .addColumn('origin_campaign_id', 'text')
     .addColumn('origin_label', 'text')
     .execute();
-  // Replayed training rows, per dataset: where each came from.
+  // Replayed training rows, per dataset: where each came from (a row of an earlier iteration's dataset).
   await db.schema
     .createTable('dataset_replay')
     .addColumn('campaign_id', 'text', (c) => c.notNull().references('campaigns.id').onDelete('cascade'))
     .addColumn('stage', 'text', (c) => c.notNull())
     .addColumn('iteration', 'integer', (c) => c.notNull())
     .addColumn('source_campaign_id', 'text', (c) => c.notNull())
-    .addColumn('question_id', 'text', (c) => c.notNull())
+    .addColumn('source_iteration', 'integer', (c) => c.notNull())
+    .addColumn('source_row', 'integer', (c) => c.notNull())
     .addPrimaryKeyConstraint('dataset_replay_pk', [
       'campaign_id',
       'stage',
       'iteration',
       'source_campaign_id',
-      'question_id',
+      'source_iteration',
+      'source_row',
     ])
     .execute();
 }

@@ -51,7 +51,7 @@ async function main(): Promise<number> {
     const report = await buildReport(clients.db, campaignId);
     const htmlFile = path.join(process.env.METEOR_HOME ?? DEFAULT_STATE_DIR, 'reports', `${campaignId}.html`);
     await mkdir(path.dirname(htmlFile), { recursive: true });
-    await writeFile(htmlFile, renderReportHtml(report));
+    await writeFile(htmlFile, await renderReportHtml(report));
     say();
     say(`── report (simulated models) ─ campaign ${campaignId}: ${final.state}`);
     say(renderReportText(report));

@@ -258,7 +258,7 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignSt
 }
 
 /** The innermost cause: a child's activity failure is wrapped twice over. */
-function errorText(err: unknown): string {
+export function errorText(err: unknown): string {
   let e: unknown = err;
   let text = err instanceof Error ? err.message : String(err);
   while (e instanceof Error && e.cause) {

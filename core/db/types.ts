@@ -216,7 +216,8 @@ export interface DatasetReplayTable {
   stage: string;
   iteration: number;
   source_campaign_id: string;
-  question_id: string;
+  source_iteration: number;
+  source_row: number;
 }
 
 export interface FineTuneEventsTable {

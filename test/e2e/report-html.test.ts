@@ -2,8 +2,8 @@
  * The HTML report of a finished small campaign (distill → assess → contrast → evaluate on the
  * simulator), written by the real CLI (`meteorctl campaign report ID --json --html FILE`) and
  * opened in headless Chromium (Debian's /usr/bin/chromium, driven by playwright-core): the charts
- * are drawn (a win-rate bar and a CI error bar per model × dimension, a lineage node per model,
- * the stage charts), the page says it is a simulation, loads nothing from anywhere, and a
+ * (Vega-Lite rendered to inline SVG) are drawn (a win-rate bar and a CI rule per model ×
+ * dimension at their values' heights, a lineage node per model, the stage charts), the page says it is a simulation, loads nothing from anywhere, and a
  * screenshot is left in test-artifacts/report.png (with report.html and report.json).
  */
 import { execFile } from 'node:child_process';
@@ -156,57 +156,95 @@ describe('the HTML report in a browser', () => {
     page.on('request', (r) => requests.push(r.url()));
     await page.goto(pathToFileURL(htmlFile).href);
 
+    // Charts are Vega-Lite rendered to inline SVG: each in a [data-chart] figure, its marks in
+    // `g.NAME_marks` groups (paths for bars and symbols, lines for rules), in data order.
     const models = report.evaluation!.models.length;
-    const winrate = page.locator('svg[data-chart="winrate"]');
-    await expect(winrate.count()).resolves.toBe(1);
-    const bars = winrate.locator('[data-bar]');
+    const winrate = page.locator('[data-chart="winrate"]');
+    await expect(winrate.locator('svg').count()).resolves.toBe(1);
+    const bars = winrate.locator('g.bar_marks path');
     await expect(bars.count()).resolves.toBe(models * DIMENSIONS);
-    await expect(winrate.locator('[data-ci]').count()).resolves.toBe(models * DIMENSIONS);
-    // Each bar is drawn at the height of its tie-adjusted win rate (a 0–100% axis).
+    // A CI rule per bar, capped by a tick at each end.
+    await expect(winrate.locator('g.ci_marks line').count()).resolves.toBe(models * DIMENSIONS);
+    await expect(winrate.locator('g.cap_marks path').count()).resolves.toBe(models * DIMENSIONS * 2);
+    await expect(winrate.locator('g.parity_marks line').count()).resolves.toBe(1);
+    // Each bar is drawn at the height of its tie-adjusted win rate (a 0–100% axis), and says so.
     const plotted = await bars.evaluateAll((els) =>
       els.map((e) => ({
-        model: e.getAttribute('data-model'),
-        dimension: e.getAttribute('data-dimension'),
-        value: Number(e.getAttribute('data-value')),
+        label: e.getAttribute('aria-label') ?? '',
         height: e.getBoundingClientRect().height,
       })),
     );
-    for (const m of report.evaluation!.models) {
-      for (const d of m.dimensions) {
-        const bar = plotted.find((p) => p.model === m.modelLabel && p.dimension === d.dimension);
-        expect(bar, `${m.modelLabel} ${d.dimension}`).toBeDefined();
-        expect(bar!.value).toBeCloseTo(d.tieAdjustedWinRate!, 4);
+    const expected = report.evaluation!.models.flatMap((m) =>
+      report.evaluation!.dimensions.map((dim) => ({
+        model: m.modelLabel,
+        dimension: dim,
+        value: m.dimensions.find((d) => d.dimension === dim)!.tieAdjustedWinRate!,
+      })),
+    );
+    const unit = plotted.reduce((best, p, i) => (expected[i]!.value > expected[best]!.value ? i : best), 0);
+    expected.forEach((e, i) => {
+      const bar = plotted[i]!;
+      expect(bar.label, `${e.model} ${e.dimension}`).toContain(`${e.model} (`);
+      expect(bar.label).toContain(`— ${e.dimension}: tie-adjusted win rate ${(100 * e.value).toFixed(1)}%`);
+      if (e.value > 0.05) {
+        expect(bar.height / e.value).toBeCloseTo(plotted[unit]!.height / expected[unit]!.value, 0);
       }
-    }
-    const unit = plotted.find((p) => p.value > 0.05);
-    expect(unit).toBeDefined();
-    for (const p of plotted) {
-      if (p.value > 0.05) expect(p.height / p.value).toBeCloseTo(unit!.height / unit!.value, 0);
-    }
-    // CI whiskers are real lines.
-    const ciLines = await winrate.locator('[data-ci] line').count();
-    expect(ciLines).toBe(models * DIMENSIONS * 3);
+    });
+    // A CI rule spans its interval: longer rules for wider intervals, on the same scale as the bars.
+    const ciHeights = await winrate
+      .locator('g.ci_marks line')
+      .evaluateAll((els) => els.map((e) => e.getBoundingClientRect().height));
+    const cis = report.evaluation!.models.flatMap((m) =>
+      report.evaluation!.dimensions.map((dim) => m.dimensions.find((d) => d.dimension === dim)!.ci!),
+    );
+    const pxPerUnit = plotted[unit]!.height / expected[unit]!.value;
+    cis.forEach((ci, i) => expect(Math.abs(ciHeights[i]! - (ci.hi - ci.lo) * pxPerUnit)).toBeLessThan(2));
 
-    await expect(page.locator('svg[data-chart="outcomes"] [data-outcome]').count()).resolves.toBeGreaterThan(
+    const outcomes = page.locator('[data-chart="outcomes"]');
+    const segments = report.evaluation!.models.reduce(
+      (n, m) =>
+        n + m.dimensions.reduce((k, d) => k + [d.wins, d.ties, d.losses].filter((c) => c > 0).length, 0),
       0,
     );
-    await expect(page.locator('svg[data-chart="scores"] [data-score]').count()).resolves.toBe(models * 2);
-    const stageCharts = page.locator('svg[data-chart="stages"]');
+    await expect(outcomes.locator('g.outcome_marks path').count()).resolves.toBe(segments);
+    await expect(page.locator('[data-chart="scores"] g.score_marks path').count()).resolves.toBe(models * 2);
+    const stageCharts = page.locator('[data-chart="stages"]');
     await expect(stageCharts.count()).resolves.toBe(4);
     await expect(
       stageCharts.evaluateAll((els) => els.map((e) => e.getAttribute('data-metric'))),
     ).resolves.toEqual(['records', 'dataset', 'tokens', 'cost']);
     await expect(
-      page.locator('svg[data-chart="stages"][data-metric="records"] [data-stage-bar]').count(),
+      page.locator('[data-chart="stages"][data-metric="records"] g.stagebar_marks path').count(),
     ).resolves.toBe(report.stages.length);
+    // Tokens: prompt and completion stacked, two segments a stage.
+    await expect(
+      page.locator('[data-chart="stages"][data-metric="tokens"] g.stagebar_marks path').count(),
+    ).resolves.toBe(report.stages.length * 2);
 
-    const nodes = page.locator('svg[data-chart="lineage"] [data-node]');
-    await expect(nodes.evaluateAll((els) => els.map((e) => e.getAttribute('data-node')))).resolves.toEqual(
-      LINEAGE,
+    const lineage = page.locator('[data-chart="lineage"]');
+    await expect(lineage.locator('g.node_marks path').count()).resolves.toBe(LINEAGE.length);
+    await expect(
+      lineage.locator('g.label_marks text').evaluateAll((els) => els.map((e) => e.textContent)),
+    ).resolves.toEqual(LINEAGE);
+    await expect(
+      lineage.locator('g.edge_marks line').evaluateAll((els) => els.map((e) => e.getAttribute('aria-label'))),
+    ).resolves.toEqual(LINEAGE.slice(1).map((m, i) => `${LINEAGE[i]}->${m}`));
+    // Nodes left to right in lineage order.
+    const xs = await lineage
+      .locator('g.node_marks path')
+      .evaluateAll((els) => els.map((e) => e.getBoundingClientRect().left));
+    expect([...xs].sort((a, b) => a - b)).toEqual(xs);
+
+    // Every chart is named for assistive technology: an SVG title, a description on the figure.
+    const names = await page.locator('[data-chart]').evaluateAll((els) =>
+      els.map((e) => ({
+        title: e.querySelector('svg > title')?.textContent ?? '',
+        label: e.getAttribute('aria-label') ?? '',
+      })),
     );
-    await expect(page.locator('svg[data-chart="lineage"] [data-edge]').count()).resolves.toBe(
-      LINEAGE.length - 1,
-    );
+    expect(names).toHaveLength(8);
+    expect(names.every((n) => n.title.length > 5 && n.label.length > 5)).toBe(true);
+
     // One row per fine-tune, each with its backend job id.
     const fineTunes = page.locator('#finetunes [data-finetune]');
     await expect(fineTunes.count()).resolves.toBe(LINEAGE.length - 1);
@@ -224,12 +262,17 @@ describe('the HTML report in a browser', () => {
 
     // Every chart has a size on the page.
     const sizes = await page
-      .locator('svg[data-chart]')
+      .locator('[data-chart] svg')
       .evaluateAll((els) => els.map((e) => e.getBoundingClientRect()).map((r) => r.width * r.height));
     expect(sizes.every((s) => s > 1000)).toBe(true);
 
     expect(requests.filter((u) => !u.startsWith('file:'))).toEqual([]);
     await page.screenshot({ path: path.join(ARTIFACTS, 'report.png'), fullPage: true });
+    for (const chart of ['winrate', 'lineage']) {
+      await page
+        .locator(`[data-chart="${chart}"]`)
+        .screenshot({ path: path.join(ARTIFACTS, `report-${chart}.png`) });
+    }
     await page.close();
   });
 });
