@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { sleep } from '../../core/llm/limiter';
 import type { BackendJobState, FineTuneJobSpec } from '../../activities/finetune/backend';
 import { SlurmBackend } from '../../activities/finetune/slurm';
 import {
@@ -119,9 +120,12 @@ describe.each(TRANSPORTS)('SlurmBackend over %s', (transport) => {
     const b = backend(transport, { command: 'echo start; sleep 2; echo done' });
     const job = slurmJob(cluster, `requeue-${transport}`);
     const { externalId } = await b.submit(job);
-    await waitFor('RUNNING', async () =>
-      (await b.poll(externalId, job, 0)).status === 'running' ? true : null,
-    );
+    // Requeue once the script runs: a requeue during the launch makes slurmd revoke the job's
+    // credential, and Slurm then fails the relaunch ("Job credential revoked") by itself.
+    await waitFor('the first attempt to run its script', async () => {
+      const s = await b.poll(externalId, job, 0);
+      return s.status === 'running' && s.logLines.includes('start') ? true : null;
+    });
     slurmCommand(cluster, 'scontrol', ['requeue', externalId]);
     // Back in the queue (after the first run has ended), a requeued job waits 2 minutes before
     // it is eligible again; let it go now.
@@ -129,6 +133,9 @@ describe.each(TRANSPORTS)('SlurmBackend over %s', (transport) => {
       const s = await b.poll(externalId, job, 0);
       return s.status === 'submitted' && s.detail?.includes('requeued') ? true : null;
     });
+    // slurmd compares credentials by the second: a relaunch in the same second as the requeue's
+    // kill is refused as "already killed" (Slurm's own 120 s wait hides this on real clusters).
+    await sleep(1_500);
     slurmCommand(cluster, 'scontrol', ['update', `jobid=${externalId}`, 'StartTime=now']);
     const { final, lines, details } = await pollToEnd(b, externalId, job);
     expect(final.status).toBe('succeeded');
