@@ -4,31 +4,25 @@
  * Registered from cli/main.ts; errors reach main's handler (stderr, non-zero exit).
  */
 import { Command } from 'commander';
-import { connect, resolveServices, type Clients } from '../client/connect';
+import { writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import { buildLineReport, renderLineReportText } from '../client/line-report';
+import { renderLineReportHtml } from '../client/line-report-html';
 import {
   createLine,
   deleteLine,
   lineStatus,
   listLines,
   pauseLine,
+  promoteLine,
+  rollbackLine,
   triggerLine,
   unpauseLine,
   type LineStatus,
 } from '../client/lines';
+import { fileProblem, UserError } from '../core/errors';
 import { loadLineSpecFile } from '../core/line-spec-file';
-
-async function withClients<T>(fn: (c: Clients) => Promise<T>): Promise<T> {
-  const clients = await connect(await resolveServices());
-  try {
-    return await fn(clients);
-  } finally {
-    await clients.close();
-  }
-}
-
-function printJson(value: unknown): void {
-  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
-}
+import { printJson, withClients } from './common';
 
 function renderLine(s: LineStatus): string[] {
   const champion = s.champion
@@ -148,7 +142,64 @@ export function lineCommand(): Command {
       });
     });
 
-  // `line report NAME [--json] [--html FILE]` and `line promote|rollback` are added here.
+  line
+    .command('report <name>')
+    .description(
+      'Per iteration: questions added and replayed, cost, the judged result against the champion with ' +
+        'its CI, promoted or not; and the champion history',
+    )
+    .option('--json', 'print the report as one JSON document')
+    .option('--html <file>', 'also write it as one self-contained HTML file (charts inline)')
+    .action(async (name: string, opts: { json?: boolean; html?: string }) => {
+      await withClients(async (clients) => {
+        const report = await buildLineReport(clients, name);
+        if (opts.html) {
+          const file = opts.html;
+          await writeFile(file, await renderLineReportHtml(report)).catch((err: unknown) => {
+            throw new UserError(`Cannot write ${file}: ${fileProblem(err)}`);
+          });
+          process.stderr.write(`HTML report written to ${file}\n`);
+        }
+        if (opts.json) printJson(report);
+        else process.stdout.write(renderLineReportText(report));
+      });
+    });
+
+  const who = () => process.env.USER ?? os.userInfo().username;
+  line
+    .command('promote <name>')
+    .description("Make a campaign's model the line's champion by hand (recorded with who and why)")
+    .requiredOption('--campaign <id>', 'the campaign (an iteration of this line) whose model to promote')
+    .option('--label <label>', "the model's label (default: the campaign's final model)")
+    .option('--why <text>', 'the reason, kept in the champion history')
+    .option('--by <name>', 'who (default: $USER)')
+    .action(async (name: string, opts: { campaign: string; label?: string; why?: string; by?: string }) => {
+      await withClients(async (clients) => {
+        const c = await promoteLine(clients, name, {
+          campaignId: opts.campaign,
+          label: opts.label ?? null,
+          actor: opts.by ?? who(),
+          why: opts.why ?? null,
+        });
+        process.stderr.write(
+          `line ${name}: champion is now ${c.label} of ${c.campaignId} (${c.servedModel})\n`,
+        );
+      });
+    });
+
+  line
+    .command('rollback <name>')
+    .description('Make the previous champion the champion again (recorded with who and why)')
+    .option('--why <text>', 'the reason, kept in the champion history')
+    .option('--by <name>', 'who (default: $USER)')
+    .action(async (name: string, opts: { why?: string; by?: string }) => {
+      await withClients(async (clients) => {
+        const c = await rollbackLine(clients, name, { actor: opts.by ?? who(), why: opts.why ?? null });
+        process.stderr.write(
+          `line ${name}: champion is back to ${c.label} of ${c.campaignId} (${c.servedModel})\n`,
+        );
+      });
+    });
 
   return line;
 }

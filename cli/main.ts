@@ -6,7 +6,6 @@ import { createWriteStream } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { once } from 'node:events';
 import { Command, Option } from 'commander';
-import { connect, resolveServices, type Clients } from '../client/connect';
 import { launchCampaign } from '../client/launch';
 import { buildReport, renderReportText } from '../client/report';
 import { renderReportHtml } from '../client/report-html';
@@ -23,20 +22,8 @@ import { resumeSignal, pauseSignal } from '../workflows/messages';
 import { ProgressView, renderStatus } from './progress';
 import { runDev } from './dev';
 import { runWorker } from './worker';
+import { printJson, withClients } from './common';
 import { lineCommand } from './line';
-
-async function withClients<T>(fn: (c: Clients) => Promise<T>): Promise<T> {
-  const clients = await connect(await resolveServices());
-  try {
-    return await fn(clients);
-  } finally {
-    await clients.close();
-  }
-}
-
-function printJson(value: unknown): void {
-  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
-}
 
 /** Writes JSONL to a file or stdout; returns the number of lines. */
 async function writeLines(rows: AsyncIterable<unknown>, file: string | undefined): Promise<number> {

@@ -351,3 +351,94 @@ export async function deleteLine(clients: Clients, name: string): Promise<{ alre
   await clients.db.updateTable('lines').set({ deleted_at: new Date() }).where('name', '=', name).execute();
   return { alreadyDeleted: false };
 }
+
+export interface ChampionRef {
+  campaignId: string;
+  label: string;
+  servedModel: string;
+}
+
+/** A person makes a model of one of the line's iterations the champion; kept with who and why. */
+export async function promoteLine(
+  clients: Clients,
+  name: string,
+  opts: { campaignId: string; label: string | null; actor: string; why: string | null },
+): Promise<ChampionRef> {
+  await lineRow(clients, name);
+  const { db } = clients;
+  const campaign = await db
+    .selectFrom('campaigns')
+    .select(['id', 'line_name'])
+    .where('id', '=', opts.campaignId)
+    .executeTakeFirst();
+  if (!campaign || campaign.line_name !== name) {
+    throw new UserError(`--campaign: ${opts.campaignId} is not an iteration of line ${name}`);
+  }
+  const models = await db
+    .selectFrom('model_versions')
+    .selectAll()
+    .where('campaign_id', '=', opts.campaignId)
+    .orderBy('created_at')
+    .orderBy('label')
+    .execute();
+  const model = opts.label
+    ? models.find((m) => m.label === opts.label)
+    : [...models].reverse().find((m) => m.stage !== null);
+  if (!model) {
+    throw new UserError(
+      opts.label
+        ? `--label: campaign ${opts.campaignId} has no model ${opts.label} (it has ${models.map((m) => m.label).join(', ')})`
+        : `--campaign: ${opts.campaignId} made no fine-tuned model`,
+    );
+  }
+  await db
+    .insertInto('line_champions')
+    .values({
+      line: name,
+      campaign_id: opts.campaignId,
+      label: model.label,
+      served_model: model.served_model,
+      checkpoint_uri: model.checkpoint_uri,
+      kind: 'promote',
+      actor: opts.actor,
+      why: opts.why,
+    })
+    .execute();
+  return { campaignId: opts.campaignId, label: model.label, servedModel: model.served_model };
+}
+
+/** The champion before the current one becomes the champion again; kept with who and why. */
+export async function rollbackLine(
+  clients: Clients,
+  name: string,
+  opts: { actor: string; why: string | null },
+): Promise<ChampionRef> {
+  await lineRow(clients, name);
+  const history = await clients.db
+    .selectFrom('line_champions')
+    .selectAll()
+    .where('line', '=', name)
+    .orderBy('id', 'desc')
+    .execute();
+  const current = history[0];
+  const previous = history.find(
+    (h) => current && (h.campaign_id !== current.campaign_id || h.label !== current.label),
+  );
+  if (!current || !previous) {
+    throw new UserError(`line ${name} has no earlier champion to roll back to`);
+  }
+  await clients.db
+    .insertInto('line_champions')
+    .values({
+      line: name,
+      campaign_id: previous.campaign_id,
+      label: previous.label,
+      served_model: previous.served_model,
+      checkpoint_uri: previous.checkpoint_uri,
+      kind: 'rollback',
+      actor: opts.actor,
+      why: opts.why,
+    })
+    .execute();
+  return { campaignId: previous.campaign_id, label: previous.label, servedModel: previous.served_model };
+}
