@@ -1,0 +1,122 @@
+/**
+ * An evolution line outlives its worker, and a failed iteration pauses the schedule only when
+ * the line says `pauseOnFailure` (real Temporal Schedules, PostgreSQL, the simulator).
+ */
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { stringify } from 'yaml';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createLine, deleteLine, lineStatus } from '../../client/lines';
+import { loadLineSpecFile } from '../../core/line-spec-file';
+import {
+  exampleQuestions,
+  sleep,
+  startHarness,
+  waitFor,
+  writeQuestions,
+  writeSpec,
+  type Harness,
+} from '../support/harness';
+
+let h: Harness;
+afterAll(async () => {
+  if (!h) return;
+  for (const row of await h.clients.db
+    .selectFrom('lines')
+    .select('name')
+    .where('deleted_at', 'is', null)
+    .execute()) {
+    await deleteLine(h.clients, row.name).catch(() => undefined);
+  }
+  await h.close();
+});
+
+async function line(name: string, campaign: string, extra: Record<string, unknown>) {
+  const file = path.join(h.tmp, `${name}.yaml`);
+  await writeFile(
+    file,
+    stringify({ name, campaign, schedule: { every: '1h' }, promotion: { minHeldOut: 10 }, ...extra }),
+  );
+  await createLine(h.clients, await loadLineSpecFile(file));
+  return h.clients.temporal.schedule.getHandle(`line-${name}`);
+}
+
+const iterationsOf = (name: string) =>
+  h.clients.db
+    .selectFrom('line_iterations')
+    .selectAll()
+    .where('line', '=', name)
+    .orderBy('iteration')
+    .execute();
+
+describe('evolution lines under failure', () => {
+  it('finishes an iteration whose worker went away in the middle of it', async () => {
+    h = await startHarness({ latencyMs: 30 });
+    const name = `restart-${h.taskQueue.slice(-8)}`;
+    const train = await writeQuestions(h.tmp, 'train.jsonl', await exampleQuestions(16));
+    const campaign = await writeSpec(h, { questions: { train }, stages: { evaluate: { enabled: true } } });
+    const schedule = await line(name, campaign, {});
+    await schedule.trigger();
+    const running = await waitFor(
+      'the iteration to be running its campaign',
+      async () => (await iterationsOf(name)).find((it) => it.campaign_id !== null && it.state === 'running'),
+      60_000,
+      200,
+    );
+    await h.stopWorker();
+    await sleep(2_000);
+    await h.startWorker();
+    const done = await waitFor(
+      'the iteration to finish',
+      async () =>
+        (await iterationsOf(name)).find((it) => it.iteration === running.iteration && it.state !== 'running'),
+      150_000,
+      500,
+    );
+    expect(done).toMatchObject({ state: 'completed', questions_added: 16 });
+    expect(done.promoted).not.toBeNull();
+    // One campaign, one record per question: the restart redid nothing.
+    const records = await h.clients.db
+      .selectFrom('distill_records')
+      .select('question_id')
+      .where('campaign_id', '=', done.campaign_id as string)
+      .execute();
+    expect(records).toHaveLength(16);
+  }, 240_000);
+
+  for (const pauseOnFailure of [true, false]) {
+    it(`a failed iteration ${pauseOnFailure ? 'pauses' : 'does not pause'} the schedule with pauseOnFailure: ${pauseOnFailure}`, async () => {
+      h ??= await startHarness();
+      const name = `fail-${String(pauseOnFailure)}-${h.taskQueue.slice(-8)}`;
+      const train = await writeQuestions(h.tmp, `train-${name}.jsonl`, await exampleQuestions(4));
+      // The trainer fails: the campaign fails, and so does the iteration.
+      const campaign = await writeSpec(h, {
+        questions: { train },
+        stages: { evaluate: { enabled: true } },
+        fineTune: { command: 'echo "out of GPU memory" >&2; exit 3' },
+      });
+      const schedule = await line(name, campaign, { pauseOnFailure });
+      await schedule.trigger();
+      const failed = await waitFor(
+        'the iteration to fail',
+        async () => (await iterationsOf(name)).find((it) => it.state !== 'running'),
+        120_000,
+        500,
+      );
+      expect(failed.state).toBe('failed');
+      expect(failed.reason).toMatch(/exited with 3/);
+      const state = await waitFor(
+        'the schedule to take the failure in',
+        async () => {
+          const d = await schedule.describe();
+          const closed = d.info.recentActions.length > 0 && d.info.runningActions.length === 0;
+          return closed ? { paused: d.state.paused } : undefined;
+        },
+        30_000,
+        500,
+      );
+      expect(state.paused).toBe(pauseOnFailure);
+      expect((await lineStatus(h.clients, name)).state).toBe(pauseOnFailure ? 'paused' : 'active');
+    }, 180_000);
+  }
+});
