@@ -106,8 +106,10 @@ export class LocalBackend implements FineTuneBackend {
       ...job.env,
     };
     const quoted = shellQuote(dir);
-    // `exec` is not used: the wrapper must outlive the command to record its exit code.
-    const script = `echo $$ > ${quoted}/pid; ${this.config.command}; echo $? > ${quoted}/exit_code`;
+    // `exec` is not used: the wrapper must outlive the command to record its exit code; the
+    // subshell keeps a command's own `exit` from ending the wrapper before it does (and the
+    // newline, a trailing `# comment` in the command from swallowing the closing parenthesis).
+    const script = `echo $$ > ${quoted}/pid; (${this.config.command}\n); echo $? > ${quoted}/exit_code`;
     const log = openSync(jobFiles(dir).log, 'a');
     try {
       const child = spawn('/bin/sh', ['-c', script], {

@@ -234,3 +234,21 @@ describe('deploy heals itself', () => {
     expect(notFound.length).toBeGreaterThan(0);
   });
 });
+
+describe('a failing trainer', () => {
+  let h: Harness;
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  it('fails the campaign with its exit code and last output, even when the command calls exit itself', async () => {
+    h = await startHarness();
+    const spec = await writeSpec(h, { fineTune: { command: 'echo "CUDA out of memory" >&2; exit 3' } });
+    const { campaignId } = await launch(h, spec);
+    const final = await waitDone(h, campaignId, 60_000);
+    expect(final.state).toBe('failed');
+    expect(final.error).toMatch(/command exited with 3; last output: .*CUDA out of memory/);
+    const [ft] = await listFineTunes(h.clients.db, campaignId);
+    expect(ft).toMatchObject({ state: 'failed', backend: 'local' });
+  });
+});
