@@ -12,7 +12,8 @@ import type { Db } from '../core/db/connection';
 import type { LineIterationState } from '../core/db/types';
 import { UserError } from '../core/errors';
 import { LineSpecSchema, type LineSpec } from '../core/line-spec';
-import { loadQuestionFile } from '../core/questions';
+import { insertCampaign } from '../core/campaigns';
+import { loadQuestionFile, type Question } from '../core/questions';
 import { loadSpecFile } from '../core/spec-file';
 import type { ActivityDeps } from './context';
 
@@ -113,47 +114,26 @@ export function lineActivities({ db }: ActivityDeps) {
 
         const campaignId = `${line}-i${iteration}`;
         const champion = await currentChampion(db, line);
-        await trx
-          .insertInto('campaigns')
-          .values({
-            id: campaignId,
-            name: loaded.spec.name,
-            domain: loaded.spec.domain,
-            spec: JSON.stringify(loaded.spec),
-            spec_file: loaded.file,
-            spec_dir: loaded.dir,
-            workflow_id: `campaign-${campaignId}`,
-            task_queue: taskQueue,
-            line_name: line,
-            line_iteration: iteration,
-          })
-          .execute();
         // Renumbered in file order; ids stay the file's, so the audit leads back to its lines.
-        await trx
-          .insertInto('questions')
-          .values([
-            ...fresh.map((q, ordinal) => ({
-              campaign_id: campaignId,
+        await insertCampaign(trx, {
+          id: campaignId,
+          workflowId: `campaign-${campaignId}`,
+          taskQueue,
+          loaded,
+          line: { name: line, iteration },
+          questions: [
+            ...fresh.map((q, ordinal) => ({ ...q, ordinal })),
+            ...heldOut.map((q, ordinal): Question => ({
               id: q.id,
-              split: 'train' as const,
+              split: 'eval',
               ordinal,
               title: q.title,
               question: q.question,
               reference: q.reference,
-              content_hash: q.contentHash,
+              contentHash: q.content_hash,
             })),
-            ...heldOut.map((q, ordinal) => ({
-              campaign_id: campaignId,
-              id: q.id,
-              split: 'eval' as const,
-              ordinal,
-              title: q.title,
-              question: q.question,
-              reference: q.reference,
-              content_hash: q.content_hash,
-            })),
-          ])
-          .execute();
+          ],
+        });
         // M0 is the line's champion (or the weak model as given): the lineage crosses iterations.
         await trx
           .insertInto('model_versions')

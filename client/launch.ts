@@ -4,6 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { WorkflowIdReusePolicy } from '@temporalio/client';
+import { insertCampaign } from '../core/campaigns';
 import type { LoadedSpec } from '../core/spec-file';
 import { campaignWorkflow, campaignWorkflowId, type CampaignInput } from '../workflows/campaign';
 import { MeteorCampaignId } from '../workflows/search-attributes';
@@ -23,8 +24,6 @@ export interface Launched {
   workflowId: string;
 }
 
-const INSERT_CHUNK = 1000;
-
 export async function launchCampaign(
   clients: Clients,
   loaded: LoadedSpec,
@@ -36,39 +35,15 @@ export async function launchCampaign(
   const campaignId = `${loaded.spec.name}-${randomBytes(3).toString('hex')}`;
   const workflowId = campaignWorkflowId(campaignId);
   const { db, temporal, services } = clients;
-  await db.transaction().execute(async (trx) => {
-    await trx
-      .insertInto('campaigns')
-      .values({
-        id: campaignId,
-        name: loaded.spec.name,
-        domain: loaded.spec.domain,
-        spec: JSON.stringify(loaded.spec),
-        spec_file: loaded.file,
-        spec_dir: loaded.dir,
-        workflow_id: workflowId,
-        task_queue: services.taskQueue,
-      })
-      .execute();
-    const all = [...questions.train, ...questions.eval];
-    for (let i = 0; i < all.length; i += INSERT_CHUNK) {
-      await trx
-        .insertInto('questions')
-        .values(
-          all.slice(i, i + INSERT_CHUNK).map((q) => ({
-            campaign_id: campaignId,
-            id: q.id,
-            split: q.split,
-            ordinal: q.ordinal,
-            title: q.title,
-            question: q.question,
-            reference: q.reference,
-            content_hash: q.contentHash,
-          })),
-        )
-        .execute();
-    }
-  });
+  await db.transaction().execute((trx) =>
+    insertCampaign(trx, {
+      id: campaignId,
+      workflowId,
+      taskQueue: services.taskQueue,
+      loaded,
+      questions: [...questions.train, ...questions.eval],
+    }),
+  );
 
   try {
     await temporal.workflow.start(campaignWorkflow, {

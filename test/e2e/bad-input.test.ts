@@ -6,7 +6,6 @@
  * Then the happy paths around them: `--no-preflight` launches despite a dead endpoint, `cancel`
  * ends the workflow cancelled, and `status`/`list` print JSON (or name an unknown id).
  */
-import { execFile } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
@@ -18,14 +17,14 @@ import { findFreePort } from '../../infra/stack/ports';
 import {
   EXAMPLE_EVAL,
   EXAMPLE_TRAIN,
-  REPO_ROOT,
   exampleQuestions,
   launch,
-  services,
   startHarness,
   waitFor,
   writeQuestions,
   writeSpec,
+  meteorctl,
+  type CliResult,
   type Harness,
 } from '../support/harness';
 
@@ -40,39 +39,9 @@ let keyedSim: SimServer;
 /** A port nothing listens on. */
 let closedPort: number;
 
-interface CliResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs `node bin/meteorctl.cjs ...args` against the test's Postgres, Temporal and task queue. */
+/** meteorctl against this file's harness, without UNSET_VAR in its environment. */
 function cli(args: string[], extraEnv: Record<string, string> = {}): Promise<CliResult> {
-  const svc = services();
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    DATABASE_URL: svc.databaseUrl,
-    TEMPORAL_ADDRESS: svc.temporalAddress,
-    TEMPORAL_NAMESPACE: svc.namespace,
-    METEOR_TASK_QUEUE: h.taskQueue,
-    ...extraEnv,
-  };
-  delete env[UNSET_VAR];
-  delete env.METEOR_DEBUG;
-  return new Promise((resolve, reject) => {
-    execFile(
-      process.execPath,
-      ['bin/meteorctl.cjs', ...args],
-      { cwd: REPO_ROOT, env, timeout: 60_000 },
-      (err, stdout, stderr) => {
-        if (err && typeof err.code !== 'number') {
-          reject(new Error(`meteorctl ${args.join(' ')} did not run: ${err.message}\n${stderr}`));
-          return;
-        }
-        resolve({ code: err ? Number(err.code) : 0, stdout, stderr });
-      },
-    );
-  });
+  return meteorctl(h, args, { env: extraEnv, unset: [UNSET_VAR] });
 }
 
 interface Counts {

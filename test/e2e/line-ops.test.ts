@@ -4,7 +4,6 @@
  * specified; pause/unpause/trigger/delete act on it; `line status --json` reports it. Schedules
  * here run every hour, so nothing starts on its own during the test except through `trigger`.
  */
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -17,12 +16,12 @@ import { UserError } from '../../core/errors';
 import { loadLineSpecFile } from '../../core/line-spec-file';
 import { findFreePort } from '../../infra/stack/ports';
 import {
-  REPO_ROOT,
   launch,
-  services,
   startHarness,
   waitFor,
   writeSpec,
+  meteorctl,
+  type CliResult,
   type Harness,
 } from '../support/harness';
 
@@ -31,38 +30,8 @@ let h: Harness;
 let campaign: string;
 let counter = 0;
 
-interface CliResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs `node bin/meteorctl.cjs ...args` against the test's Postgres, Temporal and task queue. */
-function cli(args: string[]): Promise<CliResult> {
-  const svc = services();
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    DATABASE_URL: svc.databaseUrl,
-    TEMPORAL_ADDRESS: svc.temporalAddress,
-    TEMPORAL_NAMESPACE: svc.namespace,
-    METEOR_TASK_QUEUE: h.taskQueue,
-  };
-  delete env.METEOR_DEBUG;
-  return new Promise((resolve, reject) => {
-    execFile(
-      process.execPath,
-      ['bin/meteorctl.cjs', ...args],
-      { cwd: REPO_ROOT, env, timeout: 60_000 },
-      (err, stdout, stderr) => {
-        if (err && typeof err.code !== 'number') {
-          reject(new Error(`meteorctl ${args.join(' ')} did not run: ${err.message}\n${stderr}`));
-          return;
-        }
-        resolve({ code: err ? Number(err.code) : 0, stdout, stderr });
-      },
-    );
-  });
-}
+/** meteorctl against this file's harness. */
+const cli = (args: string[]) => meteorctl(h, args);
 
 /** `meteorctl ...args` must succeed; returns stdout parsed when --json. */
 async function ok(args: string[]): Promise<CliResult> {

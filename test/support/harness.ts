@@ -4,6 +4,7 @@
  * that test/global-setup.ts starts once per run. Each test file starts one (or a few) harnesses
  * in beforeAll and closes them in afterAll.
  */
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -314,6 +315,47 @@ export async function waitDone(
     }
     await sleep(500);
   }
+}
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs `node bin/meteorctl.cjs ...args` against the test's Postgres, Temporal and the harness's
+ * task queue, as a user would; `unset` names variables to leave out of its environment.
+ */
+export function meteorctl(
+  h: Pick<Harness, 'taskQueue'>,
+  args: string[],
+  opts: { env?: Record<string, string>; unset?: string[] } = {},
+): Promise<CliResult> {
+  const svc = services();
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    DATABASE_URL: svc.databaseUrl,
+    TEMPORAL_ADDRESS: svc.temporalAddress,
+    TEMPORAL_NAMESPACE: svc.namespace,
+    METEOR_TASK_QUEUE: h.taskQueue,
+    ...opts.env,
+  };
+  for (const name of ['METEOR_DEBUG', ...(opts.unset ?? [])]) delete env[name];
+  return new Promise((resolve, reject) => {
+    execFile(
+      process.execPath,
+      ['bin/meteorctl.cjs', ...args],
+      { cwd: REPO_ROOT, env, timeout: 60_000 },
+      (err, stdout, stderr) => {
+        if (err && typeof err.code !== 'number') {
+          reject(new Error(`meteorctl ${args.join(' ')} did not run: ${err.message}\n${stderr}`));
+          return;
+        }
+        resolve({ code: err ? Number(err.code) : 0, stdout, stderr });
+      },
+    );
+  });
 }
 
 /** Whether a process (e.g. a local fine-tune's) is still there. */
