@@ -102,6 +102,9 @@ export const DeploySchema = z
   .default({ type: 'vllm-lora', pathMap: [] })
   .describe('How a fine-tuned model is served to the next stage');
 
+/** Share of a stage's questions that may fail for good before the stage fails (`maxFailedFraction`). */
+export const DEFAULT_MAX_FAILED_FRACTION = 0.02;
+
 /** Options every batched stage has. */
 const batching = {
   enabled: z.boolean().default(true),
@@ -115,6 +118,16 @@ const batching = {
     .positive()
     .optional()
     .describe('Budget of this stage (all its iterations): no new batch starts once its spend passes this'),
+  maxFailedFraction: z
+    .number()
+    .min(0)
+    .max(1)
+    // Optional rather than defaulted, so the stages' own defaults need not repeat it.
+    .optional()
+    .describe(
+      'Share of the stage\'s questions that may be given up on (rejected 400/413/422, retries exhausted, ' +
+        'replies that never parse) before the stage fails; default 0.02',
+    ),
 };
 
 export const DistillStageSchema = z
@@ -293,6 +306,16 @@ export const CampaignSpecSchema = z
   .superRefine((spec, ctx) => {
     // The evaluation needs a judge and held-out questions; say so at launch, not days later.
     if (!spec.stages.evaluate.enabled) return;
+    if (spec.deploy.type === 'none') {
+      // Every version would be called by the weak model's own name: M0 judged against itself.
+      ctx.addIssue({
+        code: 'custom',
+        path: ['deploy', 'type'],
+        message:
+          "'none' serves every model version under models.weak.model, so the evaluation would compare M0 " +
+          'with itself: use vllm-lora, or set stages.evaluate.enabled: false',
+      });
+    }
     if (!spec.models.judge) {
       ctx.addIssue({
         code: 'custom',

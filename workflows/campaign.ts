@@ -101,15 +101,28 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignSt
     status.stages.filter((s) => s.stage === stage).reduce((sum, s) => sum + s.costUsd, 0);
 
   setHandler(statusQuery, () => status);
+  /**
+   * Forwards a pause or resume to the running stage. The stage may have closed a moment ago (its
+   * result not yet seen here): that is harmless — the campaign holds or goes on at its next step.
+   */
+  const forward = async (signal: typeof pauseSignal | typeof resumeSignal) => {
+    const child = activeChild;
+    if (!child) return;
+    try {
+      await child.signal(signal);
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+    }
+  };
   setHandler(pauseSignal, async () => {
     paused = true;
     status.pauseRequested = true;
-    if (activeChild) await activeChild.signal(pauseSignal);
+    await forward(pauseSignal);
   });
   setHandler(resumeSignal, async () => {
     paused = false;
     status.pauseRequested = false;
-    if (activeChild) await activeChild.signal(resumeSignal);
+    await forward(resumeSignal);
   });
   setHandler(stageProgressSignal, (p) => {
     const entry = status.stages.find((s) => s.stage === p.stage && s.iteration === p.iteration);
@@ -188,7 +201,7 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignSt
       });
       activeChild = child;
       // A pause that arrived while the child was starting is forwarded now.
-      if (paused) await child.signal(pauseSignal);
+      if (paused) await forward(pauseSignal);
       const result: StageResult = await child.result();
       activeChild = null;
       Object.assign(entry, { done: entry.total, records: result.records, costUsd: result.costUsd });
