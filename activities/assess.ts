@@ -58,6 +58,7 @@ export function assessActivities({ db, llm }: ActivityDeps) {
       const lastRounds = new Map<string, LastRound>();
       return runQuestionBatch(db, input, {
         stage: 'assess',
+        maxFailedFraction: opts.maxFailedFraction,
         async pending(questions) {
           const rows = await db
             .selectFrom('assess_rounds')

@@ -3,11 +3,19 @@
  * already finished (a retried attempt redoes nothing), work on the rest at once — the endpoint
  * limiters bound the real concurrency — while heartbeating, and report the stage's totals when
  * the workflow asks for them.
+ *
+ * Failure isolation: a question whose work fails for good (its request rejected 400/413/422,
+ * its replies never parsing, transient failures outlasting the activity's attempts) is recorded
+ * in `failed_questions` with its reason and calls, and the batch goes on; the stage decides
+ * whether too many failed (`maxFailedFraction`). Failures of the endpoint itself (401/403/404,
+ * configuration) are nobody's question: they still abort the batch and fail fast.
  */
 import { Context } from '@temporalio/activity';
+import { sql } from 'kysely';
 import type { Db } from '../core/db/connection';
 import type { QuestionRow } from '../core/db/types';
-import type { LlmCallScope } from '../core/llm/gateway';
+import { LlmFatalError, LlmTransientError, type LlmCallScope } from '../core/llm/gateway';
+import { DEFAULT_MAX_FAILED_FRACTION } from '../core/spec';
 import type { BatchInput, BatchResult, StageName } from '../workflows/types';
 import { runWithHeartbeat, settleAll } from './heartbeat';
 import { loadBatchQuestions, stageSplit, stageTotals } from './stage-runs';
@@ -20,9 +28,57 @@ export interface BatchCounts {
 
 export interface QuestionBatch {
   stage: StageName;
+  /** The stage's `maxFailedFraction` (spec); the default when unset. */
+  maxFailedFraction: number | undefined;
   /** The questions of the batch that still need work. */
   pending(questions: QuestionRow[]): Promise<QuestionRow[]>;
   work(q: QuestionRow, scope: LlmCallScope, counts: BatchCounts): Promise<void>;
+}
+
+/** Thrown by a stage's work when one question cannot be done (e.g. replies that never parse). */
+export class QuestionFailedError extends Error {
+  override name = 'QuestionFailedError';
+}
+
+/**
+ * A fatal LLM error that is the endpoint's or the configuration's fault, not one prompt's (e.g. a
+ * server without beam search answering 400 to every request).
+ */
+export function llmEndpointError(message: string): LlmFatalError {
+  return new LlmFatalError(message, { endpointWide: true });
+}
+
+/**
+ * From this attempt of the batch activity on, a question whose LLM calls still fail transiently
+ * is given up on rather than retried again (earlier attempts retry the activity, so a short
+ * outage costs nothing; the finished questions are skipped by the retry).
+ */
+export const GIVE_UP_TRANSIENT_ATTEMPT = 4;
+
+/** Statuses that blame the request of one question (bad request, too large, unprocessable). */
+const QUESTION_REJECTED = new Set([400, 413, 422]);
+
+type Verdict = { failed: { reason: string; httpStatus: number | null } } | 'retry' | 'fatal';
+
+/** What one question's failure means for the batch. */
+export function classifyQuestionFailure(err: unknown, activityAttempt: number): Verdict {
+  if (err instanceof QuestionFailedError) return { failed: { reason: err.message, httpStatus: null } };
+  if (err instanceof LlmFatalError) {
+    const status = err.detail.httpStatus ?? null;
+    // 401/403/404 and configuration errors: the endpoint's fault, every question would fail.
+    if (err.detail.endpointWide || status === null || !QUESTION_REJECTED.has(status)) return 'fatal';
+    return { failed: { reason: err.message, httpStatus: status } };
+  }
+  if (err instanceof LlmTransientError) {
+    if (activityAttempt < GIVE_UP_TRANSIENT_ATTEMPT) return 'retry';
+    return {
+      failed: {
+        reason: `retries exhausted (${activityAttempt} attempts of the batch): ${err.message}`,
+        httpStatus: err.httpStatus,
+      },
+    };
+  }
+  return 'fatal';
 }
 
 export async function runQuestionBatch(
@@ -31,33 +87,161 @@ export async function runQuestionBatch(
   batch: QuestionBatch,
 ): Promise<BatchResult> {
   const ctx = Context.current();
-  const questions = await loadBatchQuestions(db, input, stageSplit(batch.stage));
-  const todo = questions.length === 0 ? [] : await batch.pending(questions);
+  const key = { campaignId: input.campaignId, stage: batch.stage, iteration: input.iteration };
+  const questions = input.retryFailed
+    ? await loadFailedQuestions(db, key)
+    : await loadBatchQuestions(db, input, stageSplit(batch.stage));
+  // Questions already given up on are not tried again by a retried attempt (retry-failed does).
+  const givenUp = input.retryFailed ? new Set<string>() : await unresolvedFailures(db, key, questions);
+  const candidates = questions.filter((q) => !givenUp.has(q.id));
+  const todo = candidates.length === 0 ? [] : await batch.pending(candidates);
   const counts = { processed: questions.length - todo.length, created: 0, skipped: 0 };
+  // A transient failure the activity should retry; thrown once the other questions are done.
+  let retryLater: unknown = null;
 
   await runWithHeartbeat(
     ctx,
     () => ({ ...counts }),
     async (controller) => {
-      const scope: LlmCallScope = {
-        campaignId: input.campaignId,
-        stage: batch.stage,
-        iteration: input.iteration,
-        signal: controller.signal,
-      };
+      const scope: LlmCallScope = { ...key, signal: controller.signal };
       await settleAll(
         todo.map((q) => async () => {
-          await batch.work(q, scope, counts);
+          try {
+            await batch.work(q, scope, counts);
+          } catch (err) {
+            if (controller.signal.aborted) throw err;
+            const verdict = classifyQuestionFailure(err, ctx.info.attempt);
+            if (verdict === 'fatal') throw err;
+            if (verdict === 'retry') {
+              retryLater ??= err;
+              return;
+            }
+            await recordFailure(db, key, q, verdict.failed);
+            ctx.log.warn('question failed; the stage goes on without it', {
+              questionId: q.id,
+              reason: verdict.failed.reason,
+            });
+            counts.processed++;
+            return;
+          }
+          if (input.retryFailed) await markResolved(db, key, q.id);
           counts.processed++;
         }),
         controller,
       );
     },
   );
+  if (retryLater !== null) throw retryLater;
 
-  if (!input.withTotals) return { ...counts, stageTotals: null };
+  const failed = (await unresolvedFailures(db, key, questions)).size;
+  const maxFailedFraction = batch.maxFailedFraction ?? DEFAULT_MAX_FAILED_FRACTION;
+  if (!input.withTotals) return { ...counts, failed, maxFailedFraction, stageTotals: null };
   const totals = await stageTotals(db, input.campaignId, batch.stage, input.iteration);
-  return { ...counts, stageTotals: { records: totals.records, costUsd: totals.costUsd } };
+  return {
+    ...counts,
+    failed,
+    maxFailedFraction,
+    stageTotals: { records: totals.records, costUsd: totals.costUsd },
+  };
+}
+
+interface StageKey {
+  campaignId: string;
+  stage: StageName;
+  iteration: number;
+}
+
+/** The questions of a stage iteration given up on and not yet resolved, in file order. */
+function loadFailedQuestions(db: Db, key: StageKey): Promise<QuestionRow[]> {
+  return db
+    .selectFrom('questions')
+    .innerJoin('failed_questions as f', (j) =>
+      j.onRef('f.campaign_id', '=', 'questions.campaign_id').onRef('f.question_id', '=', 'questions.id'),
+    )
+    .selectAll('questions')
+    .where('questions.campaign_id', '=', key.campaignId)
+    .where('questions.split', '=', stageSplit(key.stage))
+    .where('f.stage', '=', key.stage)
+    .where('f.iteration', '=', key.iteration)
+    .where('f.resolved_at', 'is', null)
+    .orderBy('questions.ordinal')
+    .execute();
+}
+
+async function unresolvedFailures(db: Db, key: StageKey, questions: QuestionRow[]): Promise<Set<string>> {
+  if (questions.length === 0) return new Set();
+  const rows = await db
+    .selectFrom('failed_questions')
+    .select('question_id')
+    .where('campaign_id', '=', key.campaignId)
+    .where('stage', '=', key.stage)
+    .where('iteration', '=', key.iteration)
+    .where('resolved_at', 'is', null)
+    .where(
+      'question_id',
+      'in',
+      questions.map((q) => q.id),
+    )
+    .execute();
+  return new Set(rows.map((r) => r.question_id));
+}
+
+/**
+ * Records a question given up on, with the LLM calls made for it in this stage iteration. The
+ * call log has no question column: a call is the question's when its request carries the
+ * question's text (as JSON escapes it, the way the request is stored).
+ */
+async function recordFailure(
+  db: Db,
+  key: StageKey,
+  q: QuestionRow,
+  failure: { reason: string; httpStatus: number | null },
+): Promise<void> {
+  const needle = JSON.stringify(q.question).slice(1, -1);
+  const calls = await db
+    .selectFrom('llm_calls')
+    .select('id')
+    .where('campaign_id', '=', key.campaignId)
+    .where('stage', '=', key.stage)
+    .where('iteration', '=', key.iteration)
+    .where(sql<boolean>`position(${needle} in request::text) > 0`)
+    .orderBy('id')
+    .limit(50)
+    .execute();
+  const now = new Date();
+  await db
+    .insertInto('failed_questions')
+    .values({
+      campaign_id: key.campaignId,
+      stage: key.stage,
+      iteration: key.iteration,
+      question_id: q.id,
+      reason: failure.reason,
+      http_status: failure.httpStatus,
+      call_ids: JSON.stringify(calls.map((c) => String(c.id))),
+    })
+    .onConflict((oc) =>
+      oc.columns(['campaign_id', 'stage', 'iteration', 'question_id']).doUpdateSet((eb) => ({
+        reason: eb.ref('excluded.reason'),
+        http_status: eb.ref('excluded.http_status'),
+        call_ids: eb.ref('excluded.call_ids'),
+        attempts: sql<number>`failed_questions.attempts + 1`,
+        resolved_at: null,
+        updated_at: now,
+      })),
+    )
+    .execute();
+}
+
+async function markResolved(db: Db, key: StageKey, questionId: string): Promise<void> {
+  await db
+    .updateTable('failed_questions')
+    .set({ resolved_at: new Date(), updated_at: new Date() })
+    .where('campaign_id', '=', key.campaignId)
+    .where('stage', '=', key.stage)
+    .where('iteration', '=', key.iteration)
+    .where('question_id', '=', questionId)
+    .execute();
 }
 
 /** The questions without a row in a one-row-per-question record table for this iteration. */

@@ -31,7 +31,7 @@ import type { ContrastStageSpec } from '../core/spec';
 import { tokenJaccard } from '../core/text-similarity';
 import type { BatchInput, BatchResult } from '../workflows/types';
 import type { ActivityDeps } from './context';
-import { runQuestionBatch, withoutRecord } from './batch';
+import { llmEndpointError, runQuestionBatch, withoutRecord } from './batch';
 
 // The schema asks for an integer; a model that answers 7.5 still said something usable.
 const SelfCritique = z.object({ reason: z.string(), score: z.number().min(1).max(10) });
@@ -77,6 +77,7 @@ export function contrastActivities({ db, llm }: ActivityDeps) {
       const model = input.modelIn;
       return runQuestionBatch(db, input, {
         stage: 'contrast',
+        maxFailedFraction: cfg.maxFailedFraction,
         pending: (questions) => withoutRecord(db, 'preference_pairs', input, questions),
         async work(q, scope, counts) {
           /** The model's own score of one answer; unparseable counts as the lowest. */
@@ -238,7 +239,8 @@ async function beamSearch(
     });
   } catch (err) {
     if (err instanceof LlmFatalError && /\((400|422)\)|beam/i.test(err.message)) {
-      throw new LlmFatalError(
+      // The server's fault, not this question's: every question would fail the same way.
+      throw llmEndpointError(
         `${err.message} — stages.contrast.method 'beam' needs a server with vLLM beam search ` +
           "(use_beam_search); for one without it, set stages.contrast.method: 'best-of-n'",
       );

@@ -3,12 +3,11 @@
  * redoes nothing), runs the rest concurrently under the endpoints' limits, and upserts each
  * record by its business key (campaign, iteration, question) as soon as it is made.
  */
-import { Context } from '@temporalio/activity';
 import { z } from 'zod';
 import { getCampaign } from '../core/campaigns';
 import type { Endpoint } from '../core/llm/gateway';
 import { askStructured } from '../core/llm/structured';
-import { runQuestionBatch, withoutRecord } from './batch';
+import { QuestionFailedError, runQuestionBatch, withoutRecord } from './batch';
 import {
   DISTILL_PROMPT_VERSIONS,
   guidelinePrompt,
@@ -23,7 +22,7 @@ const StrongAnswer = z.object({
   correction: z.string().nullable().optional(),
   answer: z.string().min(1),
 });
-/** A malformed structured reply is asked again this many times (with a salt) before the question is skipped. */
+/** A malformed structured reply is asked again this many times (with a salt) before the question fails. */
 const STRUCTURED_ATTEMPTS = 3;
 
 export function distillActivities({ db, llm }: ActivityDeps) {
@@ -33,9 +32,9 @@ export function distillActivities({ db, llm }: ActivityDeps) {
       const { spec } = await getCampaign(db, campaignId);
       const weak: Endpoint = { ...spec.models.weak, role: 'weak' };
       const strong: Endpoint = { ...spec.models.strong, role: 'strong' };
-      const { log } = Context.current();
       return runQuestionBatch(db, input, {
         stage: 'distill',
+        maxFailedFraction: spec.stages.distill.maxFailedFraction,
         pending: (questions) => withoutRecord(db, 'distill_records', input, questions),
         async work(q, scope, counts) {
           const guideline = await llm.chat(scope, weak, {
@@ -61,12 +60,10 @@ export function distillActivities({ db, llm }: ActivityDeps) {
           const parsed = reply.value;
           const answerCallId = reply.call.callId;
           if (!parsed) {
-            counts.skipped++;
-            log.warn('strong model reply unparseable; question skipped', {
-              questionId: q.id,
-              answerCallId,
-            });
-            return;
+            // A failed question (recorded with its calls, retried by `campaign retry-failed`).
+            throw new QuestionFailedError(
+              `the strong model's reply did not parse after ${STRUCTURED_ATTEMPTS} asks (last call ${answerCallId})`,
+            );
           }
           await db
             .insertInto('distill_records')

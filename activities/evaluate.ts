@@ -119,6 +119,7 @@ export function evaluateActivities({ db, llm }: ActivityDeps) {
         );
       return runQuestionBatch(db, input, {
         stage: 'evaluate',
+        maxFailedFraction: spec.stages.evaluate.maxFailedFraction,
         async pending(questions) {
           const ids = questions.map((q) => q.id);
           const [answerRows, judgmentRows] = await Promise.all([

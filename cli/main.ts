@@ -10,10 +10,12 @@ import { launchCampaign } from '../client/launch';
 import { buildReport, renderReportText } from '../client/report';
 import { renderReportHtml } from '../client/report-html';
 import { fineTuneEvents, listFineTunes } from '../client/finetunes';
+import { retryFailedQuestions } from '../client/retry-failed';
 import { campaignStatus, getCampaignRow, listCampaigns } from '../client/status';
 import { waitForCampaign } from '../client/wait';
 import { getCampaign } from '../core/campaigns';
 import { fileProblem, UserError } from '../core/errors';
+import { scrubSecrets, secretValues } from '../core/secrets';
 import { AUDIT_STAGES, auditRecords, type AuditStage } from '../core/records';
 import { TRAINING_FORMATS, TRAINING_STAGES, trainingLines, type TrainingFormat } from '../core/training-data';
 import type { TrainingStage } from '../workflows/types';
@@ -166,6 +168,31 @@ campaign
   });
 
 campaign
+  .command('retry-failed <campaignId>')
+  .description(
+    'Retry the questions a finished campaign gave up on (rejected requests, retries exhausted, replies ' +
+      'that never parsed), once their cause is fixed; successes are marked resolved',
+  )
+  .addOption(new Option('--stage <stage>', 'only this stage').choices([...AUDIT_STAGES]))
+  .option('--json', 'print the result as one JSON document')
+  .action(async (campaignId: string, opts: { stage?: AuditStage; json?: boolean }) => {
+    await withClients(async (clients) => {
+      const result = await retryFailedQuestions(clients, campaignId, opts.stage);
+      if (opts.json) printJson(result);
+      else {
+        if (result.stages.length === 0)
+          process.stdout.write(`no failed questions to retry in ${campaignId}\n`);
+        for (const s of result.stages) {
+          process.stdout.write(
+            `${s.stage} #${s.iteration}: ${s.retried} retried, ${s.resolved} resolved, ${s.stillFailed} still failed\n`,
+          );
+        }
+      }
+      process.stderr.write(`${result.limits}\n`);
+    });
+  });
+
+campaign
   .command('report <campaignId>')
   .description(
     'Report the evaluation (win/tie/loss, win rates with 95% CI, scores, lengths per model and dimension), ' +
@@ -298,6 +325,7 @@ program.parseAsync(process.argv).catch((err: unknown) => {
         ? (err.stack ?? err.message)
         : err.message
       : String(err);
-  process.stderr.write(`meteorctl: ${message}\n`);
+  // Whatever the error carries (a provider's echo of a key, a URL with a password) stays off the terminal.
+  process.stderr.write(`meteorctl: ${scrubSecrets(message, secretValues(process.env))}\n`);
   process.exit(1);
 });

@@ -2,7 +2,8 @@
  * Launch preflight: everything a campaign needs is checked before anything is created — the
  * question files line by line, the API key variables, that every endpoint answers and serves
  * its model, and that the fine-tune backend answers (Slurm and its partition, the Kubernetes API
- * and namespace, the shared folder, the trainer command). All problems are reported together.
+ * and namespace, the shared folder, the trainer command). All problems are reported together,
+ * scrubbed of keys: providers echo the key they were given in their 401 texts.
  */
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -10,6 +11,7 @@ import OpenAI from 'openai';
 import { createBackend } from '../activities/finetune/backends';
 import { errorMessage, fileProblem, UserError } from '../core/errors';
 import { classifyLlmError } from '../core/llm/errors';
+import { scrubSecrets, secretValues, specSecretNames } from '../core/secrets';
 import { assertDisjoint, loadQuestionFile, type Question } from '../core/questions';
 import type { LoadedSpec } from '../core/spec-file';
 import { ROLES, type EndpointSpec } from '../core/spec';
@@ -33,7 +35,12 @@ export async function loadSpecQuestions(loaded: LoadedSpec): Promise<LoadedQuest
   return { train, eval: evalQs };
 }
 
-async function checkEndpoint(role: string, ep: EndpointSpec, env: NodeJS.ProcessEnv): Promise<string | null> {
+async function checkEndpoint(
+  role: string,
+  ep: EndpointSpec,
+  env: NodeJS.ProcessEnv,
+  secrets: readonly string[],
+): Promise<string | null> {
   if (ep.apiKeyEnv && !env[ep.apiKeyEnv]) {
     return `models.${role}: environment variable ${ep.apiKeyEnv} (its API key) is not set`;
   }
@@ -51,17 +58,22 @@ async function checkEndpoint(role: string, ep: EndpointSpec, env: NodeJS.Process
     }
     return null;
   } catch (err) {
-    return `models.${role}: ${classifyLlmError(err, { role, baseURL: ep.baseURL, model: ep.model, apiKeyEnv: ep.apiKeyEnv }).message}`;
+    const ref = { role, baseURL: ep.baseURL, model: ep.model, apiKeyEnv: ep.apiKeyEnv };
+    return `models.${role}: ${classifyLlmError(err, ref, secrets).message}`;
   }
 }
 
-async function endpointProblems(loaded: LoadedSpec, env: NodeJS.ProcessEnv): Promise<string[]> {
+async function endpointProblems(
+  loaded: LoadedSpec,
+  env: NodeJS.ProcessEnv,
+  secrets: readonly string[],
+): Promise<string[]> {
   const models = loaded.spec.models;
   return (
     await Promise.all(
       ROLES.map((role) => {
         const ep = models[role];
-        return ep ? checkEndpoint(role, ep, env) : Promise.resolve(null);
+        return ep ? checkEndpoint(role, ep, env, secrets) : Promise.resolve(null);
       }),
     )
   ).filter((p): p is string => p !== null);
@@ -92,6 +104,10 @@ async function backendProblems(loaded: LoadedSpec, env: NodeJS.ProcessEnv): Prom
 
 /** Every check that needs the outside world, all problems reported together; nothing is created. */
 export async function checkServices(loaded: LoadedSpec, env: NodeJS.ProcessEnv = process.env): Promise<void> {
-  const problems = (await Promise.all([endpointProblems(loaded, env), backendProblems(loaded, env)])).flat();
+  const secrets = secretValues(env, specSecretNames(loaded.spec));
+  const problems = (await Promise.all([endpointProblems(loaded, env, secrets), backendProblems(loaded, env)]))
+    .flat()
+    // Backends quote URLs and command output too; nothing printed may carry a key.
+    .map((p) => scrubSecrets(p, secrets));
   if (problems.length > 0) throw new UserError('Preflight failed; nothing was created:', problems);
 }

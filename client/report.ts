@@ -34,6 +34,9 @@ export interface StageReport {
   /** Questions of its split. */
   total: number;
   records: number;
+  /** Questions it gave up on, not resolved by `campaign retry-failed` (count, then each). */
+  failed: number;
+  failedQuestions: Array<{ questionId: string; reason: string; httpStatus: number | null }>;
   /** Rows of its training set, or null (evaluation, or not exported yet). */
   datasetRows: number | null;
   calls: number;
@@ -159,6 +162,17 @@ export async function buildReport(db: Db, campaignId: string): Promise<CampaignR
       const c = calls.find((x) => x.stage === r.stage && x.iteration === r.iteration);
       const ds = datasets.find((x) => x.stage === r.stage && x.iteration === r.iteration);
       const out = models.find((m) => m.stage === r.stage && m.iteration === r.iteration);
+      const failedQuestions = (
+        await db
+          .selectFrom('failed_questions')
+          .select(['question_id', 'reason', 'http_status'])
+          .where('campaign_id', '=', campaignId)
+          .where('stage', '=', r.stage)
+          .where('iteration', '=', r.iteration)
+          .where('resolved_at', 'is', null)
+          .orderBy('question_id')
+          .execute()
+      ).map((f) => ({ questionId: f.question_id, reason: f.reason, httpStatus: f.http_status }));
       return {
         stage: r.stage as StageName,
         iteration: r.iteration,
@@ -167,6 +181,8 @@ export async function buildReport(db: Db, campaignId: string): Promise<CampaignR
         modelOut: r.model_out ?? out?.label ?? null,
         total: r.total,
         records: await stageRecordCount(db, campaignId, r.stage as StageName, r.iteration),
+        failed: failedQuestions.length,
+        failedQuestions,
         datasetRows: ds?.rows ?? null,
         calls: c?.calls ?? 0,
         promptTokens: c?.pt ?? 0,
@@ -410,6 +426,14 @@ export function renderReportText(r: CampaignReport): string {
     ],
   ];
   lines.push(...table(stageRows, ['l', 'l', 'l', 'r', 'r', 'r', 'r', 'r', 'r']));
+  const failedStages = r.stages.filter((s) => s.failed > 0);
+  if (failedStages.length > 0) {
+    lines.push('', 'failed questions (retry with `meteorctl campaign retry-failed`)');
+    for (const s of failedStages) {
+      for (const f of s.failedQuestions)
+        lines.push(`  ${s.stage} #${s.iteration} ${f.questionId}: ${f.reason}`);
+    }
+  }
   if (r.fineTunes.length > 0) {
     lines.push('', 'fine-tunes');
     const ftRows = [

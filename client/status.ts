@@ -80,6 +80,8 @@ async function fromDatabase(db: Db, row: Campaign, state: CampaignRunState): Pro
       done: recordsDone ? r.total : Math.min(records[i] ?? 0, r.total),
       records: records[i] ?? 0,
       costUsd: cost.find((c) => c.stage === r.stage && c.iteration === r.iteration)?.cost ?? 0,
+      failed: 0,
+      retrying: null,
     };
   });
   const current = state === 'running' || state === 'paused' ? stages.at(-1) : undefined;
@@ -92,9 +94,49 @@ async function fromDatabase(db: Db, row: Campaign, state: CampaignRunState): Pro
     iteration: current?.iteration ?? null,
     stages,
     costUsd: cost.reduce((s, c) => s + c.cost, 0),
+    failedQuestions: 0,
     lineage: models.map(toModelRef),
     error: row.error,
   };
+}
+
+/** Unresolved failed questions by `stage/iteration`: the truth, retry-failed included. */
+async function failureCounts(db: Db, campaignId: string): Promise<Map<string, number>> {
+  const rows = await db
+    .selectFrom('failed_questions')
+    .select(['stage', 'iteration', sql<number>`count(*)::int`.as('n')])
+    .where('campaign_id', '=', campaignId)
+    .where('resolved_at', 'is', null)
+    .groupBy(['stage', 'iteration'])
+    .execute();
+  return new Map(rows.map((r) => [`${r.stage}/${r.iteration}`, r.n]));
+}
+
+/**
+ * The attempt and last error of a stage's batch activity that is being retried (the stage's
+ * workflow has pending activities with attempt > 1), or null. Best effort: status never fails
+ * for want of it.
+ */
+async function stageRetrying(
+  clients: Clients,
+  campaignWorkflowId: string,
+  s: StageProgress,
+): Promise<StageProgress['retrying']> {
+  try {
+    const d = await clients.temporal.workflow
+      .getHandle(`${campaignWorkflowId}-${s.stage}-${s.iteration}`)
+      .describe();
+    let worst: StageProgress['retrying'] = null;
+    for (const a of d.raw.pendingActivities ?? []) {
+      const attempt = a.attempt ?? 1;
+      if (attempt > 1 && (worst === null || attempt > worst.attempt)) {
+        worst = { attempt, lastError: a.lastFailure?.message ?? 'unknown error' };
+      }
+    }
+    return worst;
+  } catch {
+    return null;
+  }
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | null> {
@@ -109,8 +151,20 @@ export async function getCampaignRow(db: Db, campaignId: string): Promise<Campai
 
 export async function campaignStatus(clients: Clients, campaignId: string): Promise<CampaignStatusView> {
   const row = await getCampaignRow(clients.db, campaignId);
-  const view = (s: CampaignStatus, source: 'workflow' | 'database'): CampaignStatusView => ({
+  const failures = await failureCounts(clients.db, campaignId);
+  const view = async (s: CampaignStatus, source: 'workflow' | 'database'): Promise<CampaignStatusView> => ({
     ...s,
+    stages: await Promise.all(
+      s.stages.map(async (st) => ({
+        ...st,
+        failed: failures.get(`${st.stage}/${st.iteration}`) ?? 0,
+        retrying:
+          st.status === 'running' || st.status === 'paused'
+            ? await withTimeout(stageRetrying(clients, row.workflow_id, st), QUERY_TIMEOUT_MS)
+            : null,
+      })),
+    ),
+    failedQuestions: [...failures.values()].reduce((a, b) => a + b, 0),
     name: row.name,
     domain: row.domain,
     createdAt: new Date(row.created_at).toISOString(),

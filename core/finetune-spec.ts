@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { DURATION_PATTERN } from './duration';
+import { isSecretName, looksLikeSecret } from './secrets';
 
 const positiveInt = z.number().int().positive();
 const duration = z.string().regex(DURATION_PATTERN, 'a duration like "500ms", "30s", "5m", "2h" or "1d"');
@@ -64,10 +65,27 @@ export const TrainerSchema = z
   .describe('Trainer hyper-parameters (written into trl.yaml and llamafactory.yaml)');
 export type TrainerSpec = z.infer<typeof TrainerSchema>;
 
+/**
+ * `env` values are stored with the spec (Postgres, every workflow history) and written into job
+ * manifests: a secret there is a leak, so one that looks like a secret (by its shape, or by a name
+ * such as HF_TOKEN) is refused with the way to pass it instead.
+ */
+const trainerEnv = z.record(envName, z.string()).superRefine((env, ctx) => {
+  for (const [name, value] of Object.entries(env)) {
+    if (value === '' || !(isSecretName(name) || looksLikeSecret(value))) continue;
+    ctx.addIssue({
+      code: 'custom',
+      path: [name],
+      message:
+        `looks like a secret; env values are stored with the campaign, so set ${name} in the ` +
+        `worker's environment and list it in passEnv instead`,
+    });
+  }
+});
+
 /** Fields every backend has. */
 const common = {
-  env: z
-    .record(envName, z.string())
+  env: trainerEnv
     .default({})
     .describe('Extra environment for the trainer (not secrets: name those in passEnv)'),
   passEnv: z

@@ -125,7 +125,7 @@ const batching = {
     // Optional rather than defaulted, so the stages' own defaults need not repeat it.
     .optional()
     .describe(
-      'Share of the stage\'s questions that may be given up on (rejected 400/413/422, retries exhausted, ' +
+      "Share of the stage's questions that may be given up on (rejected 400/413/422, retries exhausted, " +
         'replies that never parse) before the stage fails; default 0.02',
     ),
 };

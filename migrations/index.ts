@@ -4,10 +4,12 @@ import * as m001 from './001_init';
 import * as m002 from './002_full_loop';
 import * as m003 from './003_finetune_dispatch';
 import * as m004 from './004_lines';
+import * as m005 from './005_failed_questions';
 
 export const migrations: Record<string, Migration> = {
   '001_init': m001,
   '002_full_loop': m002,
   '003_finetune_dispatch': m003,
   '004_lines': m004,
+  '005_failed_questions': m005,
 };

@@ -83,6 +83,7 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignSt
     iteration: null,
     stages: [],
     costUsd: 0,
+    failedQuestions: 0,
     lineage: [],
     error: null,
   };
@@ -96,6 +97,7 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignSt
   };
   const refreshCost = () => {
     status.costUsd = status.stages.reduce((sum, s) => sum + s.costUsd, 0);
+    status.failedQuestions = status.stages.reduce((sum, s) => sum + (s.failed ?? 0), 0);
   };
   const stageCost = (stage: StageName) =>
     status.stages.filter((s) => s.stage === stage).reduce((sum, s) => sum + s.costUsd, 0);
@@ -170,6 +172,8 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignSt
         done: 0,
         records: 0,
         costUsd: 0,
+        failed: 0,
+        retrying: null,
       };
       status.stages.push(entry);
       await holdWhilePaused();
@@ -204,7 +208,12 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignSt
       if (paused) await forward(pauseSignal);
       const result: StageResult = await child.result();
       activeChild = null;
-      Object.assign(entry, { done: entry.total, records: result.records, costUsd: result.costUsd });
+      Object.assign(entry, {
+        done: entry.total,
+        records: result.records,
+        costUsd: result.costUsd,
+        failed: result.failed,
+      });
       refreshCost();
       if (plan.maxCostUsd !== null && status.costUsd > plan.maxCostUsd) {
         throw ApplicationFailure.nonRetryable(

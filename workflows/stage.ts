@@ -37,6 +37,8 @@ const acts = proxyActivities<Activities>({
 
 const DEFAULT_MAX_HISTORY_EVENTS = 8_000;
 
+const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
+
 /** Each stage's batch activity. */
 const BATCH_ACTIVITY = {
   distill: 'distillBatch',
@@ -48,6 +50,25 @@ const BATCH_ACTIVITY = {
 export async function stageWorkflow(input: StageInput): Promise<StageResult> {
   const { campaignId, stage, iteration, batchSize } = input;
   const runBatch = (b: BatchInput): Promise<BatchResult> => batchActivities[BATCH_ACTIVITY[stage]](b);
+  if (input.retryFailed) {
+    // `campaign retry-failed`: one batch of the failed questions; the stage run stays as it ended.
+    const r = await runBatch({
+      campaignId,
+      iteration,
+      modelIn: input.modelIn.servedModel,
+      candidates: input.candidates?.map((m) => ({ label: m.label, servedModel: m.servedModel })),
+      offset: 0,
+      limit: 0,
+      retryFailed: true,
+      withTotals: true,
+    });
+    return {
+      records: r.stageTotals?.records ?? r.created,
+      failed: r.failed,
+      dataset: null,
+      costUsd: r.stageTotals?.costUsd ?? 0,
+    };
+  }
   let paused = input.resume?.paused ?? false;
   setHandler(pauseSignal, () => void (paused = true));
   setHandler(resumeSignal, () => void (paused = false));
@@ -63,8 +84,24 @@ export async function stageWorkflow(input: StageInput): Promise<StageResult> {
     done: input.resume?.done ?? 0,
     records: input.resume?.records ?? 0,
     costUsd: input.resume?.costUsd ?? 0,
+    failed: input.resume?.failed ?? 0,
+    retrying: null,
   };
   setHandler(stageStatusQuery, () => progress);
+  // Known once the first batch reports it (the activities read the spec).
+  let maxFailedFraction: number | null = input.resume?.maxFailedFraction ?? null;
+  const tooManyFailed = () =>
+    maxFailedFraction !== null && progress.failed > 0 && progress.failed > maxFailedFraction * total;
+  const failTooMany = () => {
+    const frac = maxFailedFraction ?? 0;
+    return ApplicationFailure.nonRetryable(
+      `${progress.failed} of ${total} questions failed (${pct(progress.failed / total)}), more than ` +
+        `stages.${stage}.maxFailedFraction ${frac} (${pct(frac)}): see \`meteorctl audit export ` +
+        `${campaignId} --stage ${stage}\` for their reasons, fix the cause and run ` +
+        `\`meteorctl campaign retry-failed ${campaignId} --stage ${stage}\``,
+      'TooManyFailedQuestions',
+    );
+  };
 
   const parent = workflowInfo().parent;
   const parentHandle = parent ? getExternalWorkflowHandle(parent.workflowId, parent.runId) : null;
@@ -108,6 +145,8 @@ export async function stageWorkflow(input: StageInput): Promise<StageResult> {
         running.delete(index);
         progress.done += r.processed;
         progress.records += r.created;
+        progress.failed += r.failed;
+        maxFailedFraction = r.maxFailedFraction;
         if (r.stageTotals) {
           progress.records = Math.max(progress.records, r.stageTotals.records);
           progress.costUsd = Math.max(progress.costUsd, r.stageTotals.costUsd);
@@ -125,6 +164,7 @@ export async function stageWorkflow(input: StageInput): Promise<StageResult> {
         progress.status = 'running';
         report();
       }
+      if (tooManyFailed() && running.size === 0) throw failTooMany();
       if (overBudget() && running.size === 0) {
         throw ApplicationFailure.nonRetryable(
           `budget exceeded: estimated spend $${progress.costUsd.toFixed(2)} > maxCostUsd $${input.maxCostUsd}`,
@@ -142,12 +182,15 @@ export async function stageWorkflow(input: StageInput): Promise<StageResult> {
             costUsd: progress.costUsd,
             total,
             paused,
+            failed: progress.failed,
+            maxFailedFraction,
           },
         });
       }
       while (
         !paused &&
         !overBudget() &&
+        !tooManyFailed() &&
         !shouldRollOver() &&
         next < batches &&
         running.size < input.parallelBatches
@@ -155,6 +198,8 @@ export async function stageWorkflow(input: StageInput): Promise<StageResult> {
         launch(next++);
       if (running.size > 0) await Promise.race(running.values());
     }
+
+    if (tooManyFailed()) throw failTooMany();
 
     progress.status = 'exporting';
     report();
@@ -167,7 +212,7 @@ export async function stageWorkflow(input: StageInput): Promise<StageResult> {
     progress.costUsd = summary.costUsd;
     report();
     await reporting;
-    return { records: summary.records, dataset, costUsd: summary.costUsd };
+    return { records: summary.records, failed: progress.failed, dataset, costUsd: summary.costUsd };
   } catch (err) {
     // Leave an honest stage run behind; continue-as-new is not an ending.
     if (!(err instanceof ContinueAsNew)) {

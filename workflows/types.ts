@@ -55,6 +55,10 @@ export interface StageProgress {
   done: number;
   records: number;
   costUsd: number;
+  /** Questions given up on (rejected, retries exhausted, replies that never parse), unresolved. */
+  failed: number;
+  /** A batch of the stage being retried after a failure, or null. */
+  retrying: { attempt: number; lastError: string } | null;
 }
 
 export interface CampaignStatus {
@@ -67,6 +71,8 @@ export interface CampaignStatus {
   iteration: number | null;
   stages: StageProgress[];
   costUsd: number;
+  /** Questions given up on over all stages, not resolved by `campaign retry-failed`. */
+  failedQuestions: number;
   lineage: ModelRef[];
   error: string | null;
 }
@@ -89,11 +95,18 @@ export interface StageInput {
     costUsd: number;
     total: number;
     paused: boolean;
+    failed?: number;
+    maxFailedFraction?: number | null;
   };
   /** Continue-as-new once history passes this many events (tests set it low). */
   maxHistoryEvents?: number;
   /** Stop starting batches, and fail once they drain, when the stage's spend passes this. */
   maxCostUsd?: number | null;
+  /**
+   * `campaign retry-failed`: run the stage's batch activity once on the questions given up on,
+   * outside the campaign — no stage run bookkeeping and no dataset export.
+   */
+  retryFailed?: boolean;
 }
 
 /** What every batch activity (`distillBatch`, `assessBatch`, `contrastBatch`, `evaluateBatch`) takes. */
@@ -109,12 +122,18 @@ export interface BatchInput {
   limit: number;
   /** Also count the whole stage's records and cost (see BatchResult.stageTotals). */
   withTotals?: boolean;
+  /** Work on the stage iteration's unresolved failed questions instead of offset/limit. */
+  retryFailed?: boolean;
 }
 
 export interface BatchResult {
   processed: number;
   created: number;
   skipped: number;
+  /** Questions of the batch given up on (unresolved rows of `failed_questions`). */
+  failed: number;
+  /** The stage's `maxFailedFraction` from the spec (the activity reads the spec anyway). */
+  maxFailedFraction: number;
   /**
    * The stage run's totals from the database after this batch (truth, not a sum of attempts);
    * only when asked for, since counting the whole stage after every batch would grow with its square.
@@ -131,6 +150,8 @@ export interface DatasetRef {
 
 export interface StageResult {
   records: number;
+  /** Questions given up on (within the stage's maxFailedFraction). */
+  failed: number;
   /** The training set (training stages); null for the evaluation. */
   dataset: DatasetRef | null;
   costUsd: number;

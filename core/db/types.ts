@@ -293,6 +293,21 @@ export interface JudgmentsTable {
   created_at: Timestamp;
 }
 
+/** A question a stage gave up on; resolved once `campaign retry-failed` made its record. */
+export interface FailedQuestionsTable {
+  campaign_id: string;
+  stage: string;
+  iteration: number;
+  question_id: string;
+  reason: string;
+  http_status: number | null;
+  call_ids: ColumnType<string[], string | undefined, string>;
+  attempts: Defaulted<number>;
+  resolved_at: Timestamp | null;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
 export interface Database {
   campaigns: CampaignsTable;
   questions: QuestionsTable;
@@ -312,6 +327,7 @@ export interface Database {
   line_iterations: LineIterationsTable;
   line_champions: LineChampionsTable;
   dataset_replay: DatasetReplayTable;
+  failed_questions: FailedQuestionsTable;
 }
 
 export type Campaign = Selectable<CampaignsTable>;
@@ -325,3 +341,4 @@ export type ModelVersionRow = Selectable<ModelVersionsTable>;
 export type LineRow = Selectable<LinesTable>;
 export type LineIterationRow = Selectable<LineIterationsTable>;
 export type LineChampionRow = Selectable<LineChampionsTable>;
+export type FailedQuestionRow = Selectable<FailedQuestionsTable>;

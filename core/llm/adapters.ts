@@ -5,6 +5,7 @@
  * its recorded checkpoint and the call retried, instead of failing the campaign.
  */
 import type { Db } from '../db/connection';
+import { scrubSecrets } from '../secrets';
 import type { CampaignSpec } from '../spec';
 import { resolveApiKey, type Endpoint } from './gateway';
 
@@ -37,8 +38,10 @@ export async function loadLoraAdapter(
   });
   const text = await res.text();
   if (!res.ok && !alreadyLoaded(text)) {
+    // The server's text may echo the key (as OpenAI's 401s do): scrub it before it goes anywhere.
+    const detail = scrubSecrets(text.slice(0, 500), [resolveApiKey(weak, env)]);
     throw new Error(
-      `loading adapter ${name} from ${adapterPath} on ${weak.baseURL} failed (${res.status}): ${text.slice(0, 500)}`,
+      `loading adapter ${name} from ${adapterPath} on ${scrubSecrets(weak.baseURL, [])} failed (${res.status}): ${detail}`,
     );
   }
 }

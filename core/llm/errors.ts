@@ -4,6 +4,7 @@
  * fast with a message that says what to fix.
  */
 import OpenAI from 'openai';
+import { scrubSecrets } from '../secrets';
 
 export interface EndpointRef {
   role: string;
@@ -26,7 +27,23 @@ function where(ep: EndpointRef): string {
   return `${ep.role} endpoint ${ep.baseURL} (model "${ep.model}")`;
 }
 
-export function classifyLlmError(err: unknown, ep: EndpointRef): ClassifiedError {
+/**
+ * The message includes the provider's own text, which may echo the caller's key ("Incorrect API
+ * key provided: sk-…"), and the base URL, which may carry a password: both are scrubbed here, the
+ * one place every LLM failure message is built, before it reaches `llm_calls`, a thrown error
+ * (and so a Temporal failure), a log or the terminal. `knownSecrets`: the values of the key
+ * variables, masked wherever they appear.
+ */
+export function classifyLlmError(
+  err: unknown,
+  ep: EndpointRef,
+  knownSecrets: Iterable<string> = [],
+): ClassifiedError {
+  const c = classify(err, ep);
+  return { ...c, message: scrubSecrets(c.message, knownSecrets) };
+}
+
+function classify(err: unknown, ep: EndpointRef): ClassifiedError {
   if (err instanceof OpenAI.APIUserAbortError) {
     return {
       retryable: false,

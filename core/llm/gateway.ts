@@ -4,7 +4,10 @@
  *    is read back from Postgres instead of being paid for again (retried activities, restarts);
  *  - waits for the endpoint's concurrency and rate budget;
  *  - retries 429/5xx/timeouts with backoff (honouring Retry-After), fails fast otherwise;
- *  - is logged in `llm_calls` with tokens, latency and a cost estimate — failed attempts too.
+ *  - is logged in `llm_calls` with tokens, latency and a cost estimate — failed attempts too;
+ *  - lets no key out: error texts (which providers fill with the caller's key) and base URLs (which
+ *    may carry a password) are scrubbed before they reach `llm_calls`, a thrown error — and so a
+ *    Temporal failure and the worker's log — or anything else.
  */
 import { createHash } from 'node:crypto';
 import OpenAI from 'openai';
@@ -19,6 +22,7 @@ import type { ModelHealer } from './adapters';
 import { classifyLlmError, type EndpointRef } from './errors';
 import { limiterFor, sleep } from './limiter';
 import { durationMs } from '../duration';
+import { maskKnownSecrets, scrubSecrets, secretValues } from '../secrets';
 import type { ChatMessage, JsonSchemaFormat } from './types';
 
 export interface LlmCallScope {
@@ -62,10 +66,27 @@ export type Endpoint = EndpointSpec & { role: Role };
 /** Raised for failures retrying cannot fix; the activity layer makes them non-retryable. */
 export class LlmFatalError extends Error {
   override name = 'LlmFatalError';
+  constructor(
+    message: string,
+    readonly detail: {
+      /** The endpoint's HTTP status, when it answered. 400/413/422 blame the one request. */
+      httpStatus?: number | null;
+      /** Every request to the endpoint would fail the same way (e.g. no beam search on the server). */
+      endpointWide?: boolean;
+    } = {},
+  ) {
+    super(message);
+  }
 }
 /** Raised when transient failures outlast the in-activity attempts; Temporal retries the activity. */
 export class LlmTransientError extends Error {
   override name = 'LlmTransientError';
+  constructor(
+    message: string,
+    readonly httpStatus: number | null = null,
+  ) {
+    super(message);
+  }
 }
 
 function canonicalJson(value: unknown): string {
@@ -146,13 +167,17 @@ function backoffMs(attempt: number, retryAfterSec: number | null): number {
 
 export class LlmGateway {
   private readonly clients = new Map<string, OpenAI>();
+  /** Values masked in everything this gateway writes: every key it sends, and secret-named variables. */
+  private readonly secrets: Set<string>;
 
   constructor(
     private readonly db: Db,
     private readonly env: NodeJS.ProcessEnv = process.env,
     /** Serves a registered adapter again when the endpoint forgot it (404). */
     private readonly healer: ModelHealer | null = null,
-  ) {}
+  ) {
+    this.secrets = new Set(secretValues(env));
+  }
 
   async chat(scope: LlmCallScope, ep: Endpoint, req: ChatRequest): Promise<ChatResult> {
     const body = requestBody(ep, req);
@@ -177,11 +202,14 @@ export class LlmGateway {
       iteration: scope.iteration,
       request_hash: requestHash,
       role: ep.role,
-      base_url: ep.baseURL,
+      // A base URL may carry userinfo (https://user:pass@host); the hash above keeps it whole.
+      base_url: scrubSecrets(ep.baseURL, this.secrets),
       model: body.model,
       purpose: req.purpose,
       prompt_version: req.promptVersion,
-      request: JSON.stringify(body),
+      // The key travels in a header, never in the body; a known value is masked all the same
+      // (shapes are not: prompts may legitimately mention "Bearer …").
+      request: maskKnownSecrets(JSON.stringify(body), this.secrets),
     };
 
     let healed = false;
@@ -197,7 +225,7 @@ export class LlmGateway {
         });
       } catch (err) {
         release();
-        const failure = classifyLlmError(err, ref);
+        const failure = classifyLlmError(err, ref, this.secrets);
         if (failure.aborted) throw err;
         await this.db
           .insertInto('llm_calls')
@@ -214,10 +242,11 @@ export class LlmGateway {
           healed = await this.healer.reload(scope.campaignId, ep, body.model);
           if (healed) continue;
         }
-        if (!failure.retryable) throw new LlmFatalError(failure.message);
+        if (!failure.retryable) throw new LlmFatalError(failure.message, { httpStatus: failure.httpStatus });
         if (attempt >= ep.maxAttempts) {
           throw new LlmTransientError(
             `${failure.message} (gave up after ${attempt} attempts; the activity will retry)`,
+            failure.httpStatus,
           );
         }
         await sleep(backoffMs(attempt, failure.retryAfterSec), scope.signal);
@@ -255,7 +284,7 @@ export class LlmGateway {
       .values({
         ...logKey,
         status: 'ok',
-        response: JSON.stringify(response),
+        response: maskKnownSecrets(JSON.stringify(response), this.secrets),
         http_status: 200,
         prompt_tokens: promptTokens,
         completion_tokens: completionTokens,
@@ -315,9 +344,11 @@ export class LlmGateway {
     const key = `${ep.baseURL}|${ep.apiKeyEnv ?? ''}|${ep.timeout}`;
     let client = this.clients.get(key);
     if (!client) {
+      const apiKey = resolveApiKey(ep, this.env);
+      if (ep.apiKeyEnv) this.secrets.add(apiKey);
       client = new OpenAI({
         baseURL: ep.baseURL,
-        apiKey: resolveApiKey(ep, this.env),
+        apiKey,
         timeout: durationMs(ep.timeout),
         maxRetries: 0, // retries are ours, so each attempt is logged and backoff honours our policy
       });

@@ -9,6 +9,9 @@ import { assessAudit, assessMetrics, assessRecordCount } from './assess';
 import { contrastAudit, contrastMetrics, contrastRecordCount } from './contrast';
 import { distillAudit, distillMetrics, distillRecordCount } from './distill';
 import { evaluateAudit, evaluateMetrics, evaluateRecordCount } from './evaluate';
+import { failedAudit } from './failed';
+
+export { failedCount } from './failed';
 
 export { assessSftExamples } from './assess';
 export { contrastPreferenceExamples } from './contrast';
@@ -22,12 +25,20 @@ export const AUDIT_STAGES = [
 ] as const satisfies readonly StageName[];
 export type AuditStage = (typeof AUDIT_STAGES)[number];
 
-/** One JSON object per record of the stage (all iterations), with the ids of the LLM calls that made it. */
-export function auditRecords(
+/**
+ * One JSON object per record of the stage (all iterations), with the ids of the LLM calls that
+ * made it; then one per question the stage gave up on, with `failed: {reason, httpStatus, attempts}`.
+ */
+export async function* auditRecords(
   db: Db,
   campaignId: string,
   stage: StageName,
 ): AsyncGenerator<Record<string, unknown>> {
+  yield* stageAudit(db, campaignId, stage);
+  yield* failedAudit(db, campaignId, stage);
+}
+
+function stageAudit(db: Db, campaignId: string, stage: StageName): AsyncGenerator<Record<string, unknown>> {
   switch (stage) {
     case 'distill':
       return distillAudit(db, campaignId);

@@ -15,11 +15,15 @@ export interface BehaviourConfig {
   judgeBias: JudgeBias;
   /** Share (0..1) of replies to json_schema requests of that schema name that are malformed. */
   malformedRate: Partial<Record<string, number>>;
+  /** Requests whose messages contain one of these are answered 400 `context_length_exceeded`. */
+  rejectQuestions: string[];
 }
 
 export interface BehaviourUpdate {
   judgeBias?: JudgeBias | undefined;
   malformedRate?: Partial<Record<string, number>> | undefined;
+  /** Replaces the list ([] turns rejection off). */
+  rejectQuestions?: string[] | undefined;
 }
 
 const clamp01 = (x: number) => (Number.isFinite(x) ? Math.max(0, Math.min(1, x)) : 0);
@@ -41,7 +45,11 @@ export class Behaviour {
     init: BehaviourUpdate = {},
   ) {
     this.rng = new Rng(hash32('behaviour', seed));
-    this.config = { judgeBias: init.judgeBias ?? null, malformedRate: cleanRates(init.malformedRate ?? {}) };
+    this.config = {
+      judgeBias: init.judgeBias ?? null,
+      malformedRate: cleanRates(init.malformedRate ?? {}),
+      rejectQuestions: [...(init.rejectQuestions ?? [])],
+    };
   }
 
   /** judgeBias: null clears it, undefined keeps it; malformedRate merges by schema name (0 turns one off). */
@@ -49,7 +57,13 @@ export class Behaviour {
     this.config = {
       judgeBias: u.judgeBias === undefined ? this.config.judgeBias : u.judgeBias,
       malformedRate: { ...this.config.malformedRate, ...cleanRates(u.malformedRate ?? {}) },
+      rejectQuestions: u.rejectQuestions === undefined ? this.config.rejectQuestions : [...u.rejectQuestions],
     };
+  }
+
+  /** The configured substring the prompt contains (the request is to be rejected), or undefined. */
+  rejected(promptText: string): string | undefined {
+    return this.config.rejectQuestions.find((s) => s.length > 0 && promptText.includes(s));
   }
 
   /** The side a biased judge prefers, or undefined. */

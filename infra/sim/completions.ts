@@ -93,6 +93,15 @@ export async function handleChatCompletion(
     fail(badRequest(`best_of must be greater than or equal to n, got n=${n} and best_of=${body.best_of}.`));
   const task = readTask(body.messages, body.response_format);
   rec.task = task.kind;
+  if (deps.behaviour.rejected(body.messages.map(messageText).join('\n')) !== undefined) {
+    fail(
+      badRequest(
+        "This model's maximum context length is 4096 tokens. However, your messages resulted in more " +
+          'tokens. Please reduce the length of the messages. (simulated rejection)',
+        'context_length_exceeded',
+      ),
+    );
+  }
 
   const fault = faults.decide();
   if (fault) {

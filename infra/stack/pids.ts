@@ -1,13 +1,27 @@
 import { readFileSync } from 'node:fs';
 
-/** True when a process with this pid exists (EPERM means it exists but belongs to someone else). */
+/**
+ * True when a process with this pid exists (EPERM means it exists but belongs to someone else)
+ * and is not a zombie: a server we did not spawn (e.g. after `pg_ctl restart`) is reaped by
+ * init, which in a container may never do it, and a zombie holds no port or data.
+ */
 export function isProcessAlive(pid: number): boolean {
   if (!Number.isInteger(pid) || pid <= 0) return false;
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
+  }
+  return !isZombie(pid);
+}
+
+function isZombie(pid: number): boolean {
+  try {
+    // The state follows the command name in parentheses, which may itself contain ') '.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z';
+  } catch {
+    return false; // not Linux, or just gone: kill(0) already said it existed
   }
 }
 

