@@ -88,6 +88,8 @@ describe('workflow histories replay', () => {
     expect(final.state).toBe('completed');
     expect(await recordIds(h, campaignId)).toEqual(questions.map((q) => q.id).sort());
 
+    // `completed` is recorded by the workflow's last activity, a moment before the run closes.
+    await handle.result();
     const campaignHistory = await handle.fetchHistory();
     const signals = (campaignHistory.events ?? [])
       .map((e) => e.workflowExecutionSignaledEventAttributes?.signalName)
@@ -141,6 +143,7 @@ describe('continue-as-new', () => {
 
     // Follow the chain of runs from the first: every run but the last continued as new.
     const distillId = `${workflowId}-distill-1`;
+    await h.clients.temporal.workflow.getHandle(workflowId).result();
     const campaignHistory = await h.clients.temporal.workflow.getHandle(workflowId).fetchHistory();
     let runId: string | undefined = childFirstRunId(campaignHistory, distillId);
     const runs: Array<{ runId: string; history: History; handle: WorkflowHandle }> = [];
