@@ -189,8 +189,9 @@ describe('an evolution line on a Temporal Schedule', () => {
     );
     // The visibility query sees this line's runs (so an empty answer below means none started).
     expect((await runsStartedSince(h, name, new Date(started))).length).toBeGreaterThanOrEqual(2);
-    const pausedAt = new Date();
     await pauseLine(h.clients, name, { running: false });
+    // From when the pause has taken effect (a start already in flight as it landed may still begin).
+    const pausedAt = new Date(Date.now() + 1_000);
     await sleep(7_000);
     expect(await runsStartedSince(h, name, pausedAt)).toEqual([]);
     expect((await lineStatus(h.clients, name)).state).toBe('paused');
@@ -206,8 +207,8 @@ describe('an evolution line on a Temporal Schedule', () => {
       500,
     );
     expect(resumed).toMatchObject({ state: 'skipped', campaign_id: null });
-    const deletedAt = new Date();
     await deleteLine(h.clients, name);
+    const deletedAt = new Date(Date.now() + 1_000);
     await sleep(7_000);
     expect(await runsStartedSince(h, name, deletedAt)).toEqual([]);
     expect((await lineStatus(h.clients, name)).state).toBe('deleted');
