@@ -2,12 +2,8 @@
  * An evolution line outlives its worker, and a failed iteration pauses the schedule only when
  * the line says `pauseOnFailure` (real Temporal Schedules, PostgreSQL, the simulator).
  */
-import { writeFile } from 'node:fs/promises';
-import path from 'node:path';
-import { stringify } from 'yaml';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createLine, deleteLine, lineStatus, triggerLine } from '../../client/lines';
-import { loadLineSpecFile } from '../../core/line-spec-file';
+import { createLine, lineStatus, triggerLine } from '../../client/lines';
 import {
   exampleQuestions,
   sleep,
@@ -17,37 +13,17 @@ import {
   writeSpec,
   type Harness,
 } from '../support/harness';
+import { closeWithLines, lineIterations, writeLineSpec } from '../support/lines';
 
 let h: Harness;
-afterAll(async () => {
-  if (!h) return;
-  for (const row of await h.clients.db
-    .selectFrom('lines')
-    .select('name')
-    .where('deleted_at', 'is', null)
-    .execute()) {
-    await deleteLine(h.clients, row.name).catch(() => undefined);
-  }
-  await h.close();
-});
+afterAll(() => closeWithLines(h));
 
 async function line(name: string, campaign: string, extra: Record<string, unknown>) {
-  const file = path.join(h.tmp, `${name}.yaml`);
-  await writeFile(
-    file,
-    stringify({ name, campaign, schedule: { every: '1h' }, promotion: { minHeldOut: 10 }, ...extra }),
-  );
-  await createLine(h.clients, await loadLineSpecFile(file));
+  await createLine(h.clients, await writeLineSpec(h, name, campaign, extra));
   return h.clients.temporal.schedule.getHandle(`line-${name}`);
 }
 
-const iterationsOf = (name: string) =>
-  h.clients.db
-    .selectFrom('line_iterations')
-    .selectAll()
-    .where('line', '=', name)
-    .orderBy('iteration')
-    .execute();
+const iterationsOf = (name: string) => lineIterations(h, name);
 
 describe('evolution lines under failure', () => {
   it('finishes an iteration whose worker went away in the middle of it', async () => {

@@ -7,10 +7,9 @@
  * promotes nothing, and people can promote and roll back by hand.
  */
 import { execFileSync } from 'node:child_process';
-import { appendFile, readFile, writeFile } from 'node:fs/promises';
+import { appendFile, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { sql } from 'kysely';
-import { stringify } from 'yaml';
 import { afterAll, describe, expect, it } from 'vitest';
 import { buildLineReport, renderLineReportText } from '../../client/line-report';
 import { renderLineReportHtml } from '../../client/line-report-html';
@@ -24,7 +23,6 @@ import {
   unpauseLine,
 } from '../../client/lines';
 import { UserError } from '../../core/errors';
-import { loadLineSpecFile } from '../../core/line-spec-file';
 import {
   exampleQuestions,
   REPO_ROOT,
@@ -36,35 +34,20 @@ import {
   writeSpec,
   type Harness,
 } from '../support/harness';
+import { closeWithLines, lineIterations, writeLineSpec } from '../support/lines';
 
 const harnesses: Harness[] = [];
 afterAll(async () => {
-  for (const h of harnesses) {
-    for (const row of await h.clients.db
-      .selectFrom('lines')
-      .select('name')
-      .where('deleted_at', 'is', null)
-      .execute()) {
-      await deleteLine(h.clients, row.name).catch(() => undefined);
-    }
-    await h.close();
-  }
+  for (const h of harnesses) await closeWithLines(h);
 });
 
-async function lineFile(h: Harness, name: string, campaign: string, extra: Record<string, unknown> = {}) {
-  const file = path.join(h.tmp, `${name}.yaml`);
-  await writeFile(
-    file,
-    stringify({
-      name,
-      campaign,
-      schedule: { every: '3s' },
-      promotion: { dimensions: ['accuracy'], threshold: 0.5, minHeldOut: 10 },
-      ...extra,
-    }),
-  );
-  return loadLineSpecFile(file);
-}
+/** A 3 s line gated on accuracy (the tests override what they need). */
+const lineFile = (h: Harness, name: string, campaign: string, extra: Record<string, unknown> = {}) =>
+  writeLineSpec(h, name, campaign, {
+    schedule: { every: '3s' },
+    promotion: { dimensions: ['accuracy'], threshold: 0.5, minHeldOut: 10 },
+    ...extra,
+  });
 
 /** Runs the line's schedule started after `since` (Temporal's visibility: TemporalScheduledById). */
 async function runsStartedSince(h: Harness, line: string, since: Date): Promise<string[]> {
@@ -74,13 +57,7 @@ async function runsStartedSince(h: Harness, line: string, since: Date): Promise<
   return ids;
 }
 
-const iterationsOf = (h: Harness, line: string) =>
-  h.clients.db
-    .selectFrom('line_iterations')
-    .selectAll()
-    .where('line', '=', line)
-    .orderBy('iteration')
-    .execute();
+const iterationsOf = lineIterations;
 
 describe('an evolution line on a Temporal Schedule', () => {
   it('promotes, starts the next iteration from the champion on the new question with replay, skips overlaps, pauses and stops', async () => {

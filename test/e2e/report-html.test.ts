@@ -6,7 +6,6 @@
  * dimension at their values' heights, a lineage node per model, the stage charts), the page says it is a simulation, loads nothing from anywhere, and a
  * screenshot is left in test-artifacts/report.png (with report.html and report.json).
  */
-import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -19,13 +18,13 @@ import {
   REPO_ROOT,
   exampleQuestions,
   launch,
-  services,
   startHarness,
   waitDone,
   writeQuestions,
   writeSpec,
   type CampaignStatusView,
   type Harness,
+  meteorctl,
 } from '../support/harness';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -35,30 +34,7 @@ const EVAL = 8;
 const DIMENSIONS = 5;
 const LINEAGE = ['M0', 'M1', 'M2', 'M3', 'M4', 'M5'];
 
-function cli(h: Harness, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const svc = services();
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    DATABASE_URL: svc.databaseUrl,
-    TEMPORAL_ADDRESS: svc.temporalAddress,
-    TEMPORAL_NAMESPACE: svc.namespace,
-    METEOR_TASK_QUEUE: h.taskQueue,
-  };
-  return new Promise((resolve, reject) => {
-    execFile(
-      process.execPath,
-      ['bin/meteorctl.cjs', ...args],
-      { cwd: REPO_ROOT, env, timeout: 60_000, maxBuffer: 16 << 20 },
-      (err, stdout, stderr) => {
-        if (err && typeof err.code !== 'number') {
-          reject(new Error(`meteorctl ${args.join(' ')} did not run: ${err.message}\n${stderr}`));
-          return;
-        }
-        resolve({ code: err ? Number(err.code) : 0, stdout, stderr });
-      },
-    );
-  });
-}
+const cli = (h: Harness, args: string[]) => meteorctl(h, args);
 
 describe('the HTML report in a browser', () => {
   let h: Harness;

@@ -349,7 +349,8 @@ export function meteorctl(
     execFile(
       process.execPath,
       ['bin/meteorctl.cjs', ...args],
-      { cwd: REPO_ROOT, env, timeout: 60_000 },
+      // Reports can be large (one JSON document, or an HTML page with inline charts).
+      { cwd: REPO_ROOT, env, timeout: 60_000, maxBuffer: 16 << 20 },
       (err, stdout, stderr) => {
         if (err && typeof err.code !== 'number') {
           reject(new Error(`meteorctl ${args.join(' ')} did not run: ${err.message}\n${stderr}`));
