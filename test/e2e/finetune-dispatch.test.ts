@@ -194,18 +194,20 @@ describe('deploy heals itself', () => {
       stages: { assess: { enabled: true, iterations: 1, maxRounds: 2, batchSize: 4 } },
     });
     const { campaignId } = await launch(h, spec);
-    // Restart the model server while assess (which calls M1, a runtime-loaded adapter) runs.
+    // Restart the model server between M1's deploy and assess's first answer from M1, whatever
+    // the machine's speed: once distill's fine-tune is submitted every chat call is held (deploy
+    // does not chat), so nothing reaches M1 before the restart drops those calls.
     await waitFor(
-      'assess to be running on M1',
+      'the distill fine-tune to be submitted',
+      async () => (await jobRow(h, campaignId)) !== undefined,
+      60_000,
+    );
+    h.sim.setLatency(600_000);
+    await waitFor(
+      'M1 to be loaded on the weak endpoint',
       async () => {
-        const row = await h.clients.db
-          .selectFrom('llm_calls')
-          .select('id')
-          .where('campaign_id', '=', campaignId)
-          .where('stage', '=', 'assess')
-          .where('status', '=', 'ok')
-          .executeTakeFirst();
-        return row !== undefined;
+        const models = (await (await fetch(`${h.sim.url}/models`)).json()) as { data: Array<{ id: string }> };
+        return models.data.some((m) => m.id.endsWith('-m1'));
       },
       60_000,
     );
