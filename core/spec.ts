@@ -8,6 +8,7 @@
 import { z } from 'zod';
 import { DURATION_PATTERN } from './duration';
 import { FineTuneSchema } from './finetune-spec';
+import { httpUrl } from './http-url';
 
 export { FineTuneSchema, type FineTuneSpec } from './finetune-spec';
 
@@ -18,9 +19,9 @@ const duration = z.string().regex(DURATION_PATTERN, 'a duration like "500ms", "3
 
 export const EndpointSchema = z
   .strictObject({
-    baseURL: z
-      .url({ protocol: /^https?$/, error: 'an http(s) URL such as http://localhost:8000/v1' })
-      .describe('OpenAI-compatible base URL, e.g. https://api.openai.com/v1 or http://vllm:8000/v1'),
+    baseURL: httpUrl('http://localhost:8000/v1', 'apiKeyEnv').describe(
+      'OpenAI-compatible base URL, e.g. https://api.openai.com/v1 or http://vllm:8000/v1',
+    ),
     model: z.string().min(1).describe('Model name as the server knows it'),
     apiKeyEnv: z
       .string()
