@@ -10,6 +10,7 @@ import { launchCampaign } from '../client/launch';
 import { buildReport, renderReportText } from '../client/report';
 import { renderReportHtml } from '../client/report-html';
 import { fineTuneEvents, listFineTunes } from '../client/finetunes';
+import { registerServedModel } from '../client/models';
 import { retryFailedQuestions } from '../client/retry-failed';
 import { campaignStatus, getCampaignRow, listCampaigns } from '../client/status';
 import { waitForCampaign } from '../client/wait';
@@ -314,6 +315,39 @@ finetune
       }
     });
   });
+
+const model = program.command('model').description("A campaign's model versions");
+
+model
+  .command('register <campaignId> <label>')
+  .description(
+    'deploy: manual — name the served model of a fine-tuned version (e.g. M1) once you serve its checkpoint; ' +
+      'the waiting campaign goes on with it',
+  )
+  .requiredOption('--served-model <name>', 'the name the weak endpoint serves the version under')
+  .option('--no-check', 'skip checking that the weak endpoint serves the name (GET /models)')
+  .option('--timeout <seconds>', 'how long to wait for the campaign to take the name', '60')
+  .option('--json', 'print {campaignId, label, servedModel}')
+  .action(
+    async (
+      campaignId: string,
+      label: string,
+      opts: { servedModel: string; check: boolean; timeout: string; json?: boolean },
+    ) => {
+      const timeoutSec = Number(opts.timeout);
+      if (!Number.isFinite(timeoutSec) || timeoutSec <= 0)
+        throw new UserError('--timeout takes seconds, e.g. 60');
+      await withClients(async (clients) => {
+        const registered = await registerServedModel(clients, campaignId, label, opts.servedModel, {
+          check: opts.check,
+          timeoutMs: timeoutSec * 1000,
+          env: process.env,
+        });
+        if (opts.json) return printJson(registered);
+        process.stdout.write(`${registered.label} of ${campaignId} is served as ${registered.servedModel}\n`);
+      });
+    },
+  );
 
 program.addCommand(lineCommand());
 

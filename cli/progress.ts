@@ -20,6 +20,13 @@ export function renderStatus(s: CampaignStatusView): string[] {
   }
   if (s.lineage.length > 0)
     lines.push(`  lineage: ${s.lineage.map((m) => `${m.label}(${m.servedModel})`).join(' → ')}`);
+  if (s.awaitingRegistration) {
+    const a = s.awaitingRegistration;
+    lines.push(
+      `  waiting for ${a.label}'s served name: serve ${a.checkpointUri}, then ` +
+        `meteorctl model register ${s.campaignId} ${a.label} --served-model NAME`,
+    );
+  }
   if (s.error) lines.push(`  error: ${s.error}`);
   return lines;
 }

@@ -11,6 +11,7 @@ import { toModelRef } from '../activities/models';
 import { stageRecordCount } from '../core/records';
 import { statusQuery } from '../workflows/messages';
 import type { CampaignRunState, CampaignStatus, StageName, StageProgress } from '../workflows/types';
+import { findAwaitingRegistration } from './awaiting-registration';
 import type { Clients } from './connect';
 
 export interface CampaignStatusView extends CampaignStatus {
@@ -21,6 +22,8 @@ export interface CampaignStatusView extends CampaignStatus {
   line: { name: string; iteration: number } | null;
   /** Where the figures come from: the running workflow, or the database. */
   source: 'workflow' | 'database';
+  /** deploy: manual — the version waiting for `meteorctl model register`, or null. */
+  awaitingRegistration: { label: string; checkpointUri: string } | null;
 }
 
 const QUERY_TIMEOUT_MS = 4_000;
@@ -173,6 +176,14 @@ export async function campaignStatus(clients: Clients, campaignId: string): Prom
         ? { name: row.line_name, iteration: row.line_iteration }
         : null,
     source,
+    awaitingRegistration: s.stages.some((st) => st.status === 'fine-tuning')
+      ? await withTimeout(
+          findAwaitingRegistration(clients, campaignId, row.workflow_id).then((a) =>
+            a ? { label: a.label, checkpointUri: a.checkpointUri } : null,
+          ),
+          QUERY_TIMEOUT_MS,
+        )
+      : null,
   });
   const handle = clients.temporal.workflow.getHandle(row.workflow_id);
   let temporalStatus: string;

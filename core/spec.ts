@@ -78,11 +78,13 @@ export type Role = (typeof ROLES)[number];
 export const DeploySchema = z
   .strictObject({
     type: z
-      .enum(['vllm-lora', 'none'])
+      .enum(['vllm-lora', 'manual', 'none'])
       .default('vllm-lora')
       .describe(
         'vllm-lora: load each checkpoint as a LoRA adapter on the weak endpoint (POST {baseURL}/load_lora_adapter) ' +
-          "and call it by its adapter name; none: keep calling the weak endpoint's model (you deploy out of band)",
+          'and call it by its adapter name; manual: after each fine-tune the campaign waits until you serve the ' +
+          'checkpoint yourself and name it with `meteorctl model register CAMPAIGN_ID LABEL --served-model NAME`; ' +
+          "none: keep calling the weak endpoint's model (no evaluation: every version would be M0)",
       ),
     pathMap: z
       .array(
@@ -314,7 +316,8 @@ export const CampaignSpecSchema = z
         path: ['deploy', 'type'],
         message:
           "'none' serves every model version under models.weak.model, so the evaluation would compare M0 " +
-          'with itself: use vllm-lora, or set stages.evaluate.enabled: false',
+          "with itself: use vllm-lora, or 'manual' (register each version's served name with `meteorctl model " +
+          'register`), or set stages.evaluate.enabled: false',
       });
     }
     if (!spec.models.judge) {

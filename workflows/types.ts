@@ -23,6 +23,14 @@ export interface ModelRef {
   jobId: string | null;
 }
 
+/**
+ * deploy: manual — a fine-tuned version nobody serves yet: the campaign waits until the user
+ * serves the checkpoint and names it (`meteorctl model register`).
+ */
+export interface AwaitingRegistration {
+  awaitingRegistration: { label: string; checkpointUri: string };
+}
+
 /** One batched stage as the campaign runs it. */
 export interface StagePlan {
   enabled: boolean;
