@@ -26,7 +26,10 @@ export interface Lease {
 }
 
 export interface EndpointLimiterOptions {
-  /** How long a lease lives without renewal (default 30 s): a dead worker's slots return after it. */
+  /**
+   * How long a lease lives unrenewed (default 20 s, the batches' heartbeat timeout): a dead
+   * worker's slots come back after it, as its batches do.
+   */
   leaseTtlMs?: number;
   /** Mean wait before asking again for a free slot (default 50 ms, jittered ±50 %). */
   slotPollMs?: number;
@@ -146,7 +149,7 @@ export class EndpointLimiter {
     private readonly db: Db,
     opts: EndpointLimiterOptions = {},
   ) {
-    this.leaseTtlMs = opts.leaseTtlMs ?? 30_000;
+    this.leaseTtlMs = opts.leaseTtlMs ?? 20_000;
     this.slotPollMs = opts.slotPollMs ?? 50;
     this.holder = opts.holder ?? `${os.hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
   }
