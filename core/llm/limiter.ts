@@ -45,8 +45,8 @@ export const MAX_BLOCK_MS = 10 * 60_000;
 const MAX_NAP_MS = 1_000;
 
 /**
- * The endpoint's identity in the shared tables: the base URL without userinfo (which may carry
- * a password) and without a trailing slash, then the model.
+ * The endpoint's identity in the shared tables: the base URL without userinfo or query (either
+ * may carry a key) and without a trailing slash, then the model.
  */
 export function endpointKey(baseURL: string, model: string): string {
   let base = baseURL;
@@ -54,6 +54,8 @@ export function endpointKey(baseURL: string, model: string): string {
     const url = new URL(baseURL);
     url.username = '';
     url.password = '';
+    url.search = '';
+    url.hash = '';
     base = url.toString();
   } catch {
     // Specs are validated as URLs; keep whatever came if not.

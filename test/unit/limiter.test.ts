@@ -40,8 +40,11 @@ afterAll(async () => {
 });
 
 describe('endpointKey', () => {
-  it('drops userinfo and a trailing slash, and names the model', () => {
+  it('drops userinfo, query and a trailing slash, and names the model', () => {
     expect(endpointKey('https://user:s3cret@llm.example/v1/', 'gpt-x')).toBe('https://llm.example/v1|gpt-x');
+    expect(endpointKey('https://llm.example/v1?api-key=s3cret', 'gpt-x')).toBe(
+      'https://llm.example/v1|gpt-x',
+    );
     expect(endpointKey('https://llm.example/v1', 'gpt-x')).toBe('https://llm.example/v1|gpt-x');
   });
 });
