@@ -212,6 +212,16 @@ describe(`${WORKERS} worker processes on one campaign`, () => {
     );
     const windowStart = firstAt + WINDOW_START_MS;
     const windowEnd = windowStart + WINDOW_MS;
+    // Database load while the workers wait on the limits (every transaction, not only theirs).
+    const commits = async () =>
+      (
+        await sql<{ n: number }>`
+          SELECT xact_commit::float8 AS n FROM pg_stat_database WHERE datname = current_database()`.execute(
+          h.clients.db,
+        )
+      ).rows[0]?.n ?? 0;
+    const commitsAtStart = await commits();
+    const startedAt = Date.now();
     await waitFor(
       'a request after the measurement window',
       async () => {
@@ -228,6 +238,7 @@ describe(`${WORKERS} worker processes on one campaign`, () => {
       200,
     );
 
+    const tps = Math.round(((await commits()) - commitsAtStart) / ((Date.now() - startedAt) / 1000));
     const stats = h.sim.stats();
     const figures = MODELS.map((model) => {
       const inWindow = stats.recent.filter((r) => {
@@ -249,7 +260,7 @@ describe(`${WORKERS} worker processes on one campaign`, () => {
               `${f.model} peak in flight ${f.peak}, ${f.rpm} rpm in steady state (${f.requests} requests)`,
           )
           .join('; ') +
-        `; processes holding leases at once: up to ${holdersSeen}\n`,
+        `; processes holding leases at once: up to ${holdersSeen}; Postgres: ~${tps} commits/s in all\n`,
     );
     expect(holdersSeen).toBeGreaterThanOrEqual(2);
     for (const f of figures) {
