@@ -142,7 +142,7 @@ export class EndpointLimiter {
   private readonly slotPollMs: number;
   readonly holder: string;
   private readonly queues = new Map<string, EndpointQueue>();
-  /** Leases held by this process (id → endpoint), renewed together. */
+  /** Ids of the leases this process holds, renewed together. */
   private readonly held = new Set<string>();
   private renewTimer: NodeJS.Timeout | null = null;
   private readonly closing = new AbortController();
