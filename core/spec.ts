@@ -30,14 +30,17 @@ export const EndpointSchema = z
       .describe(
         'Name of the environment variable holding the API key (never the key); omit for servers without auth',
       ),
-    concurrency: positiveInt.max(1024).default(8).describe('Requests in flight at once, per worker process'),
+    concurrency: positiveInt
+      .max(1024)
+      .default(8)
+      .describe('Requests in flight at once, across all workers (the endpoint is baseURL + model)'),
     requestsPerMinute: positiveInt
       .optional()
-      .describe('Requests per minute, per worker process; omit for no limit'),
+      .describe('Requests per minute, across all workers (bursts of 10 s worth); omit for no limit'),
     tokensPerMinute: positiveInt
       .optional()
       .describe(
-        'Tokens per minute (prompt + completion, estimated before the call), per worker; omit for no limit',
+        'Tokens per minute across all workers (prompt + max_tokens × n, estimated before the call); omit for no limit',
       ),
     timeout: duration.default('120s').describe('Timeout of one request'),
     maxAttempts: positiveInt

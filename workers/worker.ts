@@ -18,6 +18,7 @@ import { getCampaign } from '../core/campaigns';
 import { createDb, type Db } from '../core/db/connection';
 import { adapterHealer } from '../core/llm/adapters';
 import { LlmGateway } from '../core/llm/gateway';
+import { EndpointLimiter } from '../core/llm/limiter';
 import { temporalConnectionOptions } from '../core/temporal-connection';
 
 export const DEFAULT_TASK_QUEUE = 'meteor';
@@ -79,12 +80,15 @@ export async function createMeteorWorker(opts: MeteorWorkerOptions): Promise<Met
   const db = createDb(opts.databaseUrl, { max: 20 });
   const connection = await NativeConnection.connect(temporalConnectionOptions(opts.temporalAddress, env));
   const hostId = opts.hostId ?? env.METEOR_HOST_ID ?? os.hostname();
+  // Endpoint limits live in Postgres, shared with every other worker; this holds our leases.
+  const limiter = new EndpointLimiter(db);
   const activities = createActivities({
     db,
     llm: new LlmGateway(
       db,
       env,
       adapterHealer(db, env, async (id) => (await getCampaign(db, id)).spec),
+      limiter,
     ),
     artifactsDir: path.resolve(opts.artifactsDir),
     env,
@@ -128,6 +132,7 @@ export async function createMeteorWorker(opts: MeteorWorkerOptions): Promise<Met
     }
   } catch (err) {
     await connection.close();
+    await limiter.close();
     await db.destroy();
     throw err;
   }
@@ -140,6 +145,7 @@ export async function createMeteorWorker(opts: MeteorWorkerOptions): Promise<Met
         await Promise.all(workers.map((w) => w.run()));
       } finally {
         await connection.close();
+        await limiter.close();
         await db.destroy();
       }
     },

@@ -308,6 +308,24 @@ export interface FailedQuestionsTable {
   updated_at: Timestamp;
 }
 
+/** Per-endpoint rate state shared by every worker (migration 006). */
+export interface EndpointLimitsTable {
+  endpoint: string;
+  request_budget: number | null;
+  token_budget: number | null;
+  refilled_at: Defaulted<Date>;
+  blocked_until: Date | null;
+}
+
+/** One request in flight at an endpoint, held by a worker process until released or expired. */
+export interface EndpointLeasesTable {
+  id: Generated<string>;
+  endpoint: string;
+  holder: string;
+  acquired_at: Defaulted<Date>;
+  expires_at: ColumnType<Date, Date | string, Date | string>;
+}
+
 export interface Database {
   campaigns: CampaignsTable;
   questions: QuestionsTable;
@@ -328,6 +346,8 @@ export interface Database {
   line_champions: LineChampionsTable;
   dataset_replay: DatasetReplayTable;
   failed_questions: FailedQuestionsTable;
+  endpoint_limits: EndpointLimitsTable;
+  endpoint_leases: EndpointLeasesTable;
 }
 
 export type Campaign = Selectable<CampaignsTable>;

@@ -2,8 +2,9 @@
  * The one way the platform talks to models. Every call:
  *  - is keyed by a hash of its request within its stage run, and a call that already succeeded
  *    is read back from Postgres instead of being paid for again (retried activities, restarts);
- *  - waits for the endpoint's concurrency and rate budget;
- *  - retries 429/5xx/timeouts with backoff (honouring Retry-After), fails fast otherwise;
+ *  - waits for the endpoint's concurrency and rate budget, shared by every worker (limiter.ts);
+ *  - retries 429/5xx/timeouts with backoff, fails fast otherwise; a Retry-After holds back every
+ *    caller of the endpoint, on every worker, not only the request that got it;
  *  - is logged in `llm_calls` with tokens, latency and a cost estimate — failed attempts too;
  *  - lets no key out: error texts (which providers fill with the caller's key) and base URLs (which
  *    may carry a password) are scrubbed before they reach `llm_calls`, a thrown error — and so a
@@ -20,7 +21,8 @@ import type { NewLlmCall } from '../db/types';
 import type { EndpointSpec, Role } from '../spec';
 import type { ModelHealer } from './adapters';
 import { classifyLlmError, type EndpointRef } from './errors';
-import { limiterFor, sleep } from './limiter';
+import { EndpointLimiter, endpointKey, sleep } from './limiter';
+import { estimateRequestTokens } from './token-estimate';
 import { durationMs } from '../duration';
 import { maskKnownSecrets, scrubSecrets, secretValues } from '../secrets';
 import type { ChatMessage, JsonSchemaFormat } from './types';
@@ -175,6 +177,8 @@ export class LlmGateway {
     private readonly env: NodeJS.ProcessEnv = process.env,
     /** Serves a registered adapter again when the endpoint forgot it (404). */
     private readonly healer: ModelHealer | null = null,
+    /** Endpoint limits shared with every other worker; one per process (workers/worker.ts). */
+    private readonly limiter: EndpointLimiter = new EndpointLimiter(db),
   ) {
     this.secrets = new Set(secretValues(env));
   }
@@ -194,8 +198,9 @@ export class LlmGateway {
       model: body.model,
       apiKeyEnv: ep.apiKeyEnv,
     };
-    const limiter = limiterFor(`${ep.baseURL}|${ep.model}`, ep);
-    const estimatedTokens = Math.ceil(JSON.stringify(req.messages).length / 4) + (body.max_tokens ?? 512);
+    // The endpoint's model, not an adapter's: adapters share the server that the limits protect.
+    const limitKey = endpointKey(ep.baseURL, ep.model);
+    const estimatedTokens = estimateRequestTokens(body);
     const logKey: CallLogKey = {
       campaign_id: scope.campaignId,
       stage: scope.stage,
@@ -216,7 +221,7 @@ export class LlmGateway {
     for (let attempt = 1; ; attempt++) {
       // The slot is held until the answer is logged (released early only to back off), so a
       // worker that dies loses at most `concurrency` paid-for answers per endpoint.
-      const release = await limiter.acquire(estimatedTokens, scope.signal);
+      const lease = await this.limiter.acquire(limitKey, ep, estimatedTokens, scope.signal);
       const started = Date.now();
       let completion: ChatCompletion;
       try {
@@ -224,8 +229,12 @@ export class LlmGateway {
           signal: scope.signal,
         });
       } catch (err) {
-        release();
         const failure = classifyLlmError(err, ref, this.secrets);
+        // Blocked before the slot is given back, so no waiter slips in between.
+        if (failure.retryable && failure.retryAfterSec !== null) {
+          await this.limiter.block(limitKey, failure.retryAfterSec * 1000).catch(() => undefined);
+        }
+        await lease.release();
         if (failure.aborted) throw err;
         await this.db
           .insertInto('llm_calls')
@@ -255,7 +264,7 @@ export class LlmGateway {
       try {
         return await this.logSuccess(scope, ep, logKey, completion, Date.now() - started);
       } finally {
-        release();
+        await lease.release();
       }
     }
   }

@@ -35,6 +35,11 @@ export interface SimStats {
   /** Deliberately malformed structured replies (choices) by json_schema name (SimOptions.malformedRate). */
   malformed: Record<string, number>;
   byModel: Record<string, ModelStats>;
+  /**
+   * Chat requests being handled now and the most at once, by model (body parsed → answer sent or
+   * connection dropped): what a client's concurrency limit is checked against.
+   */
+  inFlight: Record<string, { now: number; peak: number }>;
   /** The last RECENT_LIMIT requests, oldest first. */
   recent: SimRequestRecord[];
 }
@@ -47,6 +52,7 @@ export class StatsRecorder {
   private faults: Record<string, number> = {};
   private malformedBySchema: Record<string, number> = {};
   private byModel: Record<string, ModelStats> = {};
+  private inFlight: Record<string, { now: number; peak: number }> = {};
   private ring: SimRequestRecord[] = [];
   private next = 0;
 
@@ -65,6 +71,19 @@ export class StatsRecorder {
     if (this.ring.length < RECENT_LIMIT) this.ring.push(rec);
     else this.ring[this.next] = rec;
     this.next = (this.next + 1) % RECENT_LIMIT;
+  }
+
+  /** Counts a request of `model` in flight; call the returned function once when it is done. */
+  begin(model: string): () => void {
+    const m = (this.inFlight[model] ??= { now: 0, peak: 0 });
+    m.now++;
+    m.peak = Math.max(m.peak, m.now);
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      m.now--;
+    };
   }
 
   fault(kind: string): void {
@@ -86,6 +105,7 @@ export class StatsRecorder {
       faults: { ...this.faults },
       malformed: { ...this.malformedBySchema },
       byModel: Object.fromEntries(Object.entries(this.byModel).map(([k, v]) => [k, { ...v }])),
+      inFlight: Object.fromEntries(Object.entries(this.inFlight).map(([k, v]) => [k, { ...v }])),
       recent,
     };
   }
@@ -96,6 +116,8 @@ export class StatsRecorder {
     this.faults = {};
     this.malformedBySchema = {};
     this.byModel = {};
+    // Requests still in flight stay counted; peaks start again from them.
+    for (const m of Object.values(this.inFlight)) m.peak = m.now;
     this.ring = [];
     this.next = 0;
   }
