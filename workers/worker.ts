@@ -17,6 +17,8 @@ import { hostQueue } from '../activities/finetune/backends';
 import { getCampaign } from '../core/campaigns';
 import { createDb, type Db } from '../core/db/connection';
 import { adapterHealer } from '../core/llm/adapters';
+import { databaseBudgetGuard } from '../core/llm/budget-guard';
+import { databaseEndpointHealth } from '../core/llm/endpoint-health';
 import { LlmGateway } from '../core/llm/gateway';
 import { temporalConnectionOptions } from '../core/temporal-connection';
 
@@ -85,6 +87,7 @@ export async function createMeteorWorker(opts: MeteorWorkerOptions): Promise<Met
       db,
       env,
       adapterHealer(db, env, async (id) => (await getCampaign(db, id)).spec),
+      { budget: databaseBudgetGuard(db), health: databaseEndpointHealth(db) },
     ),
     artifactsDir: path.resolve(opts.artifactsDir),
     env,

@@ -28,6 +28,16 @@ export interface CampaignsTable {
   updated_at: Timestamp;
   line_name: string | null;
   line_iteration: number | null;
+  /** Budgets raised by `campaign resume --max-cost-usd`, over the spec's. */
+  budget_override: ColumnType<BudgetOverride | null, string | null | undefined, string | null>;
+  /** Why the campaign paused itself (an endpoint outage, the budget), or null. */
+  pause_reason: ColumnType<string | null, string | null | undefined, string | null>;
+}
+
+/** `campaigns.budget_override`: USD limits that replace `budget.maxCostUsd` and `stages.S.maxCostUsd`. */
+export interface BudgetOverride {
+  maxCostUsd?: number;
+  stages?: Partial<Record<string, number>>;
 }
 
 export interface QuestionsTable {
@@ -308,6 +318,20 @@ export interface FailedQuestionsTable {
   updated_at: Timestamp;
 }
 
+/** Per stage iteration and endpoint: failing since when, without a success in between. */
+export interface EndpointHealthTable {
+  campaign_id: string;
+  stage: string;
+  iteration: number;
+  role: string;
+  base_url: string;
+  model: string;
+  failing_since: Timestamp | null;
+  attempts: Defaulted<number>;
+  last_error: string | null;
+  updated_at: Timestamp;
+}
+
 export interface Database {
   campaigns: CampaignsTable;
   questions: QuestionsTable;
@@ -328,6 +352,7 @@ export interface Database {
   line_champions: LineChampionsTable;
   dataset_replay: DatasetReplayTable;
   failed_questions: FailedQuestionsTable;
+  endpoint_health: EndpointHealthTable;
 }
 
 export type Campaign = Selectable<CampaignsTable>;
