@@ -98,6 +98,45 @@ describe('budget', () => {
     expect(await countRows(h, 'finetune_jobs', campaignId)).toBe(1);
   });
 
+  it("pauses on a stage's own budget, and --stage raises that one", async () => {
+    const spec = await writeSpec(h, {
+      models: { strong: { concurrency: STRONG_CONCURRENCY, pricing: PRICE } },
+      stages: { distill: { batchSize: 4, maxCostUsd: BUDGET_USD } },
+    });
+    const { campaignId } = await launch(h, spec);
+    const paused = await waitFor(
+      'the campaign to pause on the stage budget',
+      async () => {
+        const s = await campaignStatus(h.clients, campaignId);
+        expect(s.state).not.toBe('failed');
+        return s.state === 'paused' ? s : null;
+      },
+      60_000,
+    );
+    expect(paused.pauseReason).toMatch(
+      /^budget of stage distill reached: \$0\.0\d+ of \$0\.01; raise stages\.distill\.maxCostUsd and resume/,
+    );
+    const resumed = await meteorctl(h, [
+      'campaign',
+      'resume',
+      campaignId,
+      '--max-cost-usd',
+      '100',
+      '--stage',
+      'distill',
+    ]);
+    expect(resumed.code, resumed.stderr).toBe(0);
+    const final = await waitDone(h, campaignId, 90_000);
+    expect(final.state).toBe('completed');
+    expect(await countRows(h, 'distill_records', campaignId)).toBe(48);
+    const row = await h.clients.db
+      .selectFrom('campaigns')
+      .select('budget_override')
+      .where('id', '=', campaignId)
+      .executeTakeFirstOrThrow();
+    expect(row.budget_override).toEqual({ stages: { distill: 100 } });
+  });
+
   it('refuses a budget that is not a positive number', async () => {
     const r = await meteorctl(h, ['campaign', 'resume', 'no-such-campaign', '--max-cost-usd', 'lots']);
     expect(r.code).not.toBe(0);
