@@ -147,7 +147,6 @@ export async function stageWorkflow(input: StageInput): Promise<StageResult> {
   /** Holds while paused, probing an endpoint that is down; says why in progress and the campaign row. */
   const holdWhilePaused = async () => {
     const reason = halt?.reason ?? 'paused by user';
-    const outage = halt?.probe != null;
     progress.status = 'paused';
     progress.pauseReason = reason;
     report();
@@ -163,8 +162,9 @@ export async function stageWorkflow(input: StageInput): Promise<StageResult> {
       if (await acts.probeEndpoint({ campaignId, role: probe.role })) halt = null;
       delay = Math.min(delay * 2, probe.everyMs * 10);
     }
-    // A resumed stage gets a whole `outage.pauseAfter` again.
-    if (outage) await acts.resetEndpointHealth({ campaignId, stage, iteration });
+    // A resumed stage gets a whole `outage.pauseAfter` again: failures from before the pause
+    // are no measure of an outage now.
+    await acts.resetEndpointHealth({ campaignId, stage, iteration });
     await acts.recordPause({ campaignId, reason: null });
     progress.status = 'running';
     progress.pauseReason = null;
