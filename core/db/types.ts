@@ -332,6 +332,13 @@ export interface EndpointHealthTable {
   updated_at: Timestamp;
 }
 
+/** Sum of `llm_calls.cost_usd` per campaign and stage, kept by a trigger (migration 008). */
+export interface CampaignSpendTable {
+  campaign_id: string;
+  stage: string;
+  cost_usd: number;
+}
+
 export interface Database {
   campaigns: CampaignsTable;
   questions: QuestionsTable;
@@ -353,6 +360,7 @@ export interface Database {
   dataset_replay: DatasetReplayTable;
   failed_questions: FailedQuestionsTable;
   endpoint_health: EndpointHealthTable;
+  campaign_spend: CampaignSpendTable;
 }
 
 export type Campaign = Selectable<CampaignsTable>;

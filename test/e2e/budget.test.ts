@@ -96,6 +96,13 @@ describe('budget', () => {
     expect(final.pauseReason).toBeNull();
     expect(await countRows(h, 'distill_records', campaignId)).toBe(48);
     expect(await countRows(h, 'finetune_jobs', campaignId)).toBe(1);
+    // The spend the guard reads (kept by a trigger) is the call log's sum.
+    const sums = await sql<{ logged: number; kept: number }>`
+      select (select sum(cost_usd) from llm_calls where campaign_id = ${campaignId})::float8 as logged,
+             (select sum(cost_usd) from campaign_spend where campaign_id = ${campaignId})::float8 as kept`.execute(
+      h.clients.db,
+    );
+    expect(sums.rows[0]?.kept).toBeCloseTo(sums.rows[0]?.logged ?? -1, 9);
   });
 
   it("pauses on a stage's own budget, and --stage raises that one", async () => {
