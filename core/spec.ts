@@ -272,7 +272,7 @@ export const OutageSchema = z
     pauseAfter: duration
       .default('10m')
       .describe(
-        'An endpoint that keeps failing (connection refused, 5xx, timeouts) without one success for this ' +
+        'An endpoint that keeps failing (connection refused, 429, 5xx, timeouts) without one success for this ' +
           'long pauses the campaign, with the endpoint and the last error as the reason',
       ),
     probeEvery: duration

@@ -1,6 +1,6 @@
 /**
  * Telling an outage from a bad request. Every worker notes each failed attempt that looks like the
- * endpoint being down (connection refused, 5xx, timeouts) in `endpoint_health`, per stage
+ * endpoint being down (connection refused, 429, 5xx, timeouts) in `endpoint_health`, per stage
  * iteration and endpoint, and any success clears it: `failing_since` is when the endpoint last
  * stopped answering anyone. While it has answered nobody since a call began failing, that call
  * keeps trying (its in-activity attempts do not run out on an outage); once it has been down for
@@ -51,11 +51,16 @@ export class EndpointOutageError extends Error {
   }
 }
 
-/** Failures that say the endpoint is down, not that this request is bad or unknown. */
+/**
+ * Failures that say the endpoint is not serving, not that this request is bad or unknown: no
+ * connection, timeouts, 5xx, and 408/429 (a 429 for ever is a quota run out). Any success in
+ * between clears the count, so a busy endpoint that answers some calls never reaches a pause.
+ */
 export function isOutageFailure(err: unknown): boolean {
   if (err instanceof OpenAI.APIUserAbortError) return false;
   if (err instanceof OpenAI.APIConnectionError) return true; // refused, reset, timeouts
-  return err instanceof OpenAI.APIError && typeof err.status === 'number' && err.status >= 500;
+  if (!(err instanceof OpenAI.APIError) || typeof err.status !== 'number') return false;
+  return err.status === 408 || err.status === 429 || err.status >= 500;
 }
 
 export function databaseEndpointHealth(db: Db): EndpointHealth {

@@ -295,7 +295,8 @@ export class LlmGateway {
           );
         }
         const untilPause = outage ? Math.max(100, outage.pauseAfterMs - outage.downForMs) : Infinity;
-        await sleep(Math.min(untilPause, backoffMs(attempt, failure.retryAfterSec)), scope.signal);
+        const waitMs = Math.min(untilPause, backoffMs(attempt, failure.retryAfterSec));
+        await sleep(Math.max(waitMs, (failure.retryAfterSec ?? 0) * 1000), scope.signal);
         continue;
       }
       try {
