@@ -42,7 +42,10 @@ export const EndpointSchema = z
     maxAttempts: positiveInt
       .max(20)
       .default(4)
-      .describe('Attempts inside one activity for 429/5xx/timeouts before Temporal retries the activity'),
+      .describe(
+        'Attempts inside one activity for 429/5xx/timeouts before Temporal retries the activity; while the ' +
+          'endpoint answers nobody they do not run out (see outage.pauseAfter)',
+      ),
     pricing: z
       .strictObject({ inputPerMTok: z.number().nonnegative(), outputPerMTok: z.number().nonnegative() })
       .default({ inputPerMTok: 0, outputPerMTok: 0 })
