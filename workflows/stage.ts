@@ -151,7 +151,9 @@ export async function stageWorkflow(input: StageInput): Promise<StageResult> {
     progress.pauseReason = reason;
     report();
     await acts.recordPause({ campaignId, reason });
-    let delay = halt?.probe?.everyMs ?? 0;
+    // Probes at least a second apart, backing off to ten times `outage.probeEvery`.
+    const every = Math.max(1_000, halt?.probe?.everyMs ?? 0);
+    let delay = every;
     while (paused()) {
       const probe = userPaused ? null : (halt?.probe ?? null);
       if (!probe) {
@@ -160,7 +162,7 @@ export async function stageWorkflow(input: StageInput): Promise<StageResult> {
       }
       if (await condition(() => !paused(), delay)) break;
       if (await acts.probeEndpoint({ campaignId, role: probe.role })) halt = null;
-      delay = Math.min(delay * 2, probe.everyMs * 10);
+      delay = Math.min(delay * 2, every * 10);
     }
     // A resumed stage gets a whole `outage.pauseAfter` again: failures from before the pause
     // are no measure of an outage now.
