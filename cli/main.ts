@@ -115,8 +115,18 @@ campaign
   .command('status <campaignId>')
   .description('Show state, stage, progress, cost and model lineage')
   .option('--json', 'print one JSON object')
-  .action(async (campaignId: string, opts: { json?: boolean }) => {
+  .option('--wait', 'follow the campaign until it ends, with a progress bar per stage (on stderr)')
+  .action(async (campaignId: string, opts: { json?: boolean; wait?: boolean }) => {
     await withClients(async (clients) => {
+      if (opts.wait) {
+        const view = new ProgressView();
+        const final = await waitForCampaign(clients, campaignId, (s) => {
+          if (!opts.json) view.update(s);
+        });
+        if (opts.json) printJson(final);
+        if (final.state !== 'completed') process.exitCode = 1;
+        return;
+      }
       const s = await campaignStatus(clients, campaignId);
       if (opts.json) printJson(s);
       else process.stdout.write(`${renderStatus(s).join('\n')}\n`);

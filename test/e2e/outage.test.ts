@@ -5,6 +5,7 @@
  * resumes it (or the user does), and it completes without paying any call twice — counted at the
  * model server, both of its lives together.
  */
+import { spawn } from 'node:child_process';
 import { sql } from 'kysely';
 import { afterEach, describe, expect, it } from 'vitest';
 import { campaignStatus, type CampaignStatusView } from '../../client/status';
@@ -12,9 +13,11 @@ import { startSimServer, type SimServer } from '../../infra/sim/server';
 import {
   EXAMPLE_EVAL,
   EXAMPLE_TRAIN,
+  REPO_ROOT,
   countRows,
   launch,
   meteorctl,
+  services,
   startHarness,
   waitDone,
   waitFor,
@@ -58,6 +61,29 @@ async function waitPaused(
     100,
   );
   return { paused, retrying };
+}
+
+/** `meteorctl campaign status ID --wait` as a process, its stderr (the progress) readable as it runs. */
+function followStatus(
+  h: Harness,
+  campaignId: string,
+): { stderr: () => string; exitCode: Promise<number | null> } {
+  const svc = services();
+  const child = spawn(process.execPath, ['bin/meteorctl.cjs', 'campaign', 'status', campaignId, '--wait'], {
+    cwd: REPO_ROOT,
+    env: {
+      ...process.env,
+      DATABASE_URL: svc.databaseUrl,
+      TEMPORAL_ADDRESS: svc.temporalAddress,
+      TEMPORAL_NAMESPACE: svc.namespace,
+      METEOR_TASK_QUEUE: h.taskQueue,
+    },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let err = '';
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  const exitCode = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+  return { stderr: () => err, exitCode };
 }
 
 async function okCalls(h: Harness, campaignId: string): Promise<number> {
@@ -131,8 +157,16 @@ describe('an endpoint outage', () => {
     h.sim = await restartSim(down.port);
     expect((await campaignStatus(h.clients, campaignId)).state).toBe('paused');
 
+    // Followed with --wait from the pause to the end: it says why, and what was being retried.
+    const following = followStatus(h, campaignId);
+    await waitFor('status --wait to show the pause', async () => following.stderr().includes('paused:'));
     const resumed = await meteorctl(h, ['campaign', 'resume', campaignId]);
     expect(resumed.code, resumed.stderr).toBe(0);
+    expect(await following.exitCode).toBe(0);
+    const shown = following.stderr();
+    expect(shown).toMatch(/paused: (weak|strong) endpoint .* has not answered/);
+    expect(shown).toMatch(/retrying \(attempt \d+\): .*(ECONNREFUSED|cannot reach)/);
+    expect(shown).toMatch(/campaign \S+ {2}completed/);
     const final = await waitDone(h, campaignId, 120_000);
     expect(final.state).toBe('completed');
     expect(await countRows(h, 'distill_records', campaignId)).toBe(48);
