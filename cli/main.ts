@@ -6,6 +6,7 @@ import { createWriteStream } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { once } from 'node:events';
 import { Command, Option } from 'commander';
+import { parseUsd, raiseBudget } from '../client/budget';
 import { launchCampaign } from '../client/launch';
 import { buildReport, renderReportText } from '../client/report';
 import { renderReportHtml } from '../client/report-html';
@@ -115,8 +116,18 @@ campaign
   .command('status <campaignId>')
   .description('Show state, stage, progress, cost and model lineage')
   .option('--json', 'print one JSON object')
-  .action(async (campaignId: string, opts: { json?: boolean }) => {
+  .option('--wait', 'follow the campaign until it ends, with a progress bar per stage (on stderr)')
+  .action(async (campaignId: string, opts: { json?: boolean; wait?: boolean }) => {
     await withClients(async (clients) => {
+      if (opts.wait) {
+        const view = new ProgressView();
+        const final = await waitForCampaign(clients, campaignId, (s) => {
+          if (!opts.json) view.update(s);
+        });
+        if (opts.json) printJson(final);
+        if (final.state !== 'completed') process.exitCode = 1;
+        return;
+      }
       const s = await campaignStatus(clients, campaignId);
       if (opts.json) printJson(s);
       else process.stdout.write(`${renderStatus(s).join('\n')}\n`);
@@ -134,28 +145,49 @@ campaign
       if (all.length === 0) process.stdout.write('no campaigns\n');
       for (const s of all) {
         const stage = s.stage ? `${s.stage} #${s.iteration}` : '-';
+        const why = s.pauseReason ? `  (${s.pauseReason})` : '';
         process.stdout.write(
-          `${s.campaignId.padEnd(36)} ${s.state.padEnd(10)} ${stage.padEnd(12)} $${s.costUsd.toFixed(4)}  ${s.createdAt}\n`,
+          `${s.campaignId.padEnd(36)} ${s.state.padEnd(10)} ${stage.padEnd(12)} $${s.costUsd.toFixed(4)}  ${s.createdAt}${why}\n`,
         );
       }
     });
   });
 
-for (const [name, signal, verb] of [
-  ['pause', pauseSignal, 'pauses at the next safe point (between batches)'],
-  ['resume', resumeSignal, 'continues where it stopped'],
-] as const) {
-  campaign
-    .command(`${name} <campaignId>`)
-    .description(`Signal the campaign: it ${verb}`)
-    .action(async (campaignId: string) => {
-      await withClients(async (clients) => {
-        const row = await getCampaignRow(clients.db, campaignId);
-        await clients.temporal.workflow.getHandle(row.workflow_id).signal(signal);
-        process.stderr.write(`${name} sent to ${campaignId}\n`);
-      });
+campaign
+  .command('pause <campaignId>')
+  .description('Signal the campaign: it pauses at the next safe point (between batches)')
+  .action(async (campaignId: string) => {
+    await withClients(async (clients) => {
+      const row = await getCampaignRow(clients.db, campaignId);
+      await clients.temporal.workflow.getHandle(row.workflow_id).signal(pauseSignal);
+      process.stderr.write(`pause sent to ${campaignId}\n`);
     });
-}
+  });
+
+campaign
+  .command('resume <campaignId>')
+  .description(
+    'Signal the campaign: it continues where it stopped (after a pause, a budget reached, an endpoint outage)',
+  )
+  .option('--max-cost-usd <usd>', "first raise the campaign's budget (budget.maxCostUsd) to this")
+  .option('--stage <stage>', "with --max-cost-usd: raise this stage's budget (stages.S.maxCostUsd) instead")
+  .action(async (campaignId: string, opts: { maxCostUsd?: string; stage?: string }) => {
+    if (opts.stage !== undefined && opts.maxCostUsd === undefined) {
+      throw new UserError('--stage goes with --max-cost-usd (the stage whose budget to raise)');
+    }
+    const usd = opts.maxCostUsd === undefined ? undefined : parseUsd(opts.maxCostUsd, '--max-cost-usd');
+    await withClients(async (clients) => {
+      const row = await getCampaignRow(clients.db, campaignId);
+      if (usd !== undefined) {
+        await raiseBudget(clients.db, campaignId, usd, opts.stage);
+        process.stderr.write(
+          `budget of ${opts.stage ? `stage ${opts.stage}` : 'the campaign'} raised to $${usd}\n`,
+        );
+      }
+      await clients.temporal.workflow.getHandle(row.workflow_id).signal(resumeSignal);
+      process.stderr.write(`resume sent to ${campaignId}\n`);
+    });
+  });
 
 campaign
   .command('cancel <campaignId>')

@@ -17,7 +17,9 @@ export function renderStatus(s: CampaignStatusView): string[] {
     lines.push(
       `  ${`${st.stage} #${st.iteration}`.padEnd(12)} ${bar(st.done, st.total)} ${String(st.done).padStart(5)}/${st.total}  ${st.status}`,
     );
+    if (st.retrying) lines.push(`    retrying (attempt ${st.retrying.attempt}): ${st.retrying.lastError}`);
   }
+  if (s.state === 'paused' && s.pauseReason) lines.push(`  paused: ${s.pauseReason}`);
   if (s.lineage.length > 0)
     lines.push(`  lineage: ${s.lineage.map((m) => `${m.label}(${m.servedModel})`).join(' → ')}`);
   if (s.awaitingRegistration) {

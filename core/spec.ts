@@ -46,7 +46,10 @@ export const EndpointSchema = z
     maxAttempts: positiveInt
       .max(20)
       .default(4)
-      .describe('Attempts inside one activity for 429/5xx/timeouts before Temporal retries the activity'),
+      .describe(
+        'Attempts inside one activity for 429/5xx/timeouts before Temporal retries the activity; while the ' +
+          'endpoint answers nobody they do not run out (see outage.pauseAfter)',
+      ),
     pricing: z
       .strictObject({ inputPerMTok: z.number().nonnegative(), outputPerMTok: z.number().nonnegative() })
       .default({ inputPerMTok: 0, outputPerMTok: 0 })
@@ -123,7 +126,10 @@ const batching = {
     .number()
     .positive()
     .optional()
-    .describe('Budget of this stage (all its iterations): no new batch starts once its spend passes this'),
+    .describe(
+      'Budget of this stage in USD (all its iterations): no new call starts once its spend reaches this ' +
+        'and the campaign pauses; raise it with `meteorctl campaign resume ID --max-cost-usd N --stage S`',
+    ),
   maxFailedFraction: z
     .number()
     .min(0)
@@ -263,11 +269,30 @@ export const BudgetSchema = z
       .positive()
       .optional()
       .describe(
-        'Fail the campaign when its estimated spend (LLM calls at `pricing`) passes this; no new batch ' +
-          "starts once a stage's progress shows it (about every 1% of the stage)",
+        'Budget of the campaign in USD (LLM calls at `pricing`): no new call starts once the spend reaches ' +
+          'it (calls in flight finish) and the campaign pauses; raise it with `meteorctl campaign resume ID ' +
+          '--max-cost-usd N`',
       ),
   })
   .default({});
+
+export const OutageSchema = z
+  .strictObject({
+    pauseAfter: duration
+      .default('10m')
+      .describe(
+        'An endpoint that keeps failing (connection refused, 429, 5xx, timeouts) without one success for this ' +
+          'long pauses the campaign, with the endpoint and the last error as the reason',
+      ),
+    probeEvery: duration
+      .default('30s')
+      .describe(
+        'While paused for an outage, the endpoint is probed (GET /models) this often, backing off to ' +
+          'ten times as long; the campaign resumes once it answers (or on `meteorctl campaign resume`)',
+      ),
+  })
+  .default({ pauseAfter: '10m', probeEvery: '30s' })
+  .describe('What an endpoint that stays down does to the campaign');
 
 export const CampaignSpecSchema = z
   .strictObject({
@@ -308,6 +333,7 @@ export const CampaignSpecSchema = z
     fineTune: FineTuneSchema,
     deploy: DeploySchema,
     budget: BudgetSchema,
+    outage: OutageSchema,
   })
   .superRefine((spec, ctx) => {
     // The evaluation needs a judge and held-out questions; say so at launch, not days later.

@@ -17,6 +17,8 @@ import { hostQueue } from '../activities/finetune/backends';
 import { getCampaign } from '../core/campaigns';
 import { createDb, type Db } from '../core/db/connection';
 import { adapterHealer } from '../core/llm/adapters';
+import { databaseBudgetGuard } from '../core/llm/budget-guard';
+import { databaseEndpointHealth } from '../core/llm/endpoint-health';
 import { LlmGateway } from '../core/llm/gateway';
 import { EndpointLimiter } from '../core/llm/limiter';
 import { temporalConnectionOptions } from '../core/temporal-connection';
@@ -89,6 +91,7 @@ export async function createMeteorWorker(opts: MeteorWorkerOptions): Promise<Met
       env,
       adapterHealer(db, env, async (id) => (await getCampaign(db, id)).spec),
       limiter,
+      { budget: databaseBudgetGuard(db), health: databaseEndpointHealth(db) },
     ),
     artifactsDir: path.resolve(opts.artifactsDir),
     env,

@@ -28,6 +28,16 @@ export interface CampaignsTable {
   updated_at: Timestamp;
   line_name: string | null;
   line_iteration: number | null;
+  /** Budgets raised by `campaign resume --max-cost-usd`, over the spec's. */
+  budget_override: ColumnType<BudgetOverride | null, string | null | undefined, string | null>;
+  /** Why the campaign paused itself (an endpoint outage, the budget), or null. */
+  pause_reason: ColumnType<string | null, string | null | undefined, string | null>;
+}
+
+/** `campaigns.budget_override`: USD limits that replace `budget.maxCostUsd` and `stages.S.maxCostUsd`. */
+export interface BudgetOverride {
+  maxCostUsd?: number;
+  stages?: Partial<Record<string, number>>;
 }
 
 export interface QuestionsTable {
@@ -326,6 +336,27 @@ export interface EndpointLeasesTable {
   expires_at: ColumnType<Date, Date | string, Date | string>;
 }
 
+/** Per stage iteration and endpoint: failing since when, without a success in between. */
+export interface EndpointHealthTable {
+  campaign_id: string;
+  stage: string;
+  iteration: number;
+  role: string;
+  base_url: string;
+  model: string;
+  failing_since: Timestamp | null;
+  attempts: Defaulted<number>;
+  last_error: string | null;
+  updated_at: Timestamp;
+}
+
+/** Sum of `llm_calls.cost_usd` per campaign and stage, kept by a trigger (migration 008). */
+export interface CampaignSpendTable {
+  campaign_id: string;
+  stage: string;
+  cost_usd: number;
+}
+
 export interface Database {
   campaigns: CampaignsTable;
   questions: QuestionsTable;
@@ -348,6 +379,8 @@ export interface Database {
   failed_questions: FailedQuestionsTable;
   endpoint_limits: EndpointLimitsTable;
   endpoint_leases: EndpointLeasesTable;
+  endpoint_health: EndpointHealthTable;
+  campaign_spend: CampaignSpendTable;
 }
 
 export type Campaign = Selectable<CampaignsTable>;
