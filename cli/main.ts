@@ -75,7 +75,12 @@ program
       '$METEOR_HOST_ID or the hostname) ' +
       '(default: "<task queue>,meteor-gpu")',
   )
-  .action(async (opts: { taskQueue?: string; queues?: string }) => {
+  .option(
+    '--db-pool-max <n>',
+    'PostgreSQL connections this worker opens at most (default: $METEOR_DB_POOL_MAX or 20); ' +
+      'the server must allow workers × n, plus 4 per meteorctl command',
+  )
+  .action(async (opts: { taskQueue?: string; queues?: string; dbPoolMax?: string }) => {
     await runWorker(opts);
   });
 
