@@ -3,7 +3,10 @@
  * `artifacts.uri`, else METEOR_ARTIFACTS_URI, else file:// under the worker's artifacts folder),
  * and a store for any artifact URI met in the database (a parent checkpoint, a line champion).
  */
+import { writeFile } from 'node:fs/promises';
+import { UserError, fileProblem } from '../errors';
 import { FileArtifactStore } from './file-store';
+import { S3ArtifactStore, s3OptionsFromEnv } from './s3-store';
 import type { ArtifactStore } from './store';
 import { fileUri, parseArtifactUri } from './uri';
 
@@ -35,8 +38,6 @@ export async function openArtifactStore(
 ): Promise<ArtifactStore> {
   const location = parseArtifactUri(uri, field);
   if (location.kind === 'file') return new FileArtifactStore(location.dir);
-  // The AWS SDK takes a while to load: only workers that use S3 pay for it.
-  const { S3ArtifactStore, s3OptionsFromEnv } = await import('./s3-store');
   return new S3ArtifactStore({ bucket: location.bucket, prefix: location.prefix, ...s3OptionsFromEnv(env) });
 }
 
@@ -64,4 +65,30 @@ export function createArtifactStores(deps: { artifactsDir: string; env: NodeJS.P
       return cached(location.kind === 's3' ? `s3://${location.bucket}` : uri, 'artifact uri');
     },
   };
+}
+
+/**
+ * Writes a report (or any file a command produces) to a local path or to an artifact URI:
+ * `s3://bucket/key` or `file:///path`. Returns where it went, for the message.
+ */
+export async function writeToPathOrUri(
+  target: string,
+  body: string | Uint8Array,
+  env: NodeJS.ProcessEnv,
+): Promise<string> {
+  if (target.startsWith('s3://')) {
+    const location = parseArtifactUri(target, 'output');
+    if (location.kind !== 's3' || location.prefix === '') {
+      throw new UserError(`${target}: name the object, e.g. s3://bucket/reports/campaign.html`);
+    }
+    const store = await openArtifactStore(`s3://${location.bucket}`, env, 'output');
+    return await store.put(location.prefix, body);
+  }
+  const file = target.startsWith('file://')
+    ? (parseArtifactUri(target, 'output') as { dir: string }).dir
+    : target;
+  await writeFile(file, body).catch((err: unknown) => {
+    throw new UserError(`Cannot write ${file}: ${fileProblem(err)}`);
+  });
+  return target;
 }

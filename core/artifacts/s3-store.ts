@@ -9,13 +9,8 @@ import { mkdir, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import {
-  GetObjectCommand,
-  HeadObjectCommand,
-  ListObjectsV2Command,
-  PutObjectCommand,
-  S3Client,
-} from '@aws-sdk/client-s3';
+import type * as S3Sdk from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
 import type { ArtifactBody, ArtifactStore } from './store';
 import { ArtifactUriError, checkKey, joinKey, parseArtifactUri } from './uri';
 
@@ -55,16 +50,26 @@ export function s3OptionsFromEnv(
   };
 }
 
+type Sdk = typeof S3Sdk;
+
 export class S3ArtifactStore implements ArtifactStore {
   readonly rootUri: string;
-  private readonly client: S3Client;
+  private connected: Promise<{ sdk: Sdk; client: S3Client }> | null = null;
   constructor(private readonly opts: S3StoreOptions) {
     this.rootUri = `s3://${opts.bucket}${opts.prefix ? `/${opts.prefix}` : ''}`;
-    this.client = new S3Client({
-      region: opts.region,
-      ...(opts.endpoint ? { endpoint: opts.endpoint, forcePathStyle: true } : {}),
-      ...(opts.credentials ? { credentials: opts.credentials } : {}),
-    });
+  }
+
+  /** The SDK takes a while to load: loaded on first use, so commands that never touch S3 do not pay. */
+  private sdk(): Promise<{ sdk: Sdk; client: S3Client }> {
+    this.connected ??= import('@aws-sdk/client-s3').then((sdk) => ({
+      sdk,
+      client: new sdk.S3Client({
+        region: this.opts.region,
+        ...(this.opts.endpoint ? { endpoint: this.opts.endpoint, forcePathStyle: true } : {}),
+        ...(this.opts.credentials ? { credentials: this.opts.credentials } : {}),
+      }),
+    }));
+    return this.connected;
   }
 
   uri(key: string): string {
@@ -79,7 +84,8 @@ export class S3ArtifactStore implements ArtifactStore {
     // A stream of unknown length is read whole: PutObject needs the length up front.
     const bytes = body instanceof Readable ? await readAll(body) : body;
     const input = { Bucket: this.opts.bucket, Key: this.objectKey(key), Body: bytes };
-    await this.call('put', this.uri(key), () => this.client.send(new PutObjectCommand(input)));
+    const { sdk, client } = await this.sdk();
+    await this.call('put', this.uri(key), () => client.send(new sdk.PutObjectCommand(input)));
     return this.uri(key);
   }
 
@@ -91,7 +97,8 @@ export class S3ArtifactStore implements ArtifactStore {
       Body: createReadStream(file),
       ContentLength: size,
     };
-    await this.call('put', this.uri(key), () => this.client.send(new PutObjectCommand(input)));
+    const { sdk, client } = await this.sdk();
+    await this.call('put', this.uri(key), () => client.send(new sdk.PutObjectCommand(input)));
     return this.uri(key);
   }
 
@@ -108,8 +115,9 @@ export class S3ArtifactStore implements ArtifactStore {
 
   async get(uri: string): Promise<Buffer> {
     const { bucket, key } = this.locate(uri);
+    const { sdk, client } = await this.sdk();
     const out = await this.call('get', uri, () =>
-      this.client.send(new GetObjectCommand({ Bucket: bucket, Key: key })),
+      client.send(new sdk.GetObjectCommand({ Bucket: bucket, Key: key })),
     );
     if (!out.Body) throw new Error(`artifact ${uri}: the store returned no body`);
     return Buffer.from(await out.Body.transformToByteArray());
@@ -118,11 +126,12 @@ export class S3ArtifactStore implements ArtifactStore {
   async getDir(uri: string, dir: string): Promise<number> {
     const { bucket, key } = this.locate(uri);
     const prefix = `${key}/`;
+    const { sdk, client } = await this.sdk();
     let files = 0;
     let token: string | undefined;
     do {
       const list = { Bucket: bucket, Prefix: prefix, ContinuationToken: token };
-      const page = await this.call('list', uri, () => this.client.send(new ListObjectsV2Command(list)));
+      const page = await this.call('list', uri, () => client.send(new sdk.ListObjectsV2Command(list)));
       for (const object of page.Contents ?? []) {
         const objectKey = object.Key;
         if (!objectKey || objectKey.endsWith('/')) continue;
@@ -130,7 +139,7 @@ export class S3ArtifactStore implements ArtifactStore {
         const target = path.join(dir, ...checkKey(rel).split('/'));
         await mkdir(path.dirname(target), { recursive: true });
         const got = await this.call('get', `${uri}/${rel}`, () =>
-          this.client.send(new GetObjectCommand({ Bucket: bucket, Key: objectKey })),
+          client.send(new sdk.GetObjectCommand({ Bucket: bucket, Key: objectKey })),
         );
         if (!(got.Body instanceof Readable))
           throw new Error(`artifact ${uri}/${rel}: the store returned no body`);
@@ -145,15 +154,16 @@ export class S3ArtifactStore implements ArtifactStore {
 
   async exists(uri: string): Promise<boolean> {
     const { bucket, key } = this.locate(uri);
+    const { sdk, client } = await this.sdk();
     try {
-      await this.client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+      await client.send(new sdk.HeadObjectCommand({ Bucket: bucket, Key: key }));
       return true;
     } catch (err) {
       if (!isNotFound(err)) throw this.wrap('head', uri, err);
     }
     // Not an object: a folder exists when some object lies below it.
     const list = { Bucket: bucket, Prefix: `${key}/`, MaxKeys: 1 };
-    const page = await this.call('list', uri, () => this.client.send(new ListObjectsV2Command(list)));
+    const page = await this.call('list', uri, () => client.send(new sdk.ListObjectsV2Command(list)));
     return (page.KeyCount ?? 0) > 0;
   }
 

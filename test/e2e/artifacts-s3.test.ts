@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   exampleQuestions,
   launch,
+  meteorctl,
   startHarness,
   waitDone,
   writeQuestions,
@@ -166,6 +167,19 @@ describe('a campaign whose artifacts go to an S3 bucket', () => {
     const staging = path.join(h.artifactsDir, '.staging');
     const left = await readdir(staging, { recursive: true, withFileTypes: true }).catch(() => []);
     expect(left.filter((e) => e.isFile()).map((e) => e.name)).toEqual([]);
+    // The report goes to the bucket too, by URI.
+    const reportKey = `${PREFIX}/reports/${campaignId}.html`;
+    const report = await meteorctl(
+      h,
+      ['campaign', 'report', campaignId, '--html', `s3://${BUCKET}/${reportKey}`],
+      {
+        env: s3.env,
+      },
+    );
+    expect(report.code, report.stderr).toBe(0);
+    expect(report.stderr).toContain(`HTML report written to s3://${BUCKET}/${reportKey}`);
+    expect((await object(reportKey)).toString('utf8')).toMatch(/^<!doctype html>/i);
+
     process.stderr.write(
       `[artifacts-s3] ${keys.length} objects in s3://${BUCKET}; ${datasets.length} datasets, ${jobs.length} checkpoints\n`,
     );
