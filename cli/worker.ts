@@ -5,6 +5,7 @@ import { temporalConnectionOptions } from '../core/temporal-connection';
 import { migrateToLatest } from '../core/db/migrate';
 import { Connection } from '@temporalio/client';
 import { ensureSearchAttributes } from '../infra/stack/search-attributes';
+import { parseArtifactUri } from '../core/artifacts';
 import { UserError } from '../core/errors';
 import { installWorkerRuntime } from '../workers/runtime';
 import { createMeteorWorker, DEFAULT_DB_POOL_MAX, DEFAULT_FINETUNE_QUEUE } from '../workers/worker';
@@ -55,6 +56,9 @@ export async function runWorker(opts: {
 }): Promise<void> {
   installWorkerRuntime();
   const poolMax = dbPoolMax(opts.dbPoolMax);
+  // A store URI that cannot work stops the worker now, not its first fine-tune.
+  const storeUri = process.env.METEOR_ARTIFACTS_URI;
+  if (storeUri) parseArtifactUri(storeUri, 'METEOR_ARTIFACTS_URI');
   const services = await resolveServices();
   await migrateToLatest(services.databaseUrl);
   const connection = await Connection.connect(temporalConnectionOptions(services.temporalAddress));

@@ -11,6 +11,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type * as S3Sdk from '@aws-sdk/client-s3';
 import type { S3Client } from '@aws-sdk/client-s3';
+import { UserError } from '../errors';
 import type { ArtifactBody, ArtifactStore } from './store';
 import { ArtifactUriError, checkKey, joinKey, parseArtifactUri } from './uri';
 
@@ -192,9 +193,19 @@ export class S3ArtifactStore implements ArtifactStore {
     const name = (err as { name?: string } | null)?.name ?? 'Error';
     const message = err instanceof Error ? err.message : String(err);
     const where = this.opts.endpoint ? ` at ${this.opts.endpoint}` : '';
-    return new Error(`artifact store${where}: ${what} ${uri} failed: ${name}: ${message}`);
+    const text = `artifact store${where}: ${what} ${uri} failed: ${name}: ${message}`;
+    // Configuration a retry cannot fix (no bucket, no access, no credentials): fail at once.
+    return CONFIG_ERRORS.has(name) ? new UserError(text) : new Error(text);
   }
 }
+
+const CONFIG_ERRORS = new Set([
+  'NoSuchBucket',
+  'AccessDenied',
+  'InvalidAccessKeyId',
+  'SignatureDoesNotMatch',
+  'CredentialsProviderError',
+]);
 
 function isNotFound(err: unknown): boolean {
   const e = err as { name?: string; $metadata?: { httpStatusCode?: number } } | null;

@@ -5,15 +5,15 @@
  */
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { UserError } from '../errors';
 
 export type ArtifactLocation = { kind: 'file'; dir: string } | { kind: 's3'; bucket: string; prefix: string };
 
 /** What `artifacts.uri` (spec) and METEOR_ARTIFACTS_URI accept. */
 export const ARTIFACTS_URI_PATTERN = /^(file:\/\/\/.*|s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/.*)?)$/;
 
-export class ArtifactUriError extends Error {
-  override name = 'ArtifactUriError';
-}
+/** A URI or key that cannot work: a UserError, so activities fail at once instead of retrying. */
+export class ArtifactUriError extends UserError {}
 
 /** Parses a store or artifact URI; `field` names where it came from, for the error. */
 export function parseArtifactUri(uri: string, field = 'artifacts.uri'): ArtifactLocation {

@@ -100,8 +100,10 @@ describe('the S3 store', () => {
     expect(await s3.keys(BUCKET)).toContain('p/q/k/v.txt');
   });
 
-  it('names the endpoint and the artifact when the bucket does not exist', async () => {
+  it('names the endpoint and the artifact when the bucket does not exist, as an error retries cannot fix', async () => {
     const store = await openArtifactStore('s3://no-such-bucket/x', s3.env);
+    // A UserError: activities fail at once on it (workflows/retry.ts) instead of retrying.
+    await expect(store.put('a.txt', 'a')).rejects.toMatchObject({ name: 'UserError' });
     await expect(store.put('a.txt', 'a')).rejects.toThrow(
       new RegExp(`artifact store at ${s3.endpoint}: put s3://no-such-bucket/x/a.txt failed: NoSuchBucket`),
     );
