@@ -15,6 +15,7 @@ import {
   parseArtifactUri,
   type ArtifactStore,
 } from '../../core/artifacts';
+import { ArtifactsSchema } from '../../core/spec';
 import { startS3Server, type S3Server } from '../support/s3';
 
 let tmp: string;
@@ -133,6 +134,16 @@ describe('choosing the store', () => {
     expect(() => parseArtifactUri('gs://b/x', 'METEOR_ARTIFACTS_URI')).toThrow(
       /^METEOR_ARTIFACTS_URI: 'gs:\/\/b\/x' is neither/,
     );
+  });
+
+  it('validates the spec field at launch', () => {
+    expect(ArtifactsSchema.safeParse({ uri: 's3://meteor-artifacts/prod' }).success).toBe(true);
+    expect(ArtifactsSchema.safeParse({ uri: 'file:///shared/meteor' }).success).toBe(true);
+    for (const uri of ['gs://b/x', 'file://relative', 's3://Bad_Bucket', '/shared/meteor']) {
+      const parsed = ArtifactsSchema.safeParse({ uri });
+      expect(parsed.success, uri).toBe(false);
+      expect(parsed.error?.issues[0]?.message).toBe('file:///<shared dir> or s3://<bucket>/<prefix>');
+    }
   });
 
   it("opens one store per URI for a worker, and a file store on the worker's folder by default", async () => {
