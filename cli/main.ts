@@ -3,7 +3,6 @@
  * non-zero; `--json` prints exactly one JSON document on stdout.
  */
 import { createWriteStream } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
 import { once } from 'node:events';
 import { Command, Option } from 'commander';
 import { parseUsd, raiseBudget } from '../client/budget';
@@ -15,8 +14,9 @@ import { registerServedModel } from '../client/models';
 import { retryFailedQuestions } from '../client/retry-failed';
 import { campaignStatus, getCampaignRow, listCampaigns } from '../client/status';
 import { waitForCampaign } from '../client/wait';
+import { writeToPathOrUri } from '../core/artifacts';
 import { getCampaign } from '../core/campaigns';
-import { fileProblem, UserError } from '../core/errors';
+import { UserError } from '../core/errors';
 import { scrubSecrets, secretValues } from '../core/secrets';
 import { AUDIT_STAGES, auditRecords, type AuditStage } from '../core/records';
 import { TRAINING_FORMATS, TRAINING_STAGES, trainingLines, type TrainingFormat } from '../core/training-data';
@@ -77,7 +77,12 @@ program
       '$METEOR_HOST_ID or the hostname) ' +
       '(default: "<task queue>,meteor-gpu")',
   )
-  .action(async (opts: { taskQueue?: string; queues?: string }) => {
+  .option(
+    '--db-pool-max <n>',
+    'PostgreSQL connections this worker opens at most (default: $METEOR_DB_POOL_MAX or 20); ' +
+      'the server must allow workers × n, plus 4 per meteorctl command',
+  )
+  .action(async (opts: { taskQueue?: string; queues?: string; dbPoolMax?: string }) => {
     await runWorker(opts);
   });
 
@@ -232,16 +237,16 @@ campaign
       'records, datasets, tokens and cost per stage, and the model lineage',
   )
   .option('--json', 'print the report as one JSON document')
-  .option('--html <file>', 'also write the report as one self-contained HTML file (inline SVG charts)')
+  .option(
+    '--html <file>',
+    'also write the report as one self-contained HTML file (inline SVG charts); a path, or s3://bucket/key',
+  )
   .action(async (campaignId: string, opts: { json?: boolean; html?: string }) => {
     await withClients(async (clients) => {
       const report = await buildReport(clients.db, campaignId);
       if (opts.html) {
-        const file = opts.html;
-        await writeFile(file, await renderReportHtml(report)).catch((err: unknown) => {
-          throw new UserError(`Cannot write ${file}: ${fileProblem(err)}`);
-        });
-        process.stderr.write(`HTML report written to ${opts.html}\n`);
+        const where = await writeToPathOrUri(opts.html, await renderReportHtml(report), process.env);
+        process.stderr.write(`HTML report written to ${where}\n`);
       }
       if (opts.json) printJson(report);
       else process.stdout.write(renderReportText(report));

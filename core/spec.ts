@@ -6,6 +6,7 @@
  * Secrets never appear here: an endpoint names the environment variable holding its key.
  */
 import { z } from 'zod';
+import { ARTIFACTS_URI_PATTERN } from './artifacts/uri';
 import { DURATION_PATTERN } from './duration';
 import { FineTuneSchema } from './finetune-spec';
 import { httpUrl } from './http-url';
@@ -262,6 +263,21 @@ export const EvaluateStageSchema = z
   );
 export type EvaluateStageSpec = z.infer<typeof EvaluateStageSchema>;
 
+export const ArtifactsSchema = z
+  .strictObject({
+    uri: z
+      .string()
+      .regex(ARTIFACTS_URI_PATTERN, 'file:///<shared dir> or s3://<bucket>/<prefix>')
+      .describe(
+        'Where datasets and adapters are kept, the same for every worker: file:///<dir> on a filesystem every ' +
+          'machine mounts at that path, or s3://<bucket>/<prefix> on an S3-compatible store (endpoint from ' +
+          'AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL, credentials from the standard AWS variables)',
+      ),
+  })
+  .describe(
+    "The artifact store; default: METEOR_ARTIFACTS_URI, else file:// under the worker's artifacts folder",
+  );
+
 export const BudgetSchema = z
   .strictObject({
     maxCostUsd: z
@@ -334,6 +350,7 @@ export const CampaignSpecSchema = z
     deploy: DeploySchema,
     budget: BudgetSchema,
     outage: OutageSchema,
+    artifacts: ArtifactsSchema.optional(),
   })
   .superRefine((spec, ctx) => {
     // The evaluation needs a judge and held-out questions; say so at launch, not days later.
