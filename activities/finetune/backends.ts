@@ -1,9 +1,27 @@
 /** The backend a campaign's spec names, built from the spec and this process's environment. */
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import type { FineTuneSpec } from '../../core/finetune-spec';
 import type { FineTuneBackend } from './backend';
+import type * as KubernetesModuleNs from './kubernetes';
 import { LocalBackend } from './local';
 import { SlurmBackend } from './slurm';
+
+type KubernetesModule = typeof KubernetesModuleNs;
+
+/**
+ * The Kubernetes client takes half a second to load: only campaigns that use it pay. Under
+ * vitest a dynamic import resolves TypeScript; under `meteorctl` (tsx's require hook, no ESM
+ * hook) only require does, so that is the fallback.
+ */
+async function loadKubernetesBackend(): Promise<KubernetesModule> {
+  try {
+    return await import('./kubernetes');
+  } catch (err) {
+    if (typeof __filename !== 'string') throw err;
+    return createRequire(__filename)('./kubernetes') as KubernetesModule;
+  }
+}
 
 export async function createBackend(
   spec: FineTuneSpec,
@@ -23,8 +41,7 @@ export async function createBackend(
     case 'slurm':
       return new SlurmBackend(spec, opts.env);
     case 'kubernetes': {
-      // The Kubernetes client takes half a second to load: only campaigns that use it pay.
-      const { KubernetesBackend } = await import('./kubernetes');
+      const { KubernetesBackend } = await loadKubernetesBackend();
       return new KubernetesBackend(spec, { env: opts.env, specDir: opts.specDir });
     }
   }

@@ -245,6 +245,26 @@ describe('launchCampaign refuses bad input, creating nothing', () => {
     expect(message).toContain('no such file');
   });
 
+  it('a kubernetes backend without its kubeconfig: the CLI loads the backend and names the field', async () => {
+    const stderr = await refusedByCli(
+      await writeSpec(h, {
+        fineTune: {
+          type: 'kubernetes',
+          namespace: 'ml',
+          image: 'ghcr.io/acme/trainer:1',
+          command: ['/opt/meteor/infra/trainer/run'],
+          kubeconfig: path.join(h.tmp, 'no-such-kubeconfig'),
+          sharedDir: path.join(h.tmp, 'shared'),
+          cwd: undefined,
+          env: undefined,
+          pollInterval: undefined,
+        },
+      }),
+    );
+    expect(stderr).toContain('fineTune.kubeconfig:');
+    expect(stderr).not.toContain('Cannot find module');
+  });
+
   it('ids shared between the train and eval files: names the ids', async () => {
     const [q1, q2, q3] = await exampleQuestions(3);
     const train = await writeQuestions(h.tmp, 'shared-train.jsonl', [q1, q2]);
