@@ -18,10 +18,13 @@ import type { SimModel } from './models';
 import { ModelRegistry } from './models';
 import type { FaultKind } from './protocol';
 import { BehaviourBody, FaultsBody, LoadLoraBody, UnloadLoraBody } from './protocol';
+import { paidTwice } from './request-hashes';
 import type { SimStats } from './stats';
 import { StatsRecorder } from './stats';
 
 export type { SimRequestRecord, SimStats } from './stats';
+export type { RequestCount } from './request-hashes';
+export { requestHash } from './request-hashes';
 export type { BehaviourConfig, BehaviourUpdate, JudgeBias } from './behaviour';
 
 export interface SimOptions {
@@ -73,6 +76,11 @@ export interface SimServer {
   url: string;
   port: number;
   stats(): SimStats;
+  /**
+   * Requests answered 200 more than once, by content hash (request-hashes.ts): what the server was
+   * paid twice for. `among` limits it to some hashes, e.g. one campaign's (requestHash of its bodies).
+   */
+  paidTwice(among?: ReadonlySet<string>): Array<{ hash: string; served: number }>;
   setFaults(f: { failRate?: number; faultKinds?: FaultKind[]; hangMs?: number }): void;
   setLatency(ms: number): void;
   /** Changes judgeBias (null clears it) and merges malformedRate by schema name; returns the result. */
@@ -265,6 +273,7 @@ export async function startSimServer(opts: SimOptions = {}): Promise<SimServer> 
     url: `http://127.0.0.1:${port}/v1`,
     port,
     stats: () => stats.snapshot(),
+    paidTwice: (among) => paidTwice(stats.snapshot().requestCounts, among),
     setFaults: (f) => faults.update(f),
     setLatency: (ms) => {
       latencyMs = Math.max(0, ms);

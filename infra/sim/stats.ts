@@ -1,4 +1,6 @@
 /** Request accounting for /sim/stats: totals, per-model counts and a ring buffer of recent requests. */
+import type { RequestCount } from './request-hashes';
+import { RequestHashCounter } from './request-hashes';
 
 export interface SimRequestRecord {
   at: string;
@@ -16,6 +18,8 @@ export interface SimRequestRecord {
   task: string;
   /** Choices of this reply deliberately malformed (SimOptions.malformedRate). */
   malformed?: number;
+  /** sha256 of the body as canonical JSON (request-hashes.ts); absent for a body that is not JSON. */
+  hash?: string;
 }
 
 export interface ModelStats {
@@ -37,6 +41,8 @@ export interface SimStats {
   byModel: Record<string, ModelStats>;
   /** The last RECENT_LIMIT requests, oldest first. */
   recent: SimRequestRecord[];
+  /** Every request so far by content hash: received and answered 200 (see paidTwice). */
+  requestCounts: Record<string, RequestCount>;
 }
 
 export const RECENT_LIMIT = 2000;
@@ -49,6 +55,7 @@ export class StatsRecorder {
   private byModel: Record<string, ModelStats> = {};
   private ring: SimRequestRecord[] = [];
   private next = 0;
+  private readonly hashes = new RequestHashCounter();
 
   record(rec: SimRequestRecord, tokens?: { prompt: number; completion: number }): void {
     this.requests++;
@@ -62,6 +69,7 @@ export class StatsRecorder {
       m.promptTokens += tokens.prompt;
       m.completionTokens += tokens.completion;
     }
+    if (rec.hash !== undefined) this.hashes.add(rec.hash, rec.status);
     if (this.ring.length < RECENT_LIMIT) this.ring.push(rec);
     else this.ring[this.next] = rec;
     this.next = (this.next + 1) % RECENT_LIMIT;
@@ -87,6 +95,7 @@ export class StatsRecorder {
       malformed: { ...this.malformedBySchema },
       byModel: Object.fromEntries(Object.entries(this.byModel).map(([k, v]) => [k, { ...v }])),
       recent,
+      requestCounts: this.hashes.snapshot(),
     };
   }
 
@@ -98,5 +107,6 @@ export class StatsRecorder {
     this.byModel = {};
     this.ring = [];
     this.next = 0;
+    this.hashes.clear();
   }
 }
