@@ -5,6 +5,7 @@ import * as m002 from './002_full_loop';
 import * as m003 from './003_finetune_dispatch';
 import * as m004 from './004_lines';
 import * as m005 from './005_failed_questions';
+import * as m007 from './007_duplicate_calls';
 
 export const migrations: Record<string, Migration> = {
   '001_init': m001,
@@ -12,4 +13,5 @@ export const migrations: Record<string, Migration> = {
   '003_finetune_dispatch': m003,
   '004_lines': m004,
   '005_failed_questions': m005,
+  '007_duplicate_calls': m007,
 };

@@ -2,6 +2,8 @@
  * The one way the platform talks to models. Every call:
  *  - is keyed by a hash of its request within its stage run, and a call that already succeeded
  *    is read back from Postgres instead of being paid for again (retried activities, restarts);
+ *  - is claimed before it is sent, so an overlapping attempt waits for its answer (claims.ts); a
+ *    paid answer that still arrives twice is logged as a `duplicate`, so cost is what was paid;
  *  - waits for the endpoint's concurrency and rate budget;
  *  - retries 429/5xx/timeouts with backoff (honouring Retry-After), fails fast otherwise;
  *  - is logged in `llm_calls` with tokens, latency and a cost estimate — failed attempts too;
@@ -19,6 +21,7 @@ import type { Db } from '../db/connection';
 import type { NewLlmCall } from '../db/types';
 import type { EndpointSpec, Role } from '../spec';
 import type { ModelHealer } from './adapters';
+import { RequestClaims } from './claims';
 import { classifyLlmError, type EndpointRef } from './errors';
 import { limiterFor, sleep } from './limiter';
 import { durationMs } from '../duration';
@@ -169,6 +172,7 @@ export class LlmGateway {
   private readonly clients = new Map<string, OpenAI>();
   /** Values masked in everything this gateway writes: every key it sends, and secret-named variables. */
   private readonly secrets: Set<string>;
+  private readonly claims: RequestClaims;
 
   constructor(
     private readonly db: Db,
@@ -177,6 +181,7 @@ export class LlmGateway {
     private readonly healer: ModelHealer | null = null,
   ) {
     this.secrets = new Set(secretValues(env));
+    this.claims = new RequestClaims(db);
   }
 
   async chat(scope: LlmCallScope, ep: Endpoint, req: ChatRequest): Promise<ChatResult> {
@@ -186,7 +191,29 @@ export class LlmGateway {
       .digest('hex');
     const cached = await this.findOk(scope, requestHash);
     if (cached) return cached;
+    // Overlapping attempts of one batch: one sends the request, the others wait for its answer.
+    const claimed = await this.claims.claimOrWait(
+      { campaignId: scope.campaignId, stage: scope.stage, iteration: scope.iteration, requestHash },
+      () => this.findOk(scope, requestHash),
+      scope.signal,
+    );
+    if ('answer' in claimed) return claimed.answer;
+    try {
+      return await this.send(scope, ep, req, body, requestHash);
+    } finally {
+      // A claim left behind (the database gone meanwhile) lapses with its lease.
+      await claimed.claim.release().catch(() => undefined);
+    }
+  }
 
+  /** Sends a request this attempt holds the claim on, with retries, and logs every attempt. */
+  private async send(
+    scope: LlmCallScope,
+    ep: Endpoint,
+    req: ChatRequest,
+    body: RequestBody,
+    requestHash: string,
+  ): Promise<ChatResult> {
     const client = this.clientFor(ep);
     const ref: EndpointRef = {
       role: ep.role,
@@ -260,7 +287,10 @@ export class LlmGateway {
     }
   }
 
-  /** Logs a successful call; when a concurrent attempt logged the same request first, returns that one. */
+  /**
+   * Logs a successful call; when a concurrent attempt logged the same request first, logs this
+   * paid answer as a `duplicate` and returns the kept one.
+   */
   private async logSuccess(
     scope: LlmCallScope,
     ep: Endpoint,
@@ -279,18 +309,18 @@ export class LlmGateway {
       finishReasons: completion.choices.map((c) => c.finish_reason),
       usage: completion.usage ?? null,
     };
+    const paid = {
+      ...logKey,
+      response: maskKnownSecrets(JSON.stringify(response), this.secrets),
+      http_status: 200,
+      prompt_tokens: promptTokens,
+      completion_tokens: completionTokens,
+      latency_ms: latencyMs,
+      cost_usd: costUsd,
+    };
     const inserted = await this.db
       .insertInto('llm_calls')
-      .values({
-        ...logKey,
-        status: 'ok',
-        response: maskKnownSecrets(JSON.stringify(response), this.secrets),
-        http_status: 200,
-        prompt_tokens: promptTokens,
-        completion_tokens: completionTokens,
-        latency_ms: latencyMs,
-        cost_usd: costUsd,
-      })
+      .values({ ...paid, status: 'ok' })
       .onConflict((oc) =>
         oc
           .columns(['campaign_id', 'stage', 'iteration', 'request_hash'])
@@ -310,7 +340,12 @@ export class LlmGateway {
         reused: false,
       };
     }
-    // Records must point at the call the log keeps.
+    // An overlapping attempt logged this request first, yet this answer was paid for too: keep it
+    // as a duplicate so status and budget sum what was spent; records point at the kept call.
+    await this.db
+      .insertInto('llm_calls')
+      .values({ ...paid, status: 'duplicate' })
+      .execute();
     const existing = await this.findOk(scope, logKey.request_hash);
     if (!existing) throw new Error(`llm call ${logKey.request_hash} vanished after a conflicting insert`);
     return existing;
