@@ -14,6 +14,7 @@ import { handleChatCompletion } from './completions';
 import { ALL_FAULT_KINDS, FaultInjector } from './faults';
 import { HttpError, badRequest, readJson, sendError, sendJson, sendText } from './http';
 import { KnowledgeBase } from './knowledge';
+import { graderFor } from './learning';
 import type { SimModel } from './models';
 import { ModelRegistry } from './models';
 import type { FaultKind } from './protocol';
@@ -104,7 +105,8 @@ interface Held {
 
 export async function startSimServer(opts: SimOptions = {}): Promise<SimServer> {
   const kb = KnowledgeBase.fromFiles(opts.knowledgeFiles ?? []);
-  const registry = new ModelRegistry();
+  // Adapters learn only what the simulation's own grading says is right (learning.ts).
+  const registry = new ModelRegistry(undefined, graderFor(kb));
   const stats = new StatsRecorder();
   const faults = new FaultInjector(opts.seed ?? 1, {
     failRate: opts.failRate ?? 0,

@@ -13,7 +13,7 @@
  */
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { AdapterExample, AdapterFile, TrainingCounts } from './adapters';
+import type { AdapterExample, AdapterFile, TrainedRow, TrainingCounts } from './adapters';
 import { ADAPTER_FILE, AdapterError, lineageOf, questionOfPrompt, readAdapterFile } from './adapters';
 import type { DatasetRow } from './dataset';
 import { DatasetError, readDataset } from './dataset';
@@ -140,6 +140,20 @@ async function main(): Promise<void> {
   }
   metrics({ final: true, step: totalSteps, train_loss: Number(lastLoss.toFixed(4)) });
 
+  // Every answer and preference row of the lineage, for the server to grade at load (adapters.ts,
+  // learnedOf): what the adapter learns depends on whether the data is right, not only its size.
+  const trained: TrainedRow[] = [
+    ...(parentFile?.trained ?? []),
+    ...rows
+      .filter((r) => !isCritique(r))
+      .map((r): TrainedRow => ({
+        generation,
+        kind: r.kind,
+        question: r.question,
+        answer: r.answer,
+        ...(r.rejected !== undefined ? { rejected: r.rejected } : {}),
+      })),
+  ];
   const adapter: AdapterFile = {
     simulation: true,
     baseModel,
@@ -148,6 +162,7 @@ async function main(): Promise<void> {
     datasetRows: rows.length,
     generation,
     training,
+    trained,
   };
   mkdirSync(outputDir, { recursive: true });
   // Write then rename, so a reader never sees a half-written adapter.
