@@ -106,7 +106,7 @@ afterAll(async () => {
 });
 
 describe('a worker killed with SIGKILL in the middle of Stage 1', () => {
-  it('completes on a new worker with one record per question and no LLM call paid twice', async () => {
+  it('completes on a new worker with one record per question, repaying only the calls in flight at the kill', async () => {
     // The example campaign, pointed at the simulator, with small concurrency and batches.
     const specPath = await writeSpec(h, {
       name: 'worker-kill',

@@ -31,6 +31,8 @@ interface Requests {
   calls: Map<string, number>;
   /** Body hashes of the campaigns under test (of one purpose, when asked). */
   ofCampaigns: Set<string>;
+  /** Of those, the ones logged as answered (status ok). */
+  okOfCampaigns: Set<string>;
   purposes: Map<string, Set<string>>;
 }
 
@@ -38,27 +40,38 @@ interface Requests {
 async function requestsOnSim(h: OnSim, campaignIds: readonly string[], purpose?: string): Promise<Requests> {
   const rows = await h.clients.db
     .selectFrom('llm_calls')
-    .select(['campaign_id', 'stage', 'iteration', 'request_hash', 'purpose', 'request'])
+    .select(['campaign_id', 'stage', 'iteration', 'request_hash', 'purpose', 'request', 'status'])
     .where('base_url', '=', h.sim.url)
     .execute();
   const keys = new Map<string, Set<string>>();
   const purposes = new Map<string, Set<string>>();
   const ofCampaigns = new Set<string>();
+  const okOfCampaigns = new Set<string>();
   for (const r of rows) {
     const body: unknown = typeof r.request === 'string' ? JSON.parse(r.request) : r.request;
     const hash = requestHash(body);
     const key = `${r.campaign_id}\u0000${r.stage}\u0000${r.iteration}\u0000${r.request_hash}`;
     (keys.get(hash) ?? keys.set(hash, new Set()).get(hash))?.add(key);
     (purposes.get(hash) ?? purposes.set(hash, new Set()).get(hash))?.add(r.purpose);
-    if (campaignIds.includes(r.campaign_id) && (purpose === undefined || r.purpose === purpose))
+    if (campaignIds.includes(r.campaign_id) && (purpose === undefined || r.purpose === purpose)) {
       ofCampaigns.add(hash);
+      if (r.status === 'ok') okOfCampaigns.add(hash);
+    }
   }
-  return { calls: new Map([...keys].map(([h, k]) => [h, k.size])), ofCampaigns, purposes };
+  return { calls: new Map([...keys].map(([h, k]) => [h, k.size])), ofCampaigns, okOfCampaigns, purposes };
 }
 
 /** The campaigns' requests the server answered 200 more often than they were distinct calls. */
 export async function paidTwice(h: OnSim, campaignIds: readonly string[]): Promise<PaidTwice[]> {
-  const { calls, ofCampaigns, purposes } = await requestsOnSim(h, campaignIds);
+  const { calls, ofCampaigns, okOfCampaigns, purposes } = await requestsOnSim(h, campaignIds);
+  // So that this check cannot pass vacuously: every call logged ok is one the server answered.
+  const counts = h.sim.stats().requestCounts;
+  const unseen = [...okOfCampaigns].filter((hash) => (counts[hash]?.served ?? 0) === 0);
+  if (okOfCampaigns.size === 0 || unseen.length > 0)
+    throw new Error(
+      `${unseen.length} of ${okOfCampaigns.size} calls logged ok were never answered by the simulator: ` +
+        'the request hashes do not match what it received (or its stats were reset)',
+    );
   return h.sim
     .paidTwice(ofCampaigns)
     .map(({ hash, served }) => ({
