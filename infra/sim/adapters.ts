@@ -1,8 +1,9 @@
 /**
  * Simulated LoRA adapters: the directory the simulated trainer writes (`adapter.json`) and the
  * in-memory form the server serves it from. An adapter "knows" the question → answer pairs it
- * was trained on (plus its parent's), and generalises to unseen questions according to its
- * skills, which grow with what its lineage was trained on (see skillsOf).
+ * was trained on (plus its parent's) that the server's grading finds right (see learnedOf), and
+ * generalises to unseen questions according to its skills, which grow with what its lineage
+ * learned (see skillsOf).
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -81,10 +82,10 @@ export interface Learned {
  * counted as the trainer saw them. A dataset whose answers are shuffled between questions, or
  * whose preferences are reversed, leaves the adapter where its parent was.
  */
-export function learnedOf(file: AdapterFile, trained: readonly TrainedRow[], grade: Grader): Learned {
+export function learnedOf(file: AdapterFile, grade: Grader): Learned {
   const byGeneration = new Map<number, { sft: number; wins: number; losses: number }>();
   const known = new Map<string, AdapterExample>();
-  for (const row of trained) {
+  for (const row of file.trained ?? []) {
     const g = byGeneration.get(row.generation) ?? { sft: 0, wins: 0, losses: 0 };
     byGeneration.set(row.generation, g);
     const verdict = grade(row);
@@ -235,7 +236,7 @@ export function readAdapterFile(dir: string): AdapterFile {
 /** Loads an adapter; with a grader, what it knows and its skills come from its graded rows. */
 export function loadAdapter(name: string, dir: string, grade?: Grader): LoadedAdapter {
   const file = readAdapterFile(dir);
-  const learned = grade && file.trained ? learnedOf(file, file.trained, grade) : undefined;
+  const learned = grade && file.trained ? learnedOf(file, grade) : undefined;
   // Examples no graded row covers (a hand-written or older parent's) are kept as they are.
   const graded = new Set(file.trained?.map((r) => normalize(questionOfPrompt(r.question))) ?? []);
   const ungraded = file.examples.filter((ex) => !graded.has(normalize(questionOfPrompt(ex.question))));

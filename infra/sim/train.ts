@@ -3,8 +3,9 @@
  * (`tsx infra/sim/train.ts`). It trains nothing — it pretends to (progress lines, a falling
  * loss), then writes an adapter.json holding the dataset's question → answer pairs (plus the
  * parent adapter's), which the simulator serves as a "fine-tuned" LoRA adapter, and what the
- * lineage was trained on (its generation and row counts by kind), from which the simulator
- * derives how well the adapter generalises to unseen questions (adapters.ts, skillsOf).
+ * lineage was trained on (its generation, row counts by kind, and its answer and preference rows,
+ * which the server grades at load so that only right data is learned: adapters.ts, learnedOf),
+ * from which the simulator derives how well the adapter generalises to unseen questions.
  *
  * Env: METEOR_DATASET_PATH (JSONL: OpenAI SFT or preference lines), METEOR_OUTPUT_DIR,
  * METEOR_BASE_MODEL, optional METEOR_PARENT_ADAPTER (dir), METEOR_SIM_TRAIN_SECONDS (default 2),

@@ -89,7 +89,7 @@ describe('what a simulated fine-tune learns (grading)', () => {
     const learned = Object.fromEntries(
       Object.entries(VARIANTS).map(([name, v]) => {
         const file = adapterOf(v);
-        return [name, learnedOf(file, file.trained ?? [], grade)];
+        return [name, learnedOf(file, grade)];
       }),
     );
     expect(learned['sft']).toMatchObject({ training: { sft: TRAIN.length, preference: 0 } });
@@ -105,13 +105,30 @@ describe('what a simulated fine-tune learns (grading)', () => {
     for (const name of GAIN) expect(skillsFrom(learned[name]!).knowledge, name).toBeGreaterThan(0);
   });
 
+  it('a fine-tune on shuffled answers leaves its parent where it was', () => {
+    const parent = adapterOf(VARIANTS['sft']!);
+    const child = adapterOf(VARIANTS['sft, answers shuffled between questions']!);
+    const lineage: AdapterFile = {
+      ...child,
+      generation: 2,
+      trained: [...(parent.trained ?? []), ...(child.trained ?? []).map((r) => ({ ...r, generation: 2 }))],
+    };
+    const before = learnedOf(parent, grade);
+    const after = learnedOf(lineage, grade);
+    expect(after.training).toEqual(before.training);
+    expect(after.generation).toBe(1);
+    expect(skillsFrom(after)).toEqual(skillsFrom(before));
+    // It still knows each question's own answer, not the shuffled one.
+    expect(after.examples).toEqual(before.examples);
+  });
+
   it('a preference set half right and half swapped teaches nothing; mostly right teaches the difference', () => {
     const right = VARIANTS['preference']!.rows;
     const swapped = VARIANTS['preference, chosen and rejected swapped']!.rows;
     const mix = (nRight: number): number => {
       const rows = [...right.slice(0, nRight), ...swapped.slice(nRight)];
       const file = adapterOf({ kind: 'preference', rows });
-      return learnedOf(file, file.trained ?? [], grade).training.preference;
+      return learnedOf(file, grade).training.preference;
     };
     expect(mix(TRAIN.length / 2)).toBe(0);
     expect(mix(36)).toBe(36 - 12);
