@@ -9,6 +9,7 @@ export default tseslint.config(
       '.meteor/',
       '.venv/',
       '.venv-trainer/',
+      '.venv-s3/',
       'infra/k8s-mock/.lib/',
       'coverage/',
       'bin/',

@@ -8,15 +8,23 @@
  * its replies never parsing, transient failures outlasting the activity's attempts) is recorded
  * in `failed_questions` with its reason and calls, and the batch goes on; the stage decides
  * whether too many failed (`maxFailedFraction`). Failures of the endpoint itself (401/403/404,
- * configuration) are nobody's question: they still abort the batch and fail fast.
+ * configuration) are nobody's question: they still abort the batch and fail fast. Unknown errors
+ * are retried with the activity, then give the question up like exhausted transient failures.
+ *
+ * Halts: once the budget is reached or an endpoint has been down for `outage.pauseAfter`, no
+ * question can go on; the batch lets the calls in flight finish and returns `halted`, and the
+ * stage pauses. The questions left are done when the batch runs again after the resume.
  */
 import { Context } from '@temporalio/activity';
 import { sql } from 'kysely';
 import type { Db } from '../core/db/connection';
 import type { QuestionRow } from '../core/db/types';
+import { BudgetReachedError } from '../core/llm/budget-guard';
+import { EndpointOutageError } from '../core/llm/endpoint-health';
 import { LlmFatalError, LlmTransientError, type LlmCallScope } from '../core/llm/gateway';
+import { scrubSecrets } from '../core/secrets';
 import { DEFAULT_MAX_FAILED_FRACTION } from '../core/spec';
-import type { BatchInput, BatchResult, StageName } from '../workflows/types';
+import type { BatchHalt, BatchInput, BatchResult, StageName } from '../workflows/types';
 import { runWithHeartbeat, settleAll } from './heartbeat';
 import { loadBatchQuestions, stageSplit, stageTotals } from './stage-runs';
 
@@ -58,10 +66,13 @@ export const GIVE_UP_TRANSIENT_ATTEMPT = 4;
 /** Statuses that blame the request of one question (bad request, too large, unprocessable). */
 const QUESTION_REJECTED = new Set([400, 413, 422]);
 
-type Verdict = { failed: { reason: string; httpStatus: number | null } } | 'retry' | 'fatal';
+type Verdict =
+  { failed: { reason: string; httpStatus: number | null } } | { halt: BatchHalt } | 'retry' | 'fatal';
 
 /** What one question's failure means for the batch. */
 export function classifyQuestionFailure(err: unknown, activityAttempt: number): Verdict {
+  if (err instanceof BudgetReachedError) return { halt: { reason: err.message, probe: null } };
+  if (err instanceof EndpointOutageError) return { halt: { reason: err.message, probe: err.probe } };
   if (err instanceof QuestionFailedError) return { failed: { reason: err.message, httpStatus: null } };
   if (err instanceof LlmFatalError) {
     const status = err.detail.httpStatus ?? null;
@@ -78,7 +89,28 @@ export function classifyQuestionFailure(err: unknown, activityAttempt: number): 
       },
     };
   }
-  return 'fatal';
+  // Configuration the user must fix, or the database away (a restart): the batch's to handle.
+  if (err instanceof Error && err.name === 'UserError') return 'fatal';
+  if (isInfrastructureError(err)) return 'fatal';
+  // Anything else is unknown: a bounded number of attempts, like a transient failure.
+  if (activityAttempt < GIVE_UP_TRANSIENT_ATTEMPT) return 'retry';
+  const message = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+  return {
+    failed: {
+      reason: `unexpected error, ${activityAttempt} attempts of the batch: ${scrubSecrets(message)}`,
+      httpStatus: null,
+    },
+  };
+}
+
+/**
+ * Errors of the platform's own services (Postgres restarting, a socket reset): not the question's
+ * fault; the activity retries until they are back, as it always did.
+ */
+function isInfrastructureError(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  const code = (err as { code?: unknown }).code;
+  return typeof code === 'string' || /Connection terminated|connection (refused|reset)/i.test(err.message);
 }
 
 export async function runQuestionBatch(
@@ -98,6 +130,7 @@ export async function runQuestionBatch(
   const counts = { processed: questions.length - todo.length, created: 0, skipped: 0 };
   // A transient failure the activity should retry; thrown once the other questions are done.
   let retryLater: unknown = null;
+  let halted: BatchHalt | null = null;
 
   await runWithHeartbeat(
     ctx,
@@ -116,6 +149,10 @@ export async function runQuestionBatch(
               retryLater ??= err;
               return;
             }
+            if ('halt' in verdict) {
+              halted ??= verdict.halt;
+              return;
+            }
             await recordFailure(db, key, q, verdict.failed);
             ctx.log.warn('question failed; the stage goes on without it', {
               questionId: q.id,
@@ -131,17 +168,20 @@ export async function runQuestionBatch(
       );
     },
   );
+  const maxFailedFraction = batch.maxFailedFraction ?? DEFAULT_MAX_FAILED_FRACTION;
+  // The batch runs again whole after the resume: only what it made now is counted.
+  if (halted !== null) return { ...counts, failed: 0, maxFailedFraction, stageTotals: null, halted };
   if (retryLater !== null) throw retryLater;
 
   const failed = (await unresolvedFailures(db, key, questions)).size;
-  const maxFailedFraction = batch.maxFailedFraction ?? DEFAULT_MAX_FAILED_FRACTION;
-  if (!input.withTotals) return { ...counts, failed, maxFailedFraction, stageTotals: null };
+  if (!input.withTotals) return { ...counts, failed, maxFailedFraction, stageTotals: null, halted: null };
   const totals = await stageTotals(db, input.campaignId, batch.stage, input.iteration);
   return {
     ...counts,
     failed,
     maxFailedFraction,
     stageTotals: { records: totals.records, costUsd: totals.costUsd },
+    halted: null,
   };
 }
 

@@ -31,14 +31,12 @@ export function campaignActivities({ db }: ActivityDeps) {
         enabled: boolean;
         batchSize: number;
         parallelBatches?: number | undefined;
-        maxCostUsd?: number | undefined;
         iterations?: number;
       }): StagePlan => ({
         enabled: s.enabled,
         iterations: s.iterations ?? 1,
         batchSize: s.batchSize,
         parallelBatches: s.parallelBatches ?? Math.min(100, Math.ceil(inFlightWanted / s.batchSize) + 1),
-        maxCostUsd: s.maxCostUsd ?? null,
       });
       const { distill, assess, contrast, evaluate } = spec.stages;
       return {
@@ -59,7 +57,6 @@ export function campaignActivities({ db }: ActivityDeps) {
           pollIntervalMs: durationMs(spec.fineTune.pollInterval),
           timeoutMs: durationMs(spec.fineTune.timeout),
         },
-        maxCostUsd: spec.budget.maxCostUsd ?? null,
       };
     },
 
@@ -74,7 +71,13 @@ export function campaignActivities({ db }: ActivityDeps) {
     }): Promise<void> {
       await db
         .updateTable('campaigns')
-        .set({ state, error: error ?? null, updated_at: new Date() })
+        .set({
+          state,
+          error: error ?? null,
+          // The workflow pauses here only for the user; pauses with other reasons are recordPause's.
+          pause_reason: state === 'paused' ? 'paused by user' : null,
+          updated_at: new Date(),
+        })
         .where('id', '=', campaignId)
         .execute();
     },

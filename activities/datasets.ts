@@ -1,5 +1,7 @@
 /** Exporting a stage's training set to the artifact store, in every format, with checksums. */
+import { rm } from 'node:fs/promises';
 import path from 'node:path';
+import { createArtifactStores } from '../core/artifacts';
 import { getCampaign } from '../core/campaigns';
 import { writeJsonl } from '../core/jsonl';
 import type { ReplayPick } from '../core/replay';
@@ -7,16 +9,14 @@ import { datasetKind, TRAINING_FORMATS, trainingLines, type TrainingFormat } fro
 import type { DatasetRef, TrainingStage } from '../workflows/types';
 import type { ActivityDeps } from './context';
 
-export function stageArtifactDir(
-  artifactsDir: string,
-  campaignId: string,
-  stage: string,
-  iteration: number,
-): string {
-  return path.join(artifactsDir, campaignId, `${stage}-${iteration}`);
+/** A stage's datasets in the artifact store: `<campaign>/<stage>-<iteration>/<kind>.<format>.jsonl`. */
+export function datasetKey(campaignId: string, stage: string, iteration: number, file: string): string {
+  return `${campaignId}/${stage}-${iteration}/${file}`;
 }
 
-export function datasetActivities({ db, artifactsDir }: ActivityDeps) {
+export function datasetActivities(deps: ActivityDeps) {
+  const { db, artifactsDir } = deps;
+  const stores = deps.artifacts ?? createArtifactStores(deps);
   return {
     /**
      * Writes <kind>.{openai,trl,llamafactory}.jsonl for one iteration of a training stage and
@@ -32,18 +32,27 @@ export function datasetActivities({ db, artifactsDir }: ActivityDeps) {
       iteration: number;
     }): Promise<DatasetRef> {
       const { spec } = await getCampaign(db, campaignId);
-      const dir = stageArtifactDir(artifactsDir, campaignId, stage, iteration);
+      const store = await stores.forCampaign(spec);
       const kind = datasetKind(stage);
       const refs: Partial<Record<TrainingFormat, DatasetRef>> = {};
       let replayed: ReplayPick[] = [];
       for (const format of TRAINING_FORMATS) {
+        const key = datasetKey(campaignId, stage, iteration, `${kind}.${format}.jsonl`);
+        // A filesystem store is written in place; an object store gets a file staged here first.
+        const local = store.localPath(key);
+        const file = local ?? path.join(artifactsDir, '.staging', ...key.split('/'));
         const written = await writeJsonl(
-          path.join(dir, `${kind}.${format}.jsonl`),
+          file,
           trainingLines(db, spec, campaignId, stage, iteration, format, (picks) => {
             replayed = picks;
           }),
         );
-        const uri = `file://${written.path}`;
+        let uri: string;
+        if (local) uri = store.uri(key);
+        else {
+          uri = await store.putFile(key, written.path);
+          await rm(written.path, { force: true });
+        }
         const row = await db
           .insertInto('datasets')
           .values({

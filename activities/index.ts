@@ -12,6 +12,7 @@ import { evaluateActivities } from './evaluate';
 import { fineTuneActivities } from './finetune';
 import { lineActivities } from './lines';
 import { modelActivities } from './models';
+import { outageActivities } from './outage';
 import { stageRunActivities } from './stage-runs';
 
 export function createActivities(deps: ActivityDeps) {
@@ -25,6 +26,7 @@ export function createActivities(deps: ActivityDeps) {
     ...datasetActivities(deps),
     ...fineTuneActivities(deps),
     ...modelActivities(deps),
+    ...outageActivities(deps),
     ...lineActivities(deps),
   };
 }

@@ -2,7 +2,7 @@
 import { getCampaign } from '../core/campaigns';
 import type { ModelVersionRow } from '../core/db/types';
 import { loadLoraAdapter, mapAdapterPath } from '../core/llm/adapters';
-import type { ModelRef, StageName } from '../workflows/types';
+import type { AwaitingRegistration, ModelRef, StageName } from '../workflows/types';
 import type { ActivityDeps } from './context';
 
 export function toModelRef(row: ModelVersionRow): ModelRef {
@@ -19,6 +19,11 @@ export function toModelRef(row: ModelVersionRow): ModelRef {
 
 export function modelActivities({ db, env }: ActivityDeps) {
   return {
+    /**
+     * Registers the version a finished job made and serves it: vllm-lora loads the adapter;
+     * manual takes the served name the user registered (`servedModel`), and without one says
+     * what the campaign waits for; none keeps the weak model's name.
+     */
     async registerModelVersion(input: {
       campaignId: string;
       stage: StageName;
@@ -27,17 +32,22 @@ export function modelActivities({ db, env }: ActivityDeps) {
       label: string;
       parentLabel: string;
       datasetId: string;
-    }): Promise<ModelRef> {
+      servedModel?: string;
+    }): Promise<ModelRef | AwaitingRegistration> {
       const { spec } = await getCampaign(db, input.campaignId);
       const job = await db
         .selectFrom('finetune_jobs')
         .selectAll()
         .where('id', '=', input.jobId)
         .executeTakeFirstOrThrow();
+      const checkpointUri = job.checkpoint_uri ?? `file://${job.output_dir}`;
+      if (spec.deploy.type === 'manual' && input.servedModel === undefined) {
+        return { awaitingRegistration: { label: input.label, checkpointUri } };
+      }
       const servedModel =
         spec.deploy.type === 'vllm-lora'
           ? `${input.campaignId}-${input.label.toLowerCase()}`
-          : spec.models.weak.model;
+          : (input.servedModel ?? spec.models.weak.model);
 
       if (spec.deploy.type === 'vllm-lora') {
         // The adapter as the vLLM host sees it: the job wrote it on shared storage.
@@ -60,7 +70,7 @@ export function modelActivities({ db, env }: ActivityDeps) {
           iteration: input.iteration,
           dataset_id: input.datasetId,
           finetune_job_id: input.jobId,
-          checkpoint_uri: job.checkpoint_uri ?? `file://${job.output_dir}`,
+          checkpoint_uri: checkpointUri,
           deployed_at: new Date(),
         })
         .onConflict((oc) => oc.columns(['campaign_id', 'label']).doUpdateSet({ deployed_at: new Date() }))

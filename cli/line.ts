@@ -4,7 +4,6 @@
  * Registered from cli/main.ts; errors reach main's handler (stderr, non-zero exit).
  */
 import { Command } from 'commander';
-import { writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { buildLineReport, renderLineReportText } from '../client/line-report';
 import { renderLineReportHtml } from '../client/line-report-html';
@@ -20,7 +19,7 @@ import {
   unpauseLine,
   type LineStatus,
 } from '../client/lines';
-import { fileProblem, UserError } from '../core/errors';
+import { writeToPathOrUri } from '../core/artifacts';
 import { loadLineSpecFile } from '../core/line-spec-file';
 import { printJson, withClients } from './common';
 
@@ -149,16 +148,16 @@ export function lineCommand(): Command {
         'its CI, promoted or not; and the champion history',
     )
     .option('--json', 'print the report as one JSON document')
-    .option('--html <file>', 'also write it as one self-contained HTML file (charts inline)')
+    .option(
+      '--html <file>',
+      'also write it as one self-contained HTML file (charts inline); a path, or s3://bucket/key',
+    )
     .action(async (name: string, opts: { json?: boolean; html?: string }) => {
       await withClients(async (clients) => {
         const report = await buildLineReport(clients, name);
         if (opts.html) {
-          const file = opts.html;
-          await writeFile(file, await renderLineReportHtml(report)).catch((err: unknown) => {
-            throw new UserError(`Cannot write ${file}: ${fileProblem(err)}`);
-          });
-          process.stderr.write(`HTML report written to ${file}\n`);
+          const where = await writeToPathOrUri(opts.html, await renderLineReportHtml(report), process.env);
+          process.stderr.write(`HTML report written to ${where}\n`);
         }
         if (opts.json) printJson(report);
         else process.stdout.write(renderLineReportText(report));

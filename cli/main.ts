@@ -3,18 +3,20 @@
  * non-zero; `--json` prints exactly one JSON document on stdout.
  */
 import { createWriteStream } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
 import { once } from 'node:events';
 import { Command, Option } from 'commander';
+import { parseUsd, raiseBudget } from '../client/budget';
 import { launchCampaign } from '../client/launch';
 import { buildReport, renderReportText } from '../client/report';
 import { renderReportHtml } from '../client/report-html';
 import { fineTuneEvents, listFineTunes } from '../client/finetunes';
+import { registerServedModel } from '../client/models';
 import { retryFailedQuestions } from '../client/retry-failed';
 import { campaignStatus, getCampaignRow, listCampaigns } from '../client/status';
 import { waitForCampaign } from '../client/wait';
+import { writeToPathOrUri } from '../core/artifacts';
 import { getCampaign } from '../core/campaigns';
-import { fileProblem, UserError } from '../core/errors';
+import { UserError } from '../core/errors';
 import { scrubSecrets, secretValues } from '../core/secrets';
 import { AUDIT_STAGES, auditRecords, type AuditStage } from '../core/records';
 import { TRAINING_FORMATS, TRAINING_STAGES, trainingLines, type TrainingFormat } from '../core/training-data';
@@ -75,7 +77,12 @@ program
       '$METEOR_HOST_ID or the hostname) ' +
       '(default: "<task queue>,meteor-gpu")',
   )
-  .action(async (opts: { taskQueue?: string; queues?: string }) => {
+  .option(
+    '--db-pool-max <n>',
+    'PostgreSQL connections this worker opens at most (default: $METEOR_DB_POOL_MAX or 20); ' +
+      'the server must allow workers × n, plus 4 per meteorctl command',
+  )
+  .action(async (opts: { taskQueue?: string; queues?: string; dbPoolMax?: string }) => {
     await runWorker(opts);
   });
 
@@ -114,8 +121,18 @@ campaign
   .command('status <campaignId>')
   .description('Show state, stage, progress, cost and model lineage')
   .option('--json', 'print one JSON object')
-  .action(async (campaignId: string, opts: { json?: boolean }) => {
+  .option('--wait', 'follow the campaign until it ends, with a progress bar per stage (on stderr)')
+  .action(async (campaignId: string, opts: { json?: boolean; wait?: boolean }) => {
     await withClients(async (clients) => {
+      if (opts.wait) {
+        const view = new ProgressView();
+        const final = await waitForCampaign(clients, campaignId, (s) => {
+          if (!opts.json) view.update(s);
+        });
+        if (opts.json) printJson(final);
+        if (final.state !== 'completed') process.exitCode = 1;
+        return;
+      }
       const s = await campaignStatus(clients, campaignId);
       if (opts.json) printJson(s);
       else process.stdout.write(`${renderStatus(s).join('\n')}\n`);
@@ -133,28 +150,49 @@ campaign
       if (all.length === 0) process.stdout.write('no campaigns\n');
       for (const s of all) {
         const stage = s.stage ? `${s.stage} #${s.iteration}` : '-';
+        const why = s.pauseReason ? `  (${s.pauseReason})` : '';
         process.stdout.write(
-          `${s.campaignId.padEnd(36)} ${s.state.padEnd(10)} ${stage.padEnd(12)} $${s.costUsd.toFixed(4)}  ${s.createdAt}\n`,
+          `${s.campaignId.padEnd(36)} ${s.state.padEnd(10)} ${stage.padEnd(12)} $${s.costUsd.toFixed(4)}  ${s.createdAt}${why}\n`,
         );
       }
     });
   });
 
-for (const [name, signal, verb] of [
-  ['pause', pauseSignal, 'pauses at the next safe point (between batches)'],
-  ['resume', resumeSignal, 'continues where it stopped'],
-] as const) {
-  campaign
-    .command(`${name} <campaignId>`)
-    .description(`Signal the campaign: it ${verb}`)
-    .action(async (campaignId: string) => {
-      await withClients(async (clients) => {
-        const row = await getCampaignRow(clients.db, campaignId);
-        await clients.temporal.workflow.getHandle(row.workflow_id).signal(signal);
-        process.stderr.write(`${name} sent to ${campaignId}\n`);
-      });
+campaign
+  .command('pause <campaignId>')
+  .description('Signal the campaign: it pauses at the next safe point (between batches)')
+  .action(async (campaignId: string) => {
+    await withClients(async (clients) => {
+      const row = await getCampaignRow(clients.db, campaignId);
+      await clients.temporal.workflow.getHandle(row.workflow_id).signal(pauseSignal);
+      process.stderr.write(`pause sent to ${campaignId}\n`);
     });
-}
+  });
+
+campaign
+  .command('resume <campaignId>')
+  .description(
+    'Signal the campaign: it continues where it stopped (after a pause, a budget reached, an endpoint outage)',
+  )
+  .option('--max-cost-usd <usd>', "first raise the campaign's budget (budget.maxCostUsd) to this")
+  .option('--stage <stage>', "with --max-cost-usd: raise this stage's budget (stages.S.maxCostUsd) instead")
+  .action(async (campaignId: string, opts: { maxCostUsd?: string; stage?: string }) => {
+    if (opts.stage !== undefined && opts.maxCostUsd === undefined) {
+      throw new UserError('--stage goes with --max-cost-usd (the stage whose budget to raise)');
+    }
+    const usd = opts.maxCostUsd === undefined ? undefined : parseUsd(opts.maxCostUsd, '--max-cost-usd');
+    await withClients(async (clients) => {
+      const row = await getCampaignRow(clients.db, campaignId);
+      if (usd !== undefined) {
+        await raiseBudget(clients.db, campaignId, usd, opts.stage);
+        process.stderr.write(
+          `budget of ${opts.stage ? `stage ${opts.stage}` : 'the campaign'} raised to $${usd}\n`,
+        );
+      }
+      await clients.temporal.workflow.getHandle(row.workflow_id).signal(resumeSignal);
+      process.stderr.write(`resume sent to ${campaignId}\n`);
+    });
+  });
 
 campaign
   .command('cancel <campaignId>')
@@ -199,16 +237,16 @@ campaign
       'records, datasets, tokens and cost per stage, and the model lineage',
   )
   .option('--json', 'print the report as one JSON document')
-  .option('--html <file>', 'also write the report as one self-contained HTML file (inline SVG charts)')
+  .option(
+    '--html <file>',
+    'also write the report as one self-contained HTML file (inline SVG charts); a path, or s3://bucket/key',
+  )
   .action(async (campaignId: string, opts: { json?: boolean; html?: string }) => {
     await withClients(async (clients) => {
       const report = await buildReport(clients.db, campaignId);
       if (opts.html) {
-        const file = opts.html;
-        await writeFile(file, await renderReportHtml(report)).catch((err: unknown) => {
-          throw new UserError(`Cannot write ${file}: ${fileProblem(err)}`);
-        });
-        process.stderr.write(`HTML report written to ${opts.html}\n`);
+        const where = await writeToPathOrUri(opts.html, await renderReportHtml(report), process.env);
+        process.stderr.write(`HTML report written to ${where}\n`);
       }
       if (opts.json) printJson(report);
       else process.stdout.write(renderReportText(report));
@@ -314,6 +352,39 @@ finetune
       }
     });
   });
+
+const model = program.command('model').description("A campaign's model versions");
+
+model
+  .command('register <campaignId> <label>')
+  .description(
+    'deploy: manual — name the served model of a fine-tuned version (e.g. M1) once you serve its checkpoint; ' +
+      'the waiting campaign goes on with it',
+  )
+  .requiredOption('--served-model <name>', 'the name the weak endpoint serves the version under')
+  .option('--no-check', 'skip checking that the weak endpoint serves the name (GET /models)')
+  .option('--timeout <seconds>', 'how long to wait for the campaign to take the name', '60')
+  .option('--json', 'print {campaignId, label, servedModel}')
+  .action(
+    async (
+      campaignId: string,
+      label: string,
+      opts: { servedModel: string; check: boolean; timeout: string; json?: boolean },
+    ) => {
+      const timeoutSec = Number(opts.timeout);
+      if (!Number.isFinite(timeoutSec) || timeoutSec <= 0)
+        throw new UserError('--timeout takes seconds, e.g. 60');
+      await withClients(async (clients) => {
+        const registered = await registerServedModel(clients, campaignId, label, opts.servedModel, {
+          check: opts.check,
+          timeoutMs: timeoutSec * 1000,
+          env: process.env,
+        });
+        if (opts.json) return printJson(registered);
+        process.stdout.write(`${registered.label} of ${campaignId} is served as ${registered.servedModel}\n`);
+      });
+    },
+  );
 
 program.addCommand(lineCommand());
 

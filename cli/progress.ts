@@ -17,9 +17,18 @@ export function renderStatus(s: CampaignStatusView): string[] {
     lines.push(
       `  ${`${st.stage} #${st.iteration}`.padEnd(12)} ${bar(st.done, st.total)} ${String(st.done).padStart(5)}/${st.total}  ${st.status}`,
     );
+    if (st.retrying) lines.push(`    retrying (attempt ${st.retrying.attempt}): ${st.retrying.lastError}`);
   }
+  if (s.state === 'paused' && s.pauseReason) lines.push(`  paused: ${s.pauseReason}`);
   if (s.lineage.length > 0)
     lines.push(`  lineage: ${s.lineage.map((m) => `${m.label}(${m.servedModel})`).join(' → ')}`);
+  if (s.awaitingRegistration) {
+    const a = s.awaitingRegistration;
+    lines.push(
+      `  waiting for ${a.label}'s served name: serve ${a.checkpointUri}, then ` +
+        `meteorctl model register ${s.campaignId} ${a.label} --served-model NAME`,
+    );
+  }
   if (s.error) lines.push(`  error: ${s.error}`);
   return lines;
 }

@@ -5,12 +5,13 @@ import { temporalConnectionOptions } from '../core/temporal-connection';
 import { migrateToLatest } from '../core/db/migrate';
 import { Connection } from '@temporalio/client';
 import { ensureSearchAttributes } from '../infra/stack/search-attributes';
+import { parseArtifactUri } from '../core/artifacts';
 import { UserError } from '../core/errors';
 import { installWorkerRuntime } from '../workers/runtime';
-import { createMeteorWorker, DEFAULT_FINETUNE_QUEUE } from '../workers/worker';
+import { createMeteorWorker, DEFAULT_DB_POOL_MAX, DEFAULT_FINETUNE_QUEUE } from '../workers/worker';
 
 export function artifactsDir(env: NodeJS.ProcessEnv = process.env): string {
-  return env.METEOR_ARTIFACTS_DIR ?? path.join(env.METEOR_HOME ?? DEFAULT_STATE_DIR, 'artifacts');
+  return env.METEOR_ARTIFACTS_DIR || path.join(env.METEOR_HOME || DEFAULT_STATE_DIR, 'artifacts');
 }
 
 /**
@@ -32,8 +33,32 @@ export function servedQueues(
   };
 }
 
-export async function runWorker(opts: { taskQueue?: string; queues?: string }): Promise<void> {
+/** `--db-pool-max`, else METEOR_DB_POOL_MAX, else the default: a positive integer. */
+export function dbPoolMax(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): number {
+  const [source, raw] =
+    flag !== undefined
+      ? ['--db-pool-max', flag]
+      : env.METEOR_DB_POOL_MAX
+        ? ['METEOR_DB_POOL_MAX', env.METEOR_DB_POOL_MAX]
+        : [null, null];
+  if (source === null || raw === null) return DEFAULT_DB_POOL_MAX;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1 || n > 1000) {
+    throw new UserError(`${source}: '${raw}' is not a whole number of connections from 1 to 1000`);
+  }
+  return n;
+}
+
+export async function runWorker(opts: {
+  taskQueue?: string;
+  queues?: string;
+  dbPoolMax?: string;
+}): Promise<void> {
   installWorkerRuntime();
+  const poolMax = dbPoolMax(opts.dbPoolMax);
+  // A store URI that cannot work stops the worker now, not its first fine-tune.
+  const storeUri = process.env.METEOR_ARTIFACTS_URI;
+  if (storeUri) parseArtifactUri(storeUri, 'METEOR_ARTIFACTS_URI');
   const services = await resolveServices();
   await migrateToLatest(services.databaseUrl);
   const connection = await Connection.connect(temporalConnectionOptions(services.temporalAddress));
@@ -48,10 +73,11 @@ export async function runWorker(opts: { taskQueue?: string; queues?: string }): 
     namespace: services.namespace,
     ...served,
     databaseUrl: services.databaseUrl,
+    dbPoolMax: poolMax,
     artifactsDir: artifactsDir(),
   });
   process.stderr.write(
-    `meteor worker on task queues ${w.queues.map((q) => `"${q}"`).join(', ')} (${services.temporalAddress}, namespace ${services.namespace})\n`,
+    `meteor worker on task queues ${w.queues.map((q) => `"${q}"`).join(', ')} (${services.temporalAddress}, namespace ${services.namespace}; at most ${poolMax} PostgreSQL connections)\n`,
   );
   await w.run();
 }

@@ -61,7 +61,8 @@ export async function connect(services: Services): Promise<Clients> {
   } catch (err) {
     throw new UserError(`Cannot reach Temporal at ${services.temporalAddress}: ${(err as Error).message}`);
   }
-  const db = createDb(services.databaseUrl, { max: 4 });
+  // At most 4 connections per command (docs/deployment.md counts them), named in pg_stat_activity.
+  const db = createDb(services.databaseUrl, { max: 4, applicationName: 'meteorctl' });
   return {
     services,
     db,

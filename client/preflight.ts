@@ -35,7 +35,8 @@ export async function loadSpecQuestions(loaded: LoadedSpec): Promise<LoadedQuest
   return { train, eval: evalQs };
 }
 
-async function checkEndpoint(
+/** Null when the endpoint answers and serves its model; else what is wrong, naming `models.<role>`. */
+export async function checkEndpoint(
   role: string,
   ep: EndpointSpec,
   env: NodeJS.ProcessEnv,

@@ -3,11 +3,12 @@
  * campaign again — each stage iteration's unresolved failures through its own batch activity
  * (a standalone stage workflow in retry mode), marking those that now succeed resolved.
  */
+import { ApplicationFailure, WorkflowFailedError, type WorkflowStartOptions } from '@temporalio/client';
 import { sql } from 'kysely';
 import { toModelRef } from '../activities/models';
 import { UserError } from '../core/errors';
 import { stageWorkflow } from '../workflows/stage';
-import type { ModelRef, StageName } from '../workflows/types';
+import type { ModelRef, StageName, StageResult } from '../workflows/types';
 import type { Clients } from './connect';
 import { getCampaignRow } from './status';
 
@@ -82,7 +83,7 @@ export async function retryFailedQuestions(
             models.filter((m) => m.stage === t).slice(-1),
           )
         : undefined;
-    const result = await temporal.workflow.execute(stageWorkflow, {
+    const result = await executeRetry(temporal, {
       taskQueue: row.task_queue,
       workflowId: `${row.workflow_id}-retry-failed-${s}-${g.iteration}-${Date.now()}`,
       args: [
@@ -107,4 +108,23 @@ export async function retryFailedQuestions(
     });
   }
   return out;
+}
+
+/**
+ * Runs a retry-failed stage workflow; a halt (the budget reached, an endpoint down) is said in
+ * its own words, not as "workflow execution failed".
+ */
+async function executeRetry(
+  temporal: Clients['temporal'],
+  options: WorkflowStartOptions<typeof stageWorkflow>,
+): Promise<StageResult> {
+  try {
+    return await temporal.workflow.execute(stageWorkflow, options);
+  } catch (err) {
+    const cause = err instanceof WorkflowFailedError ? err.cause : undefined;
+    if (cause instanceof ApplicationFailure && cause.type === 'Halted') {
+      throw new UserError(`retry-failed stopped: ${cause.message}`);
+    }
+    throw err;
+  }
 }

@@ -11,6 +11,7 @@ import { toModelRef } from '../activities/models';
 import { stageRecordCount } from '../core/records';
 import { statusQuery } from '../workflows/messages';
 import type { CampaignRunState, CampaignStatus, StageName, StageProgress } from '../workflows/types';
+import { findAwaitingRegistration } from './awaiting-registration';
 import type { Clients } from './connect';
 
 export interface CampaignStatusView extends CampaignStatus {
@@ -21,6 +22,8 @@ export interface CampaignStatusView extends CampaignStatus {
   line: { name: string; iteration: number } | null;
   /** Where the figures come from: the running workflow, or the database. */
   source: 'workflow' | 'database';
+  /** deploy: manual — the version waiting for `meteorctl model register`, or null. */
+  awaitingRegistration: { label: string; checkpointUri: string } | null;
 }
 
 const QUERY_TIMEOUT_MS = 4_000;
@@ -91,6 +94,7 @@ async function fromDatabase(db: Db, row: Campaign, state: CampaignRunState): Pro
     workflowId: row.workflow_id,
     state,
     pauseRequested: false,
+    pauseReason: state === 'paused' ? (row.pause_reason ?? 'paused by user') : null,
     stage: current?.stage ?? null,
     iteration: current?.iteration ?? null,
     stages,
@@ -111,6 +115,26 @@ async function failureCounts(db: Db, campaignId: string): Promise<Map<string, nu
     .groupBy(['stage', 'iteration'])
     .execute();
   return new Map(rows.map((r) => [`${r.stage}/${r.iteration}`, r.n]));
+}
+
+/**
+ * Endpoints failing right now, by `stage/iteration`: the worst one's failed attempts since it
+ * last answered and its last error (what the gateway's retries are going through).
+ */
+async function failingEndpoints(db: Db, campaignId: string): Promise<Map<string, StageProgress['retrying']>> {
+  const rows = await db
+    .selectFrom('endpoint_health')
+    .select(['stage', 'iteration', 'attempts', 'last_error'])
+    .where('campaign_id', '=', campaignId)
+    .where('failing_since', 'is not', null)
+    .orderBy('attempts', 'desc')
+    .execute();
+  const out = new Map<string, StageProgress['retrying']>();
+  for (const r of rows) {
+    const key = `${r.stage}/${r.iteration}`;
+    if (!out.has(key)) out.set(key, { attempt: r.attempts, lastError: r.last_error ?? 'unknown error' });
+  }
+  return out;
 }
 
 /**
@@ -152,7 +176,10 @@ export async function getCampaignRow(db: Db, campaignId: string): Promise<Campai
 
 export async function campaignStatus(clients: Clients, campaignId: string): Promise<CampaignStatusView> {
   const row = await getCampaignRow(clients.db, campaignId);
-  const failures = await failureCounts(clients.db, campaignId);
+  const [failures, failing] = await Promise.all([
+    failureCounts(clients.db, campaignId),
+    failingEndpoints(clients.db, campaignId),
+  ]);
   const view = async (s: CampaignStatus, source: 'workflow' | 'database'): Promise<CampaignStatusView> => ({
     ...s,
     stages: await Promise.all(
@@ -161,7 +188,8 @@ export async function campaignStatus(clients: Clients, campaignId: string): Prom
         failed: failures.get(`${st.stage}/${st.iteration}`) ?? 0,
         retrying:
           st.status === 'running' || st.status === 'paused'
-            ? await withTimeout(stageRetrying(clients, row.workflow_id, st), QUERY_TIMEOUT_MS)
+            ? (failing.get(`${st.stage}/${st.iteration}`) ??
+              (await withTimeout(stageRetrying(clients, row.workflow_id, st), QUERY_TIMEOUT_MS)))
             : null,
       })),
     ),
@@ -174,6 +202,14 @@ export async function campaignStatus(clients: Clients, campaignId: string): Prom
         ? { name: row.line_name, iteration: row.line_iteration }
         : null,
     source,
+    awaitingRegistration: s.stages.some((st) => st.status === 'fine-tuning')
+      ? await withTimeout(
+          findAwaitingRegistration(clients, campaignId, row.workflow_id).then((a) =>
+            a ? { label: a.label, checkpointUri: a.checkpointUri } : null,
+          ),
+          QUERY_TIMEOUT_MS,
+        )
+      : null,
   });
   const handle = clients.temporal.workflow.getHandle(row.workflow_id);
   let temporalStatus: string;

@@ -4,6 +4,7 @@
  * (core/spec.ts); the JSON Schema for editors is generated from here too.
  */
 import { z } from 'zod';
+import { httpUrl } from './http-url';
 import { DURATION_PATTERN } from './duration';
 import { isSecretName, looksLikeSecret } from './secrets';
 
@@ -194,7 +195,9 @@ const SlurmBackendSchema = z
       .describe('cli transport: run the Slurm commands on this host over ssh'),
     rest: z
       .strictObject({
-        url: z.url({ protocol: /^https?$/ }).describe('slurmrestd, e.g. http://slurm-head:6820'),
+        url: httpUrl('http://slurm-head:6820', 'tokenEnv').describe(
+          'slurmrestd, e.g. http://slurm-head:6820',
+        ),
         apiVersion: z.enum(SLURM_REST_VERSIONS).default('v0.0.38'),
         userName: z.string().min(1).describe('X-SLURM-USER-NAME'),
         tokenEnv: envName

@@ -6,8 +6,10 @@
  * Secrets never appear here: an endpoint names the environment variable holding its key.
  */
 import { z } from 'zod';
+import { ARTIFACTS_URI_PATTERN } from './artifacts/uri';
 import { DURATION_PATTERN } from './duration';
 import { FineTuneSchema } from './finetune-spec';
+import { httpUrl } from './http-url';
 
 export { FineTuneSchema, type FineTuneSpec } from './finetune-spec';
 
@@ -18,9 +20,9 @@ const duration = z.string().regex(DURATION_PATTERN, 'a duration like "500ms", "3
 
 export const EndpointSchema = z
   .strictObject({
-    baseURL: z
-      .url({ protocol: /^https?$/, error: 'an http(s) URL such as http://localhost:8000/v1' })
-      .describe('OpenAI-compatible base URL, e.g. https://api.openai.com/v1 or http://vllm:8000/v1'),
+    baseURL: httpUrl('http://localhost:8000/v1', 'apiKeyEnv').describe(
+      'OpenAI-compatible base URL, e.g. https://api.openai.com/v1 or http://vllm:8000/v1',
+    ),
     model: z.string().min(1).describe('Model name as the server knows it'),
     apiKeyEnv: z
       .string()
@@ -29,20 +31,26 @@ export const EndpointSchema = z
       .describe(
         'Name of the environment variable holding the API key (never the key); omit for servers without auth',
       ),
-    concurrency: positiveInt.max(1024).default(8).describe('Requests in flight at once, per worker process'),
+    concurrency: positiveInt
+      .max(1024)
+      .default(8)
+      .describe('Requests in flight at once, across all workers (the endpoint is baseURL + model)'),
     requestsPerMinute: positiveInt
       .optional()
-      .describe('Requests per minute, per worker process; omit for no limit'),
+      .describe('Requests per minute, across all workers (bursts of 10 s worth); omit for no limit'),
     tokensPerMinute: positiveInt
       .optional()
       .describe(
-        'Tokens per minute (prompt + completion, estimated before the call), per worker; omit for no limit',
+        'Tokens per minute across all workers (prompt + max_tokens × n, estimated before the call); omit for no limit',
       ),
     timeout: duration.default('120s').describe('Timeout of one request'),
     maxAttempts: positiveInt
       .max(20)
       .default(4)
-      .describe('Attempts inside one activity for 429/5xx/timeouts before Temporal retries the activity'),
+      .describe(
+        'Attempts inside one activity for 429/5xx/timeouts before Temporal retries the activity; while the ' +
+          'endpoint answers nobody they do not run out (see outage.pauseAfter)',
+      ),
     pricing: z
       .strictObject({ inputPerMTok: z.number().nonnegative(), outputPerMTok: z.number().nonnegative() })
       .default({ inputPerMTok: 0, outputPerMTok: 0 })
@@ -77,11 +85,13 @@ export type Role = (typeof ROLES)[number];
 export const DeploySchema = z
   .strictObject({
     type: z
-      .enum(['vllm-lora', 'none'])
+      .enum(['vllm-lora', 'manual', 'none'])
       .default('vllm-lora')
       .describe(
         'vllm-lora: load each checkpoint as a LoRA adapter on the weak endpoint (POST {baseURL}/load_lora_adapter) ' +
-          "and call it by its adapter name; none: keep calling the weak endpoint's model (you deploy out of band)",
+          'and call it by its adapter name; manual: after each fine-tune the campaign waits until you serve the ' +
+          'checkpoint yourself and name it with `meteorctl model register CAMPAIGN_ID LABEL --served-model NAME`; ' +
+          "none: keep calling the weak endpoint's model (no evaluation: every version would be M0)",
       ),
     pathMap: z
       .array(
@@ -117,7 +127,10 @@ const batching = {
     .number()
     .positive()
     .optional()
-    .describe('Budget of this stage (all its iterations): no new batch starts once its spend passes this'),
+    .describe(
+      'Budget of this stage in USD (all its iterations): no new call starts once its spend reaches this ' +
+        'and the campaign pauses; raise it with `meteorctl campaign resume ID --max-cost-usd N --stage S`',
+    ),
   maxFailedFraction: z
     .number()
     .min(0)
@@ -250,6 +263,21 @@ export const EvaluateStageSchema = z
   );
 export type EvaluateStageSpec = z.infer<typeof EvaluateStageSchema>;
 
+export const ArtifactsSchema = z
+  .strictObject({
+    uri: z
+      .string()
+      .regex(ARTIFACTS_URI_PATTERN, 'file:///<shared dir> or s3://<bucket>/<prefix>')
+      .describe(
+        'Where datasets and adapters are kept, the same for every worker: file:///<dir> on a filesystem every ' +
+          'machine mounts at that path, or s3://<bucket>/<prefix> on an S3-compatible store (endpoint from ' +
+          'AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL, credentials from the standard AWS variables)',
+      ),
+  })
+  .describe(
+    "The artifact store; default: METEOR_ARTIFACTS_URI, else file:// under the worker's artifacts folder",
+  );
+
 export const BudgetSchema = z
   .strictObject({
     maxCostUsd: z
@@ -257,11 +285,30 @@ export const BudgetSchema = z
       .positive()
       .optional()
       .describe(
-        'Fail the campaign when its estimated spend (LLM calls at `pricing`) passes this; no new batch ' +
-          "starts once a stage's progress shows it (about every 1% of the stage)",
+        'Budget of the campaign in USD (LLM calls at `pricing`): no new call starts once the spend reaches ' +
+          'it (calls in flight finish) and the campaign pauses; raise it with `meteorctl campaign resume ID ' +
+          '--max-cost-usd N`',
       ),
   })
   .default({});
+
+export const OutageSchema = z
+  .strictObject({
+    pauseAfter: duration
+      .default('10m')
+      .describe(
+        'An endpoint that keeps failing (connection refused, 429, 5xx, timeouts) without one success for this ' +
+          'long pauses the campaign, with the endpoint and the last error as the reason',
+      ),
+    probeEvery: duration
+      .default('30s')
+      .describe(
+        'While paused for an outage, the endpoint is probed (GET /models) this often, backing off to ' +
+          'ten times as long; the campaign resumes once it answers (or on `meteorctl campaign resume`)',
+      ),
+  })
+  .default({ pauseAfter: '10m', probeEvery: '30s' })
+  .describe('What an endpoint that stays down does to the campaign');
 
 export const CampaignSpecSchema = z
   .strictObject({
@@ -302,6 +349,8 @@ export const CampaignSpecSchema = z
     fineTune: FineTuneSchema,
     deploy: DeploySchema,
     budget: BudgetSchema,
+    outage: OutageSchema,
+    artifacts: ArtifactsSchema.optional(),
   })
   .superRefine((spec, ctx) => {
     // The evaluation needs a judge and held-out questions; say so at launch, not days later.
@@ -313,7 +362,8 @@ export const CampaignSpecSchema = z
         path: ['deploy', 'type'],
         message:
           "'none' serves every model version under models.weak.model, so the evaluation would compare M0 " +
-          'with itself: use vllm-lora, or set stages.evaluate.enabled: false',
+          "with itself: use vllm-lora, or 'manual' (register each version's served name with `meteorctl model " +
+          'register`), or set stages.evaluate.enabled: false',
       });
     }
     if (!spec.models.judge) {

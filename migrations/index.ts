@@ -5,7 +5,9 @@ import * as m002 from './002_full_loop';
 import * as m003 from './003_finetune_dispatch';
 import * as m004 from './004_lines';
 import * as m005 from './005_failed_questions';
+import * as m006 from './006_endpoint_limits';
 import * as m007 from './007_duplicate_calls';
+import * as m008 from './008_outage_budget';
 
 export const migrations: Record<string, Migration> = {
   '001_init': m001,
@@ -13,5 +15,7 @@ export const migrations: Record<string, Migration> = {
   '003_finetune_dispatch': m003,
   '004_lines': m004,
   '005_failed_questions': m005,
+  '006_endpoint_limits': m006,
   '007_duplicate_calls': m007,
+  '008_outage_budget': m008,
 };

@@ -14,15 +14,24 @@ import {
 } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from '../activities';
 import { hostQueue } from '../activities/finetune/backends';
+import { createArtifactStores } from '../core/artifacts';
 import { getCampaign } from '../core/campaigns';
 import { createDb, type Db } from '../core/db/connection';
 import { adapterHealer } from '../core/llm/adapters';
+import { databaseBudgetGuard } from '../core/llm/budget-guard';
+import { databaseEndpointHealth } from '../core/llm/endpoint-health';
 import { LlmGateway } from '../core/llm/gateway';
+import { EndpointLimiter } from '../core/llm/limiter';
 import { temporalConnectionOptions } from '../core/temporal-connection';
 
 export const DEFAULT_TASK_QUEUE = 'meteor';
 /** The spec's default `fineTune.queue`. */
 export const DEFAULT_FINETUNE_QUEUE = 'meteor-gpu';
+/**
+ * PostgreSQL connections one worker process opens at most (`--db-pool-max`, METEOR_DB_POOL_MAX).
+ * A deployment needs workers × this (+ 4 per meteorctl client) below the server's max_connections.
+ */
+export const DEFAULT_DB_POOL_MAX = 20;
 // A folder, not require.resolve('../workflows'): Node's resolver alone (vitest) does not know .ts;
 // the bundler resolves the folder's index.ts itself.
 export const WORKFLOWS_PATH = path.join(__dirname, '..', 'workflows');
@@ -39,6 +48,11 @@ export interface MeteorWorkerOptions {
   /** Test hook for the fine-tune submit (see ActivityDeps.crashPoint). */
   crashPoint?: ActivityDeps['crashPoint'];
   databaseUrl: string;
+  /** PostgreSQL connections this worker opens at most (default DEFAULT_DB_POOL_MAX). */
+  dbPoolMax?: number;
+  /** The worker's `application_name` in pg_stat_activity (default `meteor-worker:<host id>`). */
+  dbApplicationName?: string;
+  /** This worker's own artifacts folder: the default store, and scratch for an object store. */
   artifactsDir: string;
   env?: NodeJS.ProcessEnv;
   /** Activities in flight at once; batch activities mostly wait on LLM endpoints. */
@@ -76,17 +90,32 @@ const quietBundlerLogger = {
 
 export async function createMeteorWorker(opts: MeteorWorkerOptions): Promise<MeteorWorker> {
   const env = opts.env ?? process.env;
-  const db = createDb(opts.databaseUrl, { max: 20 });
-  const connection = await NativeConnection.connect(temporalConnectionOptions(opts.temporalAddress, env));
   const hostId = opts.hostId ?? env.METEOR_HOST_ID ?? os.hostname();
+  const db = createDb(opts.databaseUrl, {
+    max: opts.dbPoolMax ?? DEFAULT_DB_POOL_MAX,
+    applicationName: opts.dbApplicationName ?? `meteor-worker:${hostId}`,
+  });
+  let connection: NativeConnection;
+  try {
+    connection = await NativeConnection.connect(temporalConnectionOptions(opts.temporalAddress, env));
+  } catch (err) {
+    await db.destroy();
+    throw err;
+  }
+  const artifactsDir = path.resolve(opts.artifactsDir);
+  // Endpoint limits live in Postgres, shared with every other worker; this holds our leases.
+  const limiter = new EndpointLimiter(db);
   const activities = createActivities({
     db,
     llm: new LlmGateway(
       db,
       env,
       adapterHealer(db, env, async (id) => (await getCampaign(db, id)).spec),
+      limiter,
+      { budget: databaseBudgetGuard(db), health: databaseEndpointHealth(db) },
     ),
-    artifactsDir: path.resolve(opts.artifactsDir),
+    artifactsDir,
+    artifacts: createArtifactStores({ artifactsDir, env }),
     env,
     hostId,
     ...(opts.crashPoint ? { crashPoint: opts.crashPoint } : {}),
@@ -128,6 +157,7 @@ export async function createMeteorWorker(opts: MeteorWorkerOptions): Promise<Met
     }
   } catch (err) {
     await connection.close();
+    await limiter.close();
     await db.destroy();
     throw err;
   }
@@ -140,6 +170,7 @@ export async function createMeteorWorker(opts: MeteorWorkerOptions): Promise<Met
         await Promise.all(workers.map((w) => w.run()));
       } finally {
         await connection.close();
+        await limiter.close();
         await db.destroy();
       }
     },

@@ -6,7 +6,6 @@
  * Workflow id `campaign-<campaignId>`; signals `pause`/`resume`; query `status`.
  */
 import {
-  ApplicationFailure,
   CancellationScope,
   condition,
   continueAsNew,
@@ -79,6 +78,7 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignSt
     workflowId: workflowInfo().workflowId,
     state: 'running',
     pauseRequested: false,
+    pauseReason: null,
     stage: null,
     iteration: null,
     stages: [],
@@ -99,8 +99,6 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignSt
     status.costUsd = status.stages.reduce((sum, s) => sum + s.costUsd, 0);
     status.failedQuestions = status.stages.reduce((sum, s) => sum + (s.failed ?? 0), 0);
   };
-  const stageCost = (stage: StageName) =>
-    status.stages.filter((s) => s.stage === stage).reduce((sum, s) => sum + s.costUsd, 0);
 
   setHandler(statusQuery, () => status);
   /**
@@ -130,17 +128,25 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignSt
     const entry = status.stages.find((s) => s.stage === p.stage && s.iteration === p.iteration);
     if (!entry) return;
     Object.assign(entry, p);
-    // The stage pauses only once its in-flight batches have drained: only then say `paused`.
-    if (p.status === 'paused' && paused) status.state = 'paused';
-    else if (p.status === 'running' && status.state === 'paused') status.state = 'running';
+    // The stage pauses only once its in-flight batches have drained: only then say `paused`. It
+    // also pauses itself, with a reason (budget reached, an endpoint down).
+    if (p.status === 'paused' && (paused || p.pauseReason)) {
+      status.state = 'paused';
+      status.pauseReason = p.pauseReason ?? 'paused by user';
+    } else if (p.status === 'running' && status.state === 'paused') {
+      status.state = 'running';
+      status.pauseReason = null;
+    }
     refreshCost();
   });
 
   /** The safe point between steps: hold here while paused, for as long as it takes. */
   const holdWhilePaused = async () => {
     if (!paused) return;
+    status.pauseReason = 'paused by user';
     await setState('paused');
     await condition(() => !paused);
+    status.pauseReason = null;
     await setState('running');
   };
 
@@ -179,10 +185,6 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignSt
       await holdWhilePaused();
       entry.status = 'running';
 
-      const budgets = [
-        plan.maxCostUsd === null ? null : plan.maxCostUsd - status.costUsd,
-        stagePlan.maxCostUsd === null ? null : stagePlan.maxCostUsd - stageCost(stage),
-      ].filter((b): b is number => b !== null);
       const candidates =
         stage === 'evaluate'
           ? (['distill', 'assess', 'contrast'] as const).flatMap((s) => finalOf(s) ?? [])
@@ -199,7 +201,6 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignSt
             batchSize: stagePlan.batchSize,
             parallelBatches: stagePlan.parallelBatches,
             maxHistoryEvents: input.maxHistoryEvents,
-            maxCostUsd: budgets.length > 0 ? Math.min(...budgets) : null,
           },
         ],
       });
@@ -215,12 +216,6 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignSt
         failed: result.failed,
       });
       refreshCost();
-      if (plan.maxCostUsd !== null && status.costUsd > plan.maxCostUsd) {
-        throw ApplicationFailure.nonRetryable(
-          `budget exceeded: estimated spend $${status.costUsd.toFixed(2)} > maxCostUsd $${plan.maxCostUsd}`,
-          'BudgetExceeded',
-        );
-      }
 
       // A training stage that produced no example (e.g. assess solved nothing) keeps the current model.
       if (stage !== 'evaluate' && result.dataset && result.dataset.rows > 0) {

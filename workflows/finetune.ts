@@ -2,19 +2,23 @@
  * One fine-tune: prepare the job (its folder and the queue that owns it), submit it exactly once
  * (the activity claims the job row and looks the job up on its backend before submitting), poll
  * it on a durable timer for as long as it runs — days cost nothing but a timer — then register
- * and deploy the new model version. Cancelling this workflow cancels the job on its backend,
+ * and deploy the new model version (deploy: manual waits for `meteorctl model register`). Cancelling this workflow cancels the job on its backend,
  * also while the submit is still in flight.
  */
 import {
   ApplicationFailure,
   CancellationScope,
+  condition,
   continueAsNew,
   isCancellation,
+  log,
   proxyActivities,
+  setHandler,
   sleep,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
+import { awaitingRegistrationQuery, modelRegisteredSignal } from './messages';
 import { REMOTE_RETRY } from './retry';
 import type { FineTuneInput, ModelRef } from './types';
 
@@ -25,6 +29,13 @@ const activitiesOn = (taskQueue: string) =>
 const campaignActs = proxyActivities<Activities>({ startToCloseTimeout: '5m', retry: REMOTE_RETRY });
 
 export async function fineTuneWorkflow(input: FineTuneInput): Promise<ModelRef> {
+  let awaiting: { label: string; checkpointUri: string } | null = null;
+  let servedName: string | null = null;
+  setHandler(awaitingRegistrationQuery, () => awaiting);
+  setHandler(modelRegisteredSignal, ({ label, servedModel }) => {
+    // A name for another version (a stale command) is ignored; the CLI checks first.
+    if (label === input.label) servedName = servedModel;
+  });
   const startedAtMs = input.startedAtMs ?? Date.now();
   const job =
     input.job ??
@@ -84,7 +95,7 @@ export async function fineTuneWorkflow(input: FineTuneInput): Promise<ModelRef> 
       'FineTuneFailed',
     );
   }
-  return campaignActs.registerModelVersion({
+  const version = {
     campaignId: input.campaignId,
     stage: input.stage,
     iteration: input.iteration,
@@ -92,5 +103,19 @@ export async function fineTuneWorkflow(input: FineTuneInput): Promise<ModelRef> 
     label: input.label,
     parentLabel: input.parent.label,
     datasetId: input.dataset.datasetId,
-  });
+  };
+  const registered = await campaignActs.registerModelVersion(version);
+  if (!('awaitingRegistration' in registered)) return registered;
+
+  // deploy: manual — wait, at no cost and for as long as it takes, for the user to serve it.
+  awaiting = registered.awaitingRegistration;
+  log.info(
+    `${awaiting.label} awaits its served name: serve ${awaiting.checkpointUri}, then run ` +
+      `meteorctl model register ${input.campaignId} ${awaiting.label} --served-model NAME`,
+  );
+  await condition(() => servedName !== null);
+  awaiting = null;
+  const served = await campaignActs.registerModelVersion({ ...version, servedModel: servedName ?? '' });
+  if ('awaitingRegistration' in served) throw new Error('registering a served name returned no model');
+  return served;
 }

@@ -13,3 +13,14 @@ export const statusQuery = defineQuery<CampaignStatus>('status');
 export const stageProgressSignal = defineSignal<[StageProgress]>('stageProgress');
 /** Stage workflow state for its own query (visible in the Temporal UI). */
 export const stageStatusQuery = defineQuery<StageProgress>('stageStatus');
+
+/**
+ * CLI → fine-tune workflow (deploy: manual): the served name of the version it waits for.
+ * `label` guards against registering a name for the wrong version.
+ */
+export const modelRegisteredSignal =
+  defineSignal<[{ label: string; servedModel: string }]>('modelRegistered');
+/** Fine-tune workflow: the version it waits to have registered, or null. */
+export const awaitingRegistrationQuery = defineQuery<{ label: string; checkpointUri: string } | null>(
+  'awaitingRegistration',
+);

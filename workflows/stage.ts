@@ -3,7 +3,10 @@
  *
  * The stage's questions (train, or eval for the evaluation) are cut into batches by position;
  * a sliding window of the stage's batch activity runs them — every record upserted by its
- * business key. Pause stops new batches from starting; the ones in flight finish. A training
+ * business key. Pause stops new batches from starting; the ones in flight finish. A batch that
+ * halts (budget reached, an endpoint down past `outage.pauseAfter`) pauses the stage with its
+ * reason and runs again on resume; an outage is probed on a durable timer, and the stage
+ * resumes itself once the endpoint answers. A training
  * stage ends by exporting its dataset, the evaluation by summarising its judgments. Long stages
  * continue-as-new with their cursor.
  */
@@ -22,7 +25,15 @@ import {
 import type { Activities } from '../activities';
 import { BOOKKEEPING_RETRY, REMOTE_RETRY } from './retry';
 import { pauseSignal, resumeSignal, stageProgressSignal, stageStatusQuery } from './messages';
-import type { BatchInput, BatchResult, StageInput, StageName, StageProgress, StageResult } from './types';
+import type {
+  BatchHalt,
+  BatchInput,
+  BatchResult,
+  StageInput,
+  StageName,
+  StageProgress,
+  StageResult,
+} from './types';
 
 const batchActivities = proxyActivities<Activities>({
   startToCloseTimeout: '30m',
@@ -62,6 +73,7 @@ export async function stageWorkflow(input: StageInput): Promise<StageResult> {
       retryFailed: true,
       withTotals: true,
     });
+    if (r.halted) throw ApplicationFailure.nonRetryable(r.halted.reason, 'Halted');
     return {
       records: r.stageTotals?.records ?? r.created,
       failed: r.failed,
@@ -69,9 +81,16 @@ export async function stageWorkflow(input: StageInput): Promise<StageResult> {
       costUsd: r.stageTotals?.costUsd ?? 0,
     };
   }
-  let paused = input.resume?.paused ?? false;
-  setHandler(pauseSignal, () => void (paused = true));
-  setHandler(resumeSignal, () => void (paused = false));
+  let userPaused = input.resume?.paused ?? false;
+  /** Why batches halted (budget, outage): the stage holds until resumed or the probe succeeds. */
+  let halt: BatchHalt | null = input.resume?.halt ?? null;
+  const paused = () => userPaused || halt !== null;
+  setHandler(pauseSignal, () => void (userPaused = true));
+  // The user's resume also lifts a halt: the budget raised, or the endpoint known to be back.
+  setHandler(resumeSignal, () => {
+    userPaused = false;
+    halt = null;
+  });
 
   const total =
     input.resume?.total ??
@@ -125,10 +144,39 @@ export async function stageWorkflow(input: StageInput): Promise<StageResult> {
   const shouldRollOver = () =>
     workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > maxEvents;
 
-  try {
-    const overBudget = () => input.maxCostUsd != null && progress.costUsd > input.maxCostUsd;
+  /** Holds while paused, probing an endpoint that is down; says why in progress and the campaign row. */
+  const holdWhilePaused = async () => {
+    const reason = halt?.reason ?? 'paused by user';
+    progress.status = 'paused';
+    progress.pauseReason = reason;
+    report();
+    await acts.recordPause({ campaignId, reason });
+    // Probes at least a second apart, backing off to ten times `outage.probeEvery`.
+    const every = Math.max(1_000, halt?.probe?.everyMs ?? 0);
+    let delay = every;
+    while (paused()) {
+      const probe = userPaused ? null : (halt?.probe ?? null);
+      if (!probe) {
+        await condition(() => !paused());
+        break;
+      }
+      if (await condition(() => !paused(), delay)) break;
+      if (await acts.probeEndpoint({ campaignId, role: probe.role })) halt = null;
+      delay = Math.min(delay * 2, every * 10);
+    }
+    // A resumed stage gets a whole `outage.pauseAfter` again: failures from before the pause
+    // are no measure of an outage now.
+    await acts.resetEndpointHealth({ campaignId, stage, iteration });
+    await acts.recordPause({ campaignId, reason: null });
+    progress.status = 'running';
+    progress.pauseReason = null;
+    report();
+  };
 
+  try {
     let next = input.resume?.nextBatch ?? 0;
+    /** Batches that halted, to run again first once resumed. */
+    const again: number[] = [...(input.resume?.again ?? [])];
     const running = new Map<number, Promise<void>>();
     const launch = (index: number) => {
       const offset = index * batchSize;
@@ -143,8 +191,13 @@ export async function stageWorkflow(input: StageInput): Promise<StageResult> {
         withTotals: index % reportEvery === reportEvery - 1 || index === batches - 1,
       }).then((r: BatchResult) => {
         running.delete(index);
-        progress.done += r.processed;
         progress.records += r.created;
+        if (r.halted) {
+          halt ??= r.halted;
+          again.push(index);
+          return;
+        }
+        progress.done += r.processed;
         progress.failed += r.failed;
         maxFailedFraction = r.maxFailedFraction;
         if (r.stageTotals) {
@@ -156,22 +209,11 @@ export async function stageWorkflow(input: StageInput): Promise<StageResult> {
       running.set(index, p);
     };
 
-    while (next < batches || running.size > 0) {
-      if (paused && running.size === 0) {
-        progress.status = 'paused';
-        report();
-        await condition(() => !paused);
-        progress.status = 'running';
-        report();
-      }
+    const waiting = () => again.length > 0 || next < batches;
+    while (waiting() || running.size > 0) {
+      if (paused() && running.size === 0) await holdWhilePaused();
       if (tooManyFailed() && running.size === 0) throw failTooMany();
-      if (overBudget() && running.size === 0) {
-        throw ApplicationFailure.nonRetryable(
-          `budget exceeded: estimated spend $${progress.costUsd.toFixed(2)} > maxCostUsd $${input.maxCostUsd}`,
-          'BudgetExceeded',
-        );
-      }
-      if (shouldRollOver() && running.size === 0 && next < batches) {
+      if (shouldRollOver() && running.size === 0 && waiting()) {
         await reporting;
         await continueAsNew<typeof stageWorkflow>({
           ...input,
@@ -181,21 +223,22 @@ export async function stageWorkflow(input: StageInput): Promise<StageResult> {
             records: progress.records,
             costUsd: progress.costUsd,
             total,
-            paused,
+            paused: userPaused,
+            halt,
+            again,
             failed: progress.failed,
             maxFailedFraction,
           },
         });
       }
       while (
-        !paused &&
-        !overBudget() &&
+        !paused() &&
         !tooManyFailed() &&
         !shouldRollOver() &&
-        next < batches &&
+        waiting() &&
         running.size < input.parallelBatches
       )
-        launch(next++);
+        launch(again.shift() ?? next++);
       if (running.size > 0) await Promise.race(running.values());
     }
 

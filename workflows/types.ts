@@ -23,14 +23,20 @@ export interface ModelRef {
   jobId: string | null;
 }
 
+/**
+ * deploy: manual — a fine-tuned version nobody serves yet: the campaign waits until the user
+ * serves the checkpoint and names it (`meteorctl model register`).
+ */
+export interface AwaitingRegistration {
+  awaitingRegistration: { label: string; checkpointUri: string };
+}
+
 /** One batched stage as the campaign runs it. */
 export interface StagePlan {
   enabled: boolean;
   iterations: number;
   batchSize: number;
   parallelBatches: number;
-  /** Budget of the stage over all its iterations. */
-  maxCostUsd: number | null;
 }
 
 /** What the campaign workflow needs from the spec, loaded once by an activity. */
@@ -43,7 +49,6 @@ export interface CampaignPlan {
   /** Loss of the contrast stage's preference fine-tunes. */
   preferenceLoss: PreferenceLoss;
   fineTune: { backend: string; queue: string; pollIntervalMs: number; timeoutMs: number };
-  maxCostUsd: number | null;
 }
 
 export interface StageProgress {
@@ -59,6 +64,8 @@ export interface StageProgress {
   failed: number;
   /** A batch of the stage being retried after a failure, or null. */
   retrying: { attempt: number; lastError: string } | null;
+  /** Why the stage paused itself (budget, outage); null otherwise. */
+  pauseReason?: string | null;
 }
 
 export interface CampaignStatus {
@@ -67,6 +74,8 @@ export interface CampaignStatus {
   state: CampaignRunState;
   /** Pause was asked for; in-flight batches are finishing. */
   pauseRequested: boolean;
+  /** Why the campaign is paused: `paused by user`, a budget reached, an endpoint down; else null. */
+  pauseReason: string | null;
   stage: StageName | null;
   iteration: number | null;
   stages: StageProgress[];
@@ -95,13 +104,14 @@ export interface StageInput {
     costUsd: number;
     total: number;
     paused: boolean;
+    halt?: BatchHalt | null;
+    /** Halted batches to run again. */
+    again?: number[];
     failed?: number;
     maxFailedFraction?: number | null;
   };
   /** Continue-as-new once history passes this many events (tests set it low). */
   maxHistoryEvents?: number;
-  /** Stop starting batches, and fail once they drain, when the stage's spend passes this. */
-  maxCostUsd?: number | null;
   /**
    * `campaign retry-failed`: run the stage's batch activity once on the questions given up on,
    * outside the campaign — no stage run bookkeeping and no dataset export.
@@ -139,6 +149,15 @@ export interface BatchResult {
    * only when asked for, since counting the whole stage after every batch would grow with its square.
    */
   stageTotals: { records: number; costUsd: number } | null;
+  /** The batch stopped early and the stage must pause (budget reached, endpoint down); else null. */
+  halted: BatchHalt | null;
+}
+
+/** Why a batch stopped early: the stage pauses with `reason` until resumed (or the probe succeeds). */
+export interface BatchHalt {
+  reason: string;
+  /** An outage: the endpoint to probe (by role) and how often; null for the budget. */
+  probe: { role: string; everyMs: number } | null;
 }
 
 export interface DatasetRef {

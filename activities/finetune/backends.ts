@@ -30,17 +30,21 @@ export async function createBackend(
   }
 }
 
-/** A job's folder for a backend: under the artifact store (local) or the shared directory. */
+/**
+ * A job's folder for a backend: under `localRoot` for `local` jobs (the filesystem artifact
+ * store, or the worker's scratch folder when the store is an object store), else under the
+ * shared directory the cluster mounts.
+ */
 export function jobDirs(
   spec: FineTuneSpec,
-  artifactsDir: string,
+  localRoot: string,
   campaignId: string,
   stage: string,
   iteration: number,
 ): { worker: string; job: string } {
   const rel = path.join(campaignId, 'finetune', `${stage}-${iteration}`);
   if (spec.type === 'local') {
-    const dir = path.join(artifactsDir, rel);
+    const dir = path.join(localRoot, rel);
     return { worker: dir, job: dir };
   }
   return { worker: path.join(spec.sharedDir, rel), job: path.join(spec.jobSharedDir ?? spec.sharedDir, rel) };

@@ -12,12 +12,14 @@ import path from 'node:path';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { sql } from 'kysely';
+import { createArtifactStores } from '../../core/artifacts';
 import { getCampaign } from '../../core/campaigns';
 import type { Db } from '../../core/db/connection';
 import type { FineTuneJobRow, FineTuneStatus } from '../../core/db/types';
 import { writeJsonl } from '../../core/jsonl';
 import { writeTrainerConfigs } from '../../core/trainer-config';
 import { TRAINING_FORMATS, trainingLines, type TrainingFormat } from '../../core/training-data';
+import type { CampaignSpec } from '../../core/spec';
 import type { PreferenceLoss, TrainingStage } from '../../workflows/types';
 import type { ActivityDeps } from '../context';
 import { jobName, type FineTuneBackend, type FineTuneJobSpec } from './backend';
@@ -56,6 +58,14 @@ function fileUriPath(uri: string): string {
   return uri.startsWith('file://') ? uri.slice('file://'.length) : uri;
 }
 
+/** Where a parent adapter kept in an object store is staged, inside the job's folder. */
+const PARENT_DIR = 'parent';
+
+/** A fine-tune's checkpoint in the artifact store: `<campaign>/finetune/<stage>-<iteration>/output`. */
+export function checkpointKey(campaignId: string, stage: string, iteration: number): string {
+  return `${campaignId}/finetune/${stage}-${iteration}/output`;
+}
+
 /** The attempt number of the running activity (1 outside an activity, e.g. a direct call). */
 function currentAttempt(): number {
   try {
@@ -65,7 +75,30 @@ function currentAttempt(): number {
   }
 }
 
-export function fineTuneActivities({ db, env, artifactsDir, hostId, crashPoint }: ActivityDeps) {
+export function fineTuneActivities(deps: ActivityDeps) {
+  const { db, env, artifactsDir, hostId, crashPoint } = deps;
+  const stores = deps.artifacts ?? createArtifactStores(deps);
+  /**
+   * Where `local` jobs keep their folders: in the artifact store itself when it is a filesystem
+   * (the checkpoint is then already in place), else in this worker's own folder, as scratch.
+   */
+  const localRootOf = async (spec: CampaignSpec): Promise<string> =>
+    (await stores.forCampaign(spec)).localPath('') ?? artifactsDir;
+
+  /**
+   * The checkpoint's URI once a job succeeded. A filesystem store keeps today's answer, the
+   * output folder as the jobs see it (shared storage); an object store gets the output uploaded.
+   */
+  const publishCheckpoint = async (job: FineTuneJobRow): Promise<string> => {
+    const { spec } = await getCampaign(db, job.campaign_id);
+    const store = await stores.forCampaign(spec);
+    if (store.localPath('') !== null || !job.job_dir) return `file://${job.output_dir}`;
+    return await store.putDir(
+      checkpointKey(job.campaign_id, job.stage, job.iteration),
+      jobFiles(job.job_dir).outputDir,
+    );
+  };
+
   const jobById = (jobId: string): Promise<FineTuneJobRow> =>
     db.selectFrom('finetune_jobs').selectAll().where('id', '=', jobId).executeTakeFirstOrThrow();
 
@@ -80,7 +113,7 @@ export function fineTuneActivities({ db, env, artifactsDir, hostId, crashPoint }
     const stage = job.stage as TrainingStage;
     const kind = stage === 'contrast' ? 'preference' : 'sft';
     const loss = kind === 'preference' ? spec.stages.contrast.loss : null;
-    const dirs = jobDirs(spec.fineTune, artifactsDir, job.campaign_id, job.stage, job.iteration);
+    const dirs = jobDirs(spec.fineTune, await localRootOf(spec), job.campaign_id, job.stage, job.iteration);
     const remote = job.job_dir_remote ?? dirs.job;
     return {
       key: job.idempotency_key,
@@ -121,8 +154,12 @@ export function fineTuneActivities({ db, env, artifactsDir, hostId, crashPoint }
         .where('label', '=', input.parentLabel)
         .executeTakeFirstOrThrow();
       const key = fineTuneKey(input.campaignId, input.stage, input.iteration);
-      const dirs = jobDirs(ft, artifactsDir, input.campaignId, input.stage, input.iteration);
+      const dirs = jobDirs(ft, await localRootOf(spec), input.campaignId, input.stage, input.iteration);
       const files = jobFiles(dirs.job);
+      // The parent adapter as the job reads it: a file:// checkpoint where it lies (shared
+      // storage), one in an object store staged into the job's folder below.
+      const parentUri = parent.checkpoint_uri;
+      const parentStaged = parentUri !== null && !parentUri.startsWith('file://');
       const baseWeights = spec.models.weak.weights ?? spec.models.weak.model;
       await db
         .insertInto('finetune_jobs')
@@ -141,7 +178,12 @@ export function fineTuneActivities({ db, env, artifactsDir, hostId, crashPoint }
           name: jobName(key, shortHash),
           parent_label: input.parentLabel,
           parent_served: parent.served_model,
-          parent_checkpoint: parent.checkpoint_uri ? fileUriPath(parent.checkpoint_uri) : null,
+          parent_checkpoint:
+            parentUri === null
+              ? null
+              : parentStaged
+                ? path.join(dirs.job, PARENT_DIR)
+                : fileUriPath(parentUri),
           // A local job belongs to the host that prepares it: only that host can see its process.
           queue: ft.type === 'local' ? hostQueue(ft.queue, hostId) : ft.queue,
         })
@@ -157,6 +199,12 @@ export function fineTuneActivities({ db, env, artifactsDir, hostId, crashPoint }
       if (job.external_id || TERMINAL.has(job.status)) return { jobId: job.id, queue };
 
       const workerFiles = jobFiles(job.job_dir ?? dirs.worker);
+      if (parentUri !== null && parentStaged) {
+        const staged = path.join(workerFiles.root, PARENT_DIR);
+        await rm(staged, { recursive: true, force: true });
+        const n = await (await stores.forUri(parentUri)).getDir(parentUri, staged);
+        await addEvent(db, job.id, 'prepare', `parent adapter ${parentUri} staged (${n} files)`);
+      }
       const recorded = await db
         .selectFrom('datasets')
         .select(['format', 'sha256', 'rows'])
@@ -329,6 +377,9 @@ export function fineTuneActivities({ db, env, artifactsDir, hostId, crashPoint }
       const moreToRead = state.logLines.length > lines.length;
       const status = moreToRead && TERMINAL.has(state.status) ? 'running' : state.status;
       const finished = TERMINAL.has(status);
+      // Uploaded before the row says succeeded: a crash in between uploads again, harmlessly.
+      const checkpointUri =
+        status === 'succeeded' && job.status !== 'succeeded' ? await publishCheckpoint(job) : null;
       if (status !== job.status || state.detail !== job.detail || finalLoss !== null) {
         await db
           .updateTable('finetune_jobs')
@@ -340,7 +391,7 @@ export function fineTuneActivities({ db, env, artifactsDir, hostId, crashPoint }
             ...(finalLoss !== null ? { final_loss: finalLoss } : {}),
             ...(status === 'running' && !job.started_at ? { started_at: new Date() } : {}),
             ...(finished ? { finished_at: new Date() } : {}),
-            ...(status === 'succeeded' ? { checkpoint_uri: `file://${job.output_dir}` } : {}),
+            ...(checkpointUri !== null ? { checkpoint_uri: checkpointUri } : {}),
             updated_at: new Date(),
           })
           .where('id', '=', jobId)

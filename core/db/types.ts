@@ -28,6 +28,16 @@ export interface CampaignsTable {
   updated_at: Timestamp;
   line_name: string | null;
   line_iteration: number | null;
+  /** Budgets raised by `campaign resume --max-cost-usd`, over the spec's. */
+  budget_override: ColumnType<BudgetOverride | null, string | null | undefined, string | null>;
+  /** Why the campaign paused itself (an endpoint outage, the budget), or null. */
+  pause_reason: ColumnType<string | null, string | null | undefined, string | null>;
+}
+
+/** `campaigns.budget_override`: USD limits that replace `budget.maxCostUsd` and `stages.S.maxCostUsd`. */
+export interface BudgetOverride {
+  maxCostUsd?: number;
+  stages?: Partial<Record<string, number>>;
 }
 
 export interface QuestionsTable {
@@ -320,6 +330,45 @@ export interface LlmCallClaimsTable {
   lease_until: Timestamp;
 }
 
+/** Per-endpoint rate state shared by every worker (migration 006). */
+export interface EndpointLimitsTable {
+  endpoint: string;
+  request_budget: number | null;
+  token_budget: number | null;
+  refilled_at: Defaulted<Date>;
+  blocked_until: Date | null;
+}
+
+/** One request in flight at an endpoint, held by a worker process until released or expired. */
+export interface EndpointLeasesTable {
+  id: Generated<string>;
+  endpoint: string;
+  holder: string;
+  acquired_at: Defaulted<Date>;
+  expires_at: ColumnType<Date, Date | string, Date | string>;
+}
+
+/** Per stage iteration and endpoint: failing since when, without a success in between. */
+export interface EndpointHealthTable {
+  campaign_id: string;
+  stage: string;
+  iteration: number;
+  role: string;
+  base_url: string;
+  model: string;
+  failing_since: Timestamp | null;
+  attempts: Defaulted<number>;
+  last_error: string | null;
+  updated_at: Timestamp;
+}
+
+/** Sum of `llm_calls.cost_usd` per campaign and stage, kept by a trigger (migration 008). */
+export interface CampaignSpendTable {
+  campaign_id: string;
+  stage: string;
+  cost_usd: number;
+}
+
 export interface Database {
   campaigns: CampaignsTable;
   questions: QuestionsTable;
@@ -341,6 +390,10 @@ export interface Database {
   line_champions: LineChampionsTable;
   dataset_replay: DatasetReplayTable;
   failed_questions: FailedQuestionsTable;
+  endpoint_limits: EndpointLimitsTable;
+  endpoint_leases: EndpointLeasesTable;
+  endpoint_health: EndpointHealthTable;
+  campaign_spend: CampaignSpendTable;
 }
 
 export type Campaign = Selectable<CampaignsTable>;

@@ -64,13 +64,19 @@ export function adapterHealer(
       if (spec.deploy.type !== 'vllm-lora') return false;
       const row = await db
         .selectFrom('model_versions')
-        .select('checkpoint_uri')
-        .where('campaign_id', '=', campaignId)
-        .where('served_model', '=', model)
-        .where('checkpoint_uri', 'is not', null)
+        .leftJoin('finetune_jobs', 'finetune_jobs.id', 'model_versions.finetune_job_id')
+        .select(['model_versions.checkpoint_uri', 'finetune_jobs.output_dir'])
+        .where('model_versions.campaign_id', '=', campaignId)
+        .where('model_versions.served_model', '=', model)
+        .where('model_versions.checkpoint_uri', 'is not', null)
         .executeTakeFirst();
       if (!row?.checkpoint_uri) return false;
-      const checkpoint = row.checkpoint_uri.replace(/^file:\/\//, '');
+      // vLLM loads adapters from its own disk: a checkpoint kept in an object store is loaded
+      // from the job's output folder, as it was when first deployed.
+      const checkpoint = row.checkpoint_uri.startsWith('file://')
+        ? row.checkpoint_uri.replace(/^file:\/\//, '')
+        : row.output_dir;
+      if (!checkpoint) return false;
       await loadLoraAdapter(ep, model, mapAdapterPath(spec.deploy.pathMap, checkpoint), env);
       return true;
     },

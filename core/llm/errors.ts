@@ -23,6 +23,26 @@ export interface ClassifiedError {
   aborted: boolean;
 }
 
+/**
+ * Seconds the server asks callers to wait: `retry-after-ms` (OpenAI's), else `Retry-After` as
+ * seconds or as an HTTP date (RFC 9110 §10.2.3), counted from `nowMs`. Null when absent, invalid
+ * or already past.
+ */
+export function parseRetryAfter(headers: Headers, nowMs: number): number | null {
+  const ms = Number(headers.get('retry-after-ms') ?? NaN);
+  if (Number.isFinite(ms) && ms > 0) return ms / 1000;
+  const value = headers.get('retry-after')?.trim();
+  if (!value) return null;
+  if (/^\d+(\.\d+)?$/.test(value)) {
+    const sec = Number(value);
+    return sec > 0 ? sec : null;
+  }
+  const at = Date.parse(value);
+  if (!Number.isFinite(at)) return null;
+  const sec = (at - nowMs) / 1000;
+  return sec > 0 ? sec : null;
+}
+
 function where(ep: EndpointRef): string {
   return `${ep.role} endpoint ${ep.baseURL} (model "${ep.model}")`;
 }
@@ -75,8 +95,7 @@ function classify(err: unknown, ep: EndpointRef): ClassifiedError {
   if (err instanceof OpenAI.APIError) {
     const status = typeof err.status === 'number' ? err.status : null;
     const detail = err.message;
-    const retryAfter = err.headers instanceof Headers ? Number(err.headers.get('retry-after')) : NaN;
-    const retryAfterSec = Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter : null;
+    const retryAfterSec = err.headers instanceof Headers ? parseRetryAfter(err.headers, Date.now()) : null;
     const fail = (message: string): ClassifiedError => ({
       retryable: false,
       httpStatus: status,

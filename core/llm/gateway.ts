@@ -4,8 +4,11 @@
  *    is read back from Postgres instead of being paid for again (retried activities, restarts);
  *  - is claimed before it is sent, so an overlapping attempt waits for its answer (claims.ts); a
  *    paid answer that still arrives twice is logged as a `duplicate`, so cost is what was paid;
- *  - waits for the endpoint's concurrency and rate budget;
- *  - retries 429/5xx/timeouts with backoff (honouring Retry-After), fails fast otherwise;
+ *  - waits for the endpoint's concurrency and rate budget, shared by every worker (limiter.ts);
+ *  - retries 429/5xx/timeouts with backoff, fails fast otherwise; a Retry-After holds back every
+ *    caller of the endpoint, on every worker, not only the request that got it;
+ *  - starts only within the budget (BudgetGuard) and, while its endpoint is down, keeps trying
+ *    until `outage.pauseAfter`, then ends in EndpointOutageError (EndpointHealth);
  *  - is logged in `llm_calls` with tokens, latency and a cost estimate — failed attempts too;
  *  - lets no key out: error texts (which providers fill with the caller's key) and base URLs (which
  *    may carry a password) are scrubbed before they reach `llm_calls`, a thrown error — and so a
@@ -21,9 +24,12 @@ import type { Db } from '../db/connection';
 import type { NewLlmCall } from '../db/types';
 import type { EndpointSpec, Role } from '../spec';
 import type { ModelHealer } from './adapters';
+import type { BudgetGuard } from './budget-guard';
 import { RequestClaims } from './claims';
+import { EndpointOutageError, isOutageFailure, type EndpointHealth } from './endpoint-health';
 import { classifyLlmError, type EndpointRef } from './errors';
-import { limiterFor, sleep } from './limiter';
+import { EndpointLimiter, endpointKey, sleep } from './limiter';
+import { estimateRequestTokens } from './token-estimate';
 import { durationMs } from '../duration';
 import { maskKnownSecrets, scrubSecrets, secretValues } from '../secrets';
 import type { ChatMessage, JsonSchemaFormat } from './types';
@@ -168,6 +174,12 @@ function backoffMs(attempt: number, retryAfterSec: number | null): number {
   return Math.min(60_000, Math.max(exp, (retryAfterSec ?? 0) * 1000));
 }
 
+/** What the gateway checks around each call; each is optional (unit tests leave them out). */
+export interface GatewayGuards {
+  budget?: BudgetGuard;
+  health?: EndpointHealth;
+}
+
 export class LlmGateway {
   private readonly clients = new Map<string, OpenAI>();
   /** Values masked in everything this gateway writes: every key it sends, and secret-named variables. */
@@ -179,6 +191,9 @@ export class LlmGateway {
     private readonly env: NodeJS.ProcessEnv = process.env,
     /** Serves a registered adapter again when the endpoint forgot it (404). */
     private readonly healer: ModelHealer | null = null,
+    /** Endpoint limits shared with every other worker; one per process (workers/worker.ts). */
+    private readonly limiter: EndpointLimiter = new EndpointLimiter(db),
+    private readonly guards: GatewayGuards = {},
   ) {
     this.secrets = new Set(secretValues(env));
     this.claims = new RequestClaims(db);
@@ -221,8 +236,9 @@ export class LlmGateway {
       model: body.model,
       apiKeyEnv: ep.apiKeyEnv,
     };
-    const limiter = limiterFor(`${ep.baseURL}|${ep.model}`, ep);
-    const estimatedTokens = Math.ceil(JSON.stringify(req.messages).length / 4) + (body.max_tokens ?? 512);
+    // The endpoint's model, not an adapter's: adapters share the server that the limits protect.
+    const limitKey = endpointKey(ep.baseURL, ep.model);
+    const estimatedTokens = estimateRequestTokens(body);
     const logKey: CallLogKey = {
       campaign_id: scope.campaignId,
       stage: scope.stage,
@@ -239,11 +255,29 @@ export class LlmGateway {
       request: maskKnownSecrets(JSON.stringify(body), this.secrets),
     };
 
+    const healthKey = {
+      campaignId: scope.campaignId,
+      stage: scope.stage,
+      iteration: scope.iteration,
+      role: ep.role,
+      baseURL: logKey.base_url,
+      model: body.model,
+    };
+    /** The outage (its start) this call first met: while it lasts, attempts do not run out. */
+    let outageSince: number | null = null;
     let healed = false;
     for (let attempt = 1; ; attempt++) {
       // The slot is held until the answer is logged (released early only to back off), so a
       // worker that dies loses at most `concurrency` paid-for answers per endpoint.
-      const release = await limiter.acquire(estimatedTokens, scope.signal);
+      const lease = await this.limiter.acquire(limitKey, ep, estimatedTokens, scope.signal);
+      // Checked with the slot held, not before waiting for it: every call that passed the check
+      // is then in flight, which is what bounds the overshoot.
+      try {
+        await this.guards.budget?.check(scope);
+      } catch (err) {
+        await lease.release();
+        throw err;
+      }
       const started = Date.now();
       let completion: ChatCompletion;
       try {
@@ -251,8 +285,12 @@ export class LlmGateway {
           signal: scope.signal,
         });
       } catch (err) {
-        release();
         const failure = classifyLlmError(err, ref, this.secrets);
+        // Blocked before the slot is given back, so no waiter slips in between.
+        if (failure.retryable && failure.retryAfterSec !== null) {
+          await this.limiter.block(limitKey, failure.retryAfterSec * 1000).catch(() => undefined);
+        }
+        await lease.release();
         if (failure.aborted) throw err;
         await this.db
           .insertInto('llm_calls')
@@ -270,19 +308,38 @@ export class LlmGateway {
           if (healed) continue;
         }
         if (!failure.retryable) throw new LlmFatalError(failure.message, { httpStatus: failure.httpStatus });
-        if (attempt >= ep.maxAttempts) {
+        const outage =
+          this.guards.health && isOutageFailure(err)
+            ? await this.guards.health.failed(healthKey, failure.message)
+            : null;
+        if (outage && outage.downForMs >= outage.pauseAfterMs) {
+          throw new EndpointOutageError(
+            `${ep.role} endpoint ${logKey.base_url} (model "${body.model}") has not answered for ` +
+              `${Math.round(outage.downForMs / 1000)}s (${outage.attempts} failed attempts, outage.pauseAfter ` +
+              `${Math.round(outage.pauseAfterMs / 1000)}s); last error: ${failure.message}`,
+            { role: ep.role, everyMs: outage.probeEveryMs },
+          );
+        }
+        outageSince ??= outage?.failingSinceMs ?? null;
+        // Nobody has had an answer from the endpoint since this call began failing: it is down,
+        // and this request is not to blame — keep trying until `outage.pauseAfter`.
+        const endpointDown = outage !== null && outage.failingSinceMs === outageSince;
+        if (attempt >= ep.maxAttempts && !endpointDown) {
           throw new LlmTransientError(
             `${failure.message} (gave up after ${attempt} attempts; the activity will retry)`,
             failure.httpStatus,
           );
         }
-        await sleep(backoffMs(attempt, failure.retryAfterSec), scope.signal);
+        const untilPause = outage ? Math.max(100, outage.pauseAfterMs - outage.downForMs) : Infinity;
+        const waitMs = Math.min(untilPause, backoffMs(attempt, failure.retryAfterSec));
+        await sleep(Math.max(waitMs, (failure.retryAfterSec ?? 0) * 1000), scope.signal);
         continue;
       }
       try {
+        await this.guards.health?.succeeded(healthKey);
         return await this.logSuccess(scope, ep, logKey, completion, Date.now() - started);
       } finally {
-        release();
+        await lease.release();
       }
     }
   }

@@ -1,77 +1,401 @@
 /**
- * Per-endpoint limits inside one worker process: a FIFO semaphore for concurrency and token
- * buckets for requests and tokens per minute. Every activity of the process shares them, so
- * parallel batches together respect the endpoint's configured limits.
+ * Per-endpoint limits that hold across every worker process and machine, kept in Postgres
+ * (migration 006): a lease per request in flight (concurrency), a token bucket row per endpoint
+ * (requests and tokens per minute) changed under a row lock, and a `blocked_until` that a
+ * 429's Retry-After sets for every caller of the endpoint.
+ *
+ * Leases expire unless renewed: the limiter renews the leases of its process every third of the
+ * TTL, so a killed worker's slots come back within one TTL. In front of the database each process
+ * queues its waiters per endpoint (FIFO) and only the head one asks Postgres, with a jittered
+ * wait between asks — one poller per process and endpoint, however many requests wait.
  */
+import { randomBytes } from 'node:crypto';
+import os from 'node:os';
+import { sql } from 'kysely';
+import type { Db } from '../db/connection';
 
-export class Semaphore {
-  private active = 0;
-  private readonly waiters: Array<() => void> = [];
-  constructor(private readonly capacity: number) {}
+export interface EndpointLimits {
+  concurrency: number;
+  requestsPerMinute?: number | undefined;
+  tokensPerMinute?: number | undefined;
+}
 
-  async acquire(signal?: AbortSignal): Promise<() => void> {
-    if (this.active < this.capacity) {
-      this.active++;
-      return this.releaser();
+/** A request slot at an endpoint; release it once the answer is handled. Never rejects. */
+export interface Lease {
+  release(): Promise<void>;
+}
+
+export interface EndpointLimiterOptions {
+  /**
+   * How long a lease lives unrenewed (default 20 s, the batches' heartbeat timeout): a dead
+   * worker's slots come back after it, as its batches do.
+   */
+  leaseTtlMs?: number;
+  /** Mean wait before asking again for a free slot (default 50 ms, jittered ±50 %). */
+  slotPollMs?: number;
+  /** Names this process's leases (default host:pid:random). */
+  holder?: string;
+}
+
+/** A bucket holds this many seconds of its rate: the burst a fresh or idle endpoint allows. */
+export const BURST_SECONDS = 10;
+/** The longest a Retry-After blocks an endpoint: a bad header must not stall a campaign for days. */
+export const MAX_BLOCK_MS = 10 * 60_000;
+/** Waits are cut into pieces of at most this, so a closed limiter or an aborted head is noticed. */
+const MAX_NAP_MS = 1_000;
+
+/**
+ * The endpoint's identity in the shared tables: the base URL without userinfo or query (either
+ * may carry a key) and without a trailing slash, then the model.
+ */
+export function endpointKey(baseURL: string, model: string): string {
+  let base = baseURL;
+  try {
+    const url = new URL(baseURL);
+    url.username = '';
+    url.password = '';
+    url.search = '';
+    url.hash = '';
+    base = url.toString();
+  } catch {
+    // Specs are validated as URLs; keep whatever came if not.
+  }
+  return `${base.replace(/\/+$/, '')}|${model}`;
+}
+
+/** Bucket size of a per-minute rate. */
+export function burstOf(perMinute: number): number {
+  return Math.max(1, (perMinute * BURST_SECONDS) / 60);
+}
+
+/** The level of a bucket after `elapsedMs` of refill; null (never used) counts as full. */
+export function refill(level: number | null, perMinute: number, elapsedMs: number): number {
+  const cap = burstOf(perMinute);
+  if (level === null) return cap;
+  return Math.min(cap, level + (Math.max(0, elapsedMs) * perMinute) / 60_000);
+}
+
+/** The endpoint's shared state as one acquirer sees it, at the database's clock. */
+export interface EndpointState {
+  requestBudget: number | null;
+  tokenBudget: number | null;
+  /** Since the buckets were last written. */
+  elapsedMs: number;
+  /** Until `blocked_until` (≤ 0: not blocked). */
+  blockedMs: number;
+  /** Unexpired leases. */
+  liveLeases: number;
+}
+
+export type Decision =
+  | { grant: true; requestBudget: number | null; tokenBudget: number | null }
+  | { grant: false; waitFor: 'blocked' | 'slot' | 'rate'; waitMs: number };
+
+/**
+ * Whether one more request may start now, and the buckets after it if so; otherwise what it
+ * waits for and how long (a slot: unknown, the caller polls). Buckets may go negative: a request
+ * estimated above the burst goes once the bucket is full, and the next ones wait for the debt.
+ */
+export function decide(limits: EndpointLimits, state: EndpointState, estimatedTokens: number): Decision {
+  if (state.blockedMs > 0) return { grant: false, waitFor: 'blocked', waitMs: state.blockedMs };
+  if (state.liveLeases >= limits.concurrency) return { grant: false, waitFor: 'slot', waitMs: 0 };
+  let waitMs = 0;
+  let requestBudget: number | null = null;
+  let tokenBudget: number | null = null;
+  if (limits.requestsPerMinute) {
+    const rpm = limits.requestsPerMinute;
+    requestBudget = refill(state.requestBudget, rpm, state.elapsedMs);
+    if (requestBudget < 1) waitMs = Math.max(waitMs, ((1 - requestBudget) / rpm) * 60_000);
+  }
+  if (limits.tokensPerMinute) {
+    const tpm = limits.tokensPerMinute;
+    tokenBudget = refill(state.tokenBudget, tpm, state.elapsedMs);
+    const need = Math.min(estimatedTokens, burstOf(tpm));
+    if (tokenBudget < need) waitMs = Math.max(waitMs, ((need - tokenBudget) / tpm) * 60_000);
+  }
+  if (waitMs > 0) return { grant: false, waitFor: 'rate', waitMs };
+  return {
+    grant: true,
+    requestBudget: requestBudget === null ? null : requestBudget - 1,
+    tokenBudget: tokenBudget === null ? null : tokenBudget - estimatedTokens,
+  };
+}
+
+interface Waiter {
+  limits: EndpointLimits;
+  tokens: number;
+  resolve(lease: Lease): void;
+  reject(err: unknown): void;
+  /** Removes the abort listener. */
+  detach(): void;
+}
+
+interface EndpointQueue {
+  waiters: Waiter[];
+  pumping: boolean;
+}
+
+type Attempt = { lease: Lease } | { waitFor: 'blocked' | 'slot' | 'rate'; waitMs: number };
+
+export class EndpointLimiter {
+  private readonly leaseTtlMs: number;
+  private readonly slotPollMs: number;
+  readonly holder: string;
+  private readonly queues = new Map<string, EndpointQueue>();
+  /** Ids of the leases this process holds, renewed together. */
+  private readonly held = new Set<string>();
+  private renewTimer: NodeJS.Timeout | null = null;
+  private readonly closing = new AbortController();
+
+  constructor(
+    private readonly db: Db,
+    opts: EndpointLimiterOptions = {},
+  ) {
+    this.leaseTtlMs = opts.leaseTtlMs ?? 20_000;
+    this.slotPollMs = opts.slotPollMs ?? 50;
+    this.holder = opts.holder ?? `${os.hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
+  }
+
+  /** Waits for a slot and the rate budget of the endpoint, in this process's FIFO order. */
+  acquire(
+    key: string,
+    limits: EndpointLimits,
+    estimatedTokens: number,
+    signal?: AbortSignal,
+  ): Promise<Lease> {
+    if (signal?.aborted) return Promise.reject(signal.reason ?? new Error('aborted'));
+    if (this.closing.signal.aborted) return Promise.reject(new Error('endpoint limiter closed'));
+    let queue = this.queues.get(key);
+    if (!queue) {
+      queue = { waiters: [], pumping: false };
+      this.queues.set(key, queue);
     }
-    await new Promise<void>((resolve, reject) => {
+    const q = queue;
+    return new Promise<Lease>((resolve, reject) => {
       const onAbort = () => {
-        const i = this.waiters.indexOf(wake);
-        if (i >= 0) this.waiters.splice(i, 1);
+        const i = q.waiters.indexOf(waiter);
+        if (i >= 0) q.waiters.splice(i, 1);
         reject(signal?.reason ?? new Error('aborted'));
       };
-      const wake = () => {
-        signal?.removeEventListener('abort', onAbort);
-        resolve();
+      const waiter: Waiter = {
+        limits,
+        tokens: estimatedTokens,
+        resolve,
+        reject,
+        detach: () => signal?.removeEventListener('abort', onAbort),
       };
-      this.waiters.push(wake);
       signal?.addEventListener('abort', onAbort, { once: true });
+      q.waiters.push(waiter);
+      if (!q.pumping) {
+        q.pumping = true;
+        void this.pump(key, q);
+      }
     });
-    this.active++;
-    return this.releaser();
   }
 
-  get inUse(): number {
-    return this.active;
+  /**
+   * Makes every caller of the endpoint wait `ms` (a 429's Retry-After), on every worker; an
+   * earlier block that lasts longer is kept.
+   */
+  async block(key: string, ms: number): Promise<void> {
+    const until = Math.min(Math.max(0, ms), MAX_BLOCK_MS);
+    await sql`
+      INSERT INTO endpoint_limits (endpoint, blocked_until)
+      VALUES (${key}, clock_timestamp() + make_interval(secs => ${until / 1000}))
+      ON CONFLICT (endpoint) DO UPDATE
+        SET blocked_until = GREATEST(endpoint_limits.blocked_until, excluded.blocked_until)
+    `.execute(this.db);
   }
 
-  private releaser(): () => void {
+  /** Stops renewing and gives back this process's leases (best effort); waiters are rejected. */
+  async close(): Promise<void> {
+    this.closing.abort();
+    this.stopRenewing();
+    for (const q of this.queues.values()) {
+      for (const w of q.waiters.splice(0)) {
+        w.detach();
+        w.reject(new Error('endpoint limiter closed'));
+      }
+    }
+    this.held.clear();
+    await this.db
+      .deleteFrom('endpoint_leases')
+      .where('holder', '=', this.holder)
+      .execute()
+      .catch(() => undefined);
+  }
+
+  /** Serves the endpoint's waiters in order until none is left. */
+  private async pump(key: string, q: EndpointQueue): Promise<void> {
+    try {
+      while (q.waiters.length > 0 && !this.closing.signal.aborted) {
+        const head = q.waiters[0];
+        if (!head) break;
+        let attempt: Attempt;
+        try {
+          attempt = await this.tryAcquire(key, head.limits, head.tokens);
+        } catch (err) {
+          // The database is unreachable: this request fails (its activity retries); the next asks anew.
+          const i = q.waiters.indexOf(head);
+          if (i >= 0) {
+            q.waiters.splice(i, 1);
+            head.detach();
+            head.reject(err);
+          }
+          continue;
+        }
+        if ('lease' in attempt) {
+          const i = q.waiters.indexOf(head);
+          if (i >= 0) {
+            q.waiters.splice(i, 1);
+            head.detach();
+            head.resolve(attempt.lease);
+          } else {
+            await attempt.lease.release(); // its caller gave up meanwhile
+          }
+          continue;
+        }
+        // Jitter spreads the processes' asks so that none is always first.
+        const base = attempt.waitFor === 'slot' ? this.slotPollMs : attempt.waitMs;
+        const jitter = attempt.waitFor === 'slot' ? base * (Math.random() - 0.5) : Math.random() * 20;
+        await napMs(Math.min(MAX_NAP_MS, base + jitter), this.closing.signal);
+      }
+    } finally {
+      q.pumping = false;
+      if (q.waiters.length === 0) this.queues.delete(key);
+    }
+  }
+
+  /** One try, in one transaction holding the endpoint's row lock. */
+  private async tryAcquire(key: string, limits: EndpointLimits, tokens: number): Promise<Attempt> {
+    const id = await this.db.transaction().execute(async (trx) => {
+      const lock = async () =>
+        sql`SELECT 1 FROM endpoint_limits WHERE endpoint = ${key} FOR UPDATE`.execute(trx);
+      if ((await lock()).rows.length === 0) {
+        await trx
+          .insertInto('endpoint_limits')
+          .values({ endpoint: key })
+          .onConflict((oc) => oc.column('endpoint').doNothing())
+          .execute();
+        await lock();
+      }
+      // One clock reading for the whole decision (the database's: the same for every machine).
+      const { rows } = await sql<{
+        request_budget: number | null;
+        token_budget: number | null;
+        elapsed_ms: number;
+        blocked_ms: number;
+        now: string;
+        live: number;
+        expired: number;
+      }>`
+        WITH t AS (SELECT clock_timestamp() AS now)
+        SELECT l.request_budget, l.token_budget,
+          (extract(epoch FROM t.now - l.refilled_at) * 1000)::float8 AS elapsed_ms,
+          coalesce(extract(epoch FROM l.blocked_until - t.now) * 1000, 0)::float8 AS blocked_ms,
+          t.now::text AS now,
+          (SELECT count(*) FROM endpoint_leases e WHERE e.endpoint = l.endpoint AND e.expires_at > t.now)::int AS live,
+          (SELECT count(*) FROM endpoint_leases e WHERE e.endpoint = l.endpoint AND e.expires_at <= t.now)::int AS expired
+        FROM endpoint_limits l, t
+        WHERE l.endpoint = ${key}
+      `.execute(trx);
+      const row = rows[0];
+      if (!row) throw new Error(`endpoint_limits row for ${key} vanished`);
+      if (row.expired > 0) {
+        // Leases of processes that died without giving them back.
+        await sql`DELETE FROM endpoint_leases WHERE endpoint = ${key} AND expires_at <= ${row.now}::timestamptz`.execute(
+          trx,
+        );
+      }
+      const decision = decide(
+        limits,
+        {
+          requestBudget: row.request_budget,
+          tokenBudget: row.token_budget,
+          elapsedMs: row.elapsed_ms,
+          blockedMs: row.blocked_ms,
+          liveLeases: row.live,
+        },
+        tokens,
+      );
+      if (!decision.grant) return decision;
+      await sql`
+        UPDATE endpoint_limits
+        SET request_budget = ${decision.requestBudget}, token_budget = ${decision.tokenBudget},
+            refilled_at = ${row.now}::timestamptz
+        WHERE endpoint = ${key}
+      `.execute(trx);
+      const lease = await sql<{ id: string }>`
+        INSERT INTO endpoint_leases (endpoint, holder, acquired_at, expires_at)
+        VALUES (${key}, ${this.holder}, ${row.now}::timestamptz,
+                ${row.now}::timestamptz + make_interval(secs => ${this.leaseTtlMs / 1000}))
+        RETURNING id
+      `.execute(trx);
+      const leaseId = lease.rows[0]?.id;
+      if (leaseId === undefined) throw new Error(`no lease row returned for ${key}`);
+      return String(leaseId);
+    });
+    if (typeof id !== 'string') return { waitFor: id.waitFor, waitMs: id.waitMs };
+    return { lease: this.holdLease(id) };
+  }
+
+  private holdLease(id: string): Lease {
+    this.held.add(id);
+    this.startRenewing();
     let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      this.active--;
-      this.waiters.shift()?.();
+    return {
+      release: async () => {
+        if (released) return;
+        released = true;
+        this.held.delete(id);
+        if (this.held.size === 0) this.stopRenewing();
+        // A lease that cannot be deleted now expires within its TTL.
+        await this.db
+          .deleteFrom('endpoint_leases')
+          .where('id', '=', id)
+          .execute()
+          .catch(() => undefined);
+      },
     };
+  }
+
+  private startRenewing(): void {
+    if (this.renewTimer) return;
+    this.renewTimer = setInterval(() => void this.renew(), Math.max(100, this.leaseTtlMs / 3));
+    // Renewal alone never keeps a process alive.
+    this.renewTimer.unref();
+  }
+
+  private stopRenewing(): void {
+    if (this.renewTimer) clearInterval(this.renewTimer);
+    this.renewTimer = null;
+  }
+
+  /** Pushes the expiry of every lease this process holds; a missed renewal is retried next tick. */
+  private async renew(): Promise<void> {
+    if (this.held.size === 0) return;
+    await sql`
+      UPDATE endpoint_leases
+      SET expires_at = clock_timestamp() + make_interval(secs => ${this.leaseTtlMs / 1000})
+      WHERE holder = ${this.holder}
+    `
+      .execute(this.db)
+      .catch(() => undefined);
   }
 }
 
-/** Refills continuously at `perMinute / 60` per second, up to `perMinute`. */
-export class TokenBucket {
-  private tokens: number;
-  private last = Date.now();
-  constructor(private readonly perMinute: number) {
-    this.tokens = perMinute;
-  }
-
-  async take(amount: number, signal?: AbortSignal): Promise<void> {
-    const want = Math.min(amount, this.perMinute);
-    for (;;) {
-      this.refill();
-      if (this.tokens >= want) {
-        this.tokens -= want;
-        return;
-      }
-      const waitMs = Math.ceil(((want - this.tokens) / this.perMinute) * 60_000);
-      await sleep(Math.max(waitMs, 10), signal);
+/** A wait that ends early (without error) when `signal` aborts. */
+function napMs(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const timer = setTimeout(done, Math.max(1, ms));
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
     }
-  }
-
-  private refill(): void {
-    const now = Date.now();
-    this.tokens = Math.min(this.perMinute, this.tokens + ((now - this.last) / 60_000) * this.perMinute);
-    this.last = now;
-  }
+    signal.addEventListener('abort', done, { once: true });
+  });
 }
 
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
@@ -87,48 +411,4 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     };
     signal?.addEventListener('abort', onAbort, { once: true });
   });
-}
-
-export interface EndpointLimits {
-  concurrency: number;
-  requestsPerMinute?: number | undefined;
-  tokensPerMinute?: number | undefined;
-}
-
-export class EndpointLimiter {
-  private readonly slots: Semaphore;
-  private readonly requests?: TokenBucket;
-  private readonly tokens?: TokenBucket;
-
-  constructor(readonly limits: EndpointLimits) {
-    this.slots = new Semaphore(limits.concurrency);
-    if (limits.requestsPerMinute) this.requests = new TokenBucket(limits.requestsPerMinute);
-    if (limits.tokensPerMinute) this.tokens = new TokenBucket(limits.tokensPerMinute);
-  }
-
-  /** Waits for a slot and the rate budget; returns the release function of the slot. */
-  async acquire(estimatedTokens: number, signal?: AbortSignal): Promise<() => void> {
-    const release = await this.slots.acquire(signal);
-    try {
-      await this.requests?.take(1, signal);
-      await this.tokens?.take(estimatedTokens, signal);
-      return release;
-    } catch (err) {
-      release();
-      throw err;
-    }
-  }
-}
-
-/** One limiter per endpoint and process; a changed limit (new spec) gets a fresh limiter. */
-const registry = new Map<string, EndpointLimiter>();
-
-export function limiterFor(key: string, limits: EndpointLimits): EndpointLimiter {
-  const fullKey = `${key}|${limits.concurrency}|${limits.requestsPerMinute ?? ''}|${limits.tokensPerMinute ?? ''}`;
-  let limiter = registry.get(fullKey);
-  if (!limiter) {
-    limiter = new EndpointLimiter(limits);
-    registry.set(fullKey, limiter);
-  }
-  return limiter;
 }

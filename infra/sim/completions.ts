@@ -60,6 +60,8 @@ export async function handleChatCompletion(
   }
   const body = parsed.data;
   describe(rec, body);
+  // In flight until the answer is sent or the connection dropped ('close' fires for both).
+  res.once('close', stats.begin(body.model));
   const fail = (err: HttpError): never => {
     rec.status = err.status;
     stats.record(rec);
@@ -119,11 +121,11 @@ export async function handleChatCompletion(
       fail(
         new HttpError(
           429,
-          `Rate limit reached for ${body.model} (simulated fault). Please try again in 1s.`,
+          `Rate limit reached for ${body.model} (simulated fault). Please try again in ${faults.config.retryAfter}.`,
           'requests',
           'rate_limit_exceeded',
           {
-            'retry-after': '1',
+            'retry-after': faults.config.retryAfter,
           },
         ),
       );

@@ -25,11 +25,15 @@ export interface FaultConfig {
   failRate: number;
   faultKinds: FaultKind[];
   hangMs: number;
+  /** Retry-After of injected 429s: seconds, or an HTTP date. */
+  retryAfter: string;
 }
 
 export class FaultInjector {
   private rng: Rng;
   private turn = 0;
+  /** Requests still to fail whatever failRate says (failNext). */
+  private forced = 0;
 
   constructor(
     private readonly seed: number,
@@ -46,12 +50,24 @@ export class FaultInjector {
           ? [...partial.faultKinds]
           : this.config.faultKinds,
       hangMs: partial.hangMs ?? this.config.hangMs,
+      retryAfter: partial.retryAfter ?? this.config.retryAfter,
     };
+  }
+
+  /** The next `count` chat requests get a fault (kinds in rotation), whatever failRate says. */
+  failNext(count: number): void {
+    this.forced = Math.max(0, count);
   }
 
   /** The fault to inject into this request, if any. */
   decide(): FaultKind | undefined {
     const { failRate, faultKinds } = this.config;
+    if (this.forced > 0 && faultKinds.length > 0) {
+      this.forced--;
+      const kind = faultKinds[this.turn % faultKinds.length];
+      this.turn++;
+      return kind;
+    }
     if (failRate <= 0 || faultKinds.length === 0) return undefined;
     if (failRate < 1 && this.rng.next() >= failRate) return undefined;
     const kind = faultKinds[this.turn % faultKinds.length];
@@ -68,5 +84,6 @@ export class FaultInjector {
   restart(): void {
     this.rng = new Rng(this.seed);
     this.turn = 0;
+    this.forced = 0;
   }
 }

@@ -62,6 +62,10 @@ export const FaultsBody = z.object({
   faultKinds: z.array(FaultKind).min(1).optional(),
   hangMs: z.number().int().min(0).optional(),
   latencyMs: z.number().min(0).optional(),
+  /** Retry-After of injected 429s: seconds, or an HTTP date. */
+  retryAfter: z.string().min(1).optional(),
+  /** The next N chat requests get a fault, whatever failRate says. */
+  failNext: z.number().int().min(0).optional(),
 });
 
 export const BehaviourBody = z.object({

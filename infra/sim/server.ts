@@ -39,6 +39,8 @@ export interface SimOptions {
   faultKinds?: FaultKind[];
   /** How long a 'timeout' fault holds the request before closing it unanswered. Default 30000. */
   hangMs?: number;
+  /** Retry-After header of injected 429s: seconds or an HTTP date. Default '1'. */
+  retryAfter?: string;
   /** When set, /v1/* requests need `Authorization: Bearer <apiKey>`. */
   apiKey?: string;
   /**
@@ -82,7 +84,14 @@ export interface SimServer {
    * paid twice for. `among` limits it to some hashes, e.g. one campaign's (requestHash of its bodies).
    */
   paidTwice(among?: ReadonlySet<string>): Array<{ hash: string; served: number }>;
-  setFaults(f: { failRate?: number; faultKinds?: FaultKind[]; hangMs?: number }): void;
+  /** `failNext`: the next N chat requests get a fault (kinds in rotation), whatever failRate says. */
+  setFaults(f: {
+    failRate?: number;
+    faultKinds?: FaultKind[];
+    hangMs?: number;
+    retryAfter?: string;
+    failNext?: number;
+  }): void;
   setLatency(ms: number): void;
   /** Changes judgeBias (null clears it) and merges malformedRate by schema name; returns the result. */
   setBehaviour(b: BehaviourUpdate): BehaviourConfig;
@@ -112,6 +121,7 @@ export async function startSimServer(opts: SimOptions = {}): Promise<SimServer> 
     failRate: opts.failRate ?? 0,
     faultKinds: opts.faultKinds && opts.faultKinds.length > 0 ? [...opts.faultKinds] : [...ALL_FAULT_KINDS],
     hangMs: opts.hangMs ?? 30000,
+    retryAfter: opts.retryAfter ?? '1',
   });
   const behaviour = new Behaviour(opts.seed ?? 1, {
     judgeBias: opts.judgeBias ?? null,
@@ -220,8 +230,9 @@ export async function startSimServer(opts: SimOptions = {}): Promise<SimServer> 
     if (method === 'POST' && path === '/sim/faults') {
       const body = FaultsBody.safeParse(await readJson(req));
       if (!body.success) throw badRequest(`Invalid faults: ${body.error.issues[0]?.message ?? 'malformed'}`);
-      const { latencyMs: latency, ...f } = body.data;
+      const { latencyMs: latency, failNext, ...f } = body.data;
       faults.update(f);
+      if (failNext !== undefined) faults.failNext(failNext);
       if (latency !== undefined) latencyMs = latency;
       return sendJson(res, 200, { ...faults.config, latencyMs });
     }
@@ -276,7 +287,10 @@ export async function startSimServer(opts: SimOptions = {}): Promise<SimServer> 
     port,
     stats: () => stats.snapshot(),
     paidTwice: (among) => paidTwice(stats.snapshot().requestCounts, among),
-    setFaults: (f) => faults.update(f),
+    setFaults: ({ failNext, ...f }) => {
+      faults.update(f);
+      if (failNext !== undefined) faults.failNext(failNext);
+    },
     setLatency: (ms) => {
       latencyMs = Math.max(0, ms);
     },

@@ -39,6 +39,11 @@ export interface SimStats {
   /** Deliberately malformed structured replies (choices) by json_schema name (SimOptions.malformedRate). */
   malformed: Record<string, number>;
   byModel: Record<string, ModelStats>;
+  /**
+   * Chat requests being handled now and the most at once, by model (body parsed → answer sent or
+   * connection dropped): what a client's concurrency limit is checked against.
+   */
+  inFlight: Record<string, { now: number; peak: number }>;
   /** The last RECENT_LIMIT requests, oldest first. */
   recent: SimRequestRecord[];
   /** Every request so far by content hash: received and answered 200 (see paidTwice). */
@@ -53,6 +58,7 @@ export class StatsRecorder {
   private faults: Record<string, number> = {};
   private malformedBySchema: Record<string, number> = {};
   private byModel: Record<string, ModelStats> = {};
+  private inFlight: Record<string, { now: number; peak: number }> = {};
   private ring: SimRequestRecord[] = [];
   private next = 0;
   private readonly hashes = new RequestHashCounter();
@@ -75,6 +81,19 @@ export class StatsRecorder {
     this.next = (this.next + 1) % RECENT_LIMIT;
   }
 
+  /** Counts a request of `model` in flight; call the returned function once when it is done. */
+  begin(model: string): () => void {
+    const m = (this.inFlight[model] ??= { now: 0, peak: 0 });
+    m.now++;
+    m.peak = Math.max(m.peak, m.now);
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      m.now--;
+    };
+  }
+
   fault(kind: string): void {
     this.faults[kind] = (this.faults[kind] ?? 0) + 1;
   }
@@ -94,6 +113,7 @@ export class StatsRecorder {
       faults: { ...this.faults },
       malformed: { ...this.malformedBySchema },
       byModel: Object.fromEntries(Object.entries(this.byModel).map(([k, v]) => [k, { ...v }])),
+      inFlight: Object.fromEntries(Object.entries(this.inFlight).map(([k, v]) => [k, { ...v }])),
       recent,
       requestCounts: this.hashes.snapshot(),
     };
@@ -105,6 +125,8 @@ export class StatsRecorder {
     this.faults = {};
     this.malformedBySchema = {};
     this.byModel = {};
+    // Requests still in flight stay counted; peaks start again from them.
+    for (const m of Object.values(this.inFlight)) m.peak = m.now;
     this.ring = [];
     this.next = 0;
     this.hashes.clear();

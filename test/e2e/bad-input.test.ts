@@ -191,6 +191,16 @@ describe('launchCampaign refuses bad input, creating nothing', () => {
     expect(message).toContain('models.strong.baseURL: an http(s) URL');
   });
 
+  it('a baseURL with a password: refused by the CLI, naming the field, never printing the password', async () => {
+    const url = new URL(h.sim.url);
+    url.username = 'svc';
+    url.password = 'hunter2-do-not-store';
+    const stderr = await refusedByCli(await writeSpec(h, { models: { strong: { baseURL: url.href } } }));
+    expect(stderr).toContain('models.strong.baseURL: credentials in the URL');
+    expect(stderr).toContain('apiKeyEnv');
+    expect(stderr).not.toContain('hunter2');
+  });
+
   it('a bad duration: names the field and the expected form', async () => {
     const message = await refusedDirectly(
       await writeSpec(h, { models: { weak: { timeout: '2 minutes' } }, fineTune: { pollInterval: '5' } }),

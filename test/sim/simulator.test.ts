@@ -354,6 +354,38 @@ describe('simulated model server', () => {
     }
   });
 
+  it('counts requests in flight per model, and fails the next N with a chosen Retry-After', async () => {
+    const s = await startSimServer({ latencyMs: 100 });
+    const c = clientFor(s);
+    const call = (model: string) =>
+      c.chat.completions.create({ model, messages: [{ role: 'user', content: 'q' }] });
+    try {
+      await Promise.all([call('sim-weak-8b'), call('sim-weak-8b'), call('sim-weak-8b'), call('sim-strong')]);
+      expect(s.stats().inFlight).toEqual({
+        'sim-weak-8b': { now: 0, peak: 3 },
+        'sim-strong': { now: 0, peak: 1 },
+      });
+
+      const at = 'Wed, 21 Oct 2015 07:28:00 GMT';
+      await fetch(s.url.replace(/\/v1$/, '/sim/faults'), {
+        method: 'POST',
+        body: JSON.stringify({ faultKinds: ['429'], retryAfter: at, failNext: 2 }),
+      });
+      for (let i = 0; i < 2; i++) {
+        const raw = await fetch(`${s.url}/chat/completions`, {
+          method: 'POST',
+          body: JSON.stringify({ model: 'sim-strong', messages: [{ role: 'user', content: 'q' }] }),
+        });
+        expect(raw.status).toBe(429);
+        expect(raw.headers.get('retry-after')).toBe(at);
+      }
+      await call('sim-strong'); // failRate is still 0: the third goes through
+      expect(s.stats().faults).toEqual({ '429': 2 });
+    } finally {
+      await s.close();
+    }
+  });
+
   it('serves a loaded LoRA adapter that answers what it learned', async () => {
     const adapterDir = join(dir, 'adapter-hand');
     mkdirSync(adapterDir);

@@ -59,6 +59,8 @@ export interface HarnessOptions {
   fineTuneQueues?: string[];
   /** Awaited at named points of each fine-tune submit (tests race or crash it there). */
   crashPoint?: ActivityDeps['crashPoint'];
+  /** Variables added to the in-process worker's environment (e.g. an S3 endpoint and its keys). */
+  workerEnv?: Record<string, string>;
   /** The simulator wants this key (and echoes a wrong one in its 401s, as OpenAI does). */
   sim?: Pick<SimOptions, 'apiKey' | 'echoKeyIn401'>;
 }
@@ -158,6 +160,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
         ...(opts.crashPoint ? { crashPoint: opts.crashPoint } : {}),
         databaseUrl: svc.databaseUrl,
         artifactsDir,
+        ...(opts.workerEnv ? { env: { ...process.env, ...opts.workerEnv } } : {}),
         shutdownGraceTime: opts.shutdownGraceTime ?? '5s',
       });
       h.worker = w;

@@ -21,12 +21,12 @@ describe('deploy: none with the evaluation on', () => {
     expect(r.error?.issues.map((i) => [i.path.join('.'), i.message])).toEqual([
       [
         'deploy.type',
-        "'none' serves every model version under models.weak.model, so the evaluation would compare M0 with itself: use vllm-lora, or set stages.evaluate.enabled: false",
+        "'none' serves every model version under models.weak.model, so the evaluation would compare M0 with itself: use vllm-lora, or 'manual' (register each version's served name with `meteorctl model register`), or set stages.evaluate.enabled: false",
       ],
     ]);
   });
 
-  it('is fine without the evaluation, and vllm-lora is fine with it', () => {
+  it('is fine without the evaluation, and vllm-lora and manual are fine with it', () => {
     expect(
       CampaignSpecSchema.safeParse({
         ...base,
@@ -35,5 +35,6 @@ describe('deploy: none with the evaluation on', () => {
       }).success,
     ).toBe(true);
     expect(CampaignSpecSchema.safeParse({ ...base, deploy: { type: 'vllm-lora' } }).success).toBe(true);
+    expect(CampaignSpecSchema.safeParse({ ...base, deploy: { type: 'manual' } }).success).toBe(true);
   });
 });

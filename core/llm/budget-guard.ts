@@ -1,0 +1,72 @@
+/**
+ * The budget, checked as spend happens: before a call goes out (its endpoint slot already held),
+ * the guard compares the live spend of the campaign — `campaign_spend`, the sum of
+ * `llm_calls.cost_usd` a trigger keeps on every insert — with `budget.maxCostUsd` and with the
+ * stage's `maxCostUsd`, each raised, if the user did, by `campaign resume --max-cost-usd`
+ * (`campaigns.budget_override`). Nothing is cached: a cached sum would let calls start after the
+ * budget was reached by answers the cache has not seen, and the overshoot is meant to be at most
+ * the calls already in flight.
+ */
+import { sql } from 'kysely';
+import type { Db } from '../db/connection';
+import type { BudgetOverride } from '../db/types';
+
+export interface BudgetScope {
+  campaignId: string;
+  stage: string;
+}
+
+export interface BudgetGuard {
+  /** Throws BudgetReachedError when the campaign's or the stage's budget is reached. */
+  check(scope: BudgetScope): Promise<void>;
+}
+
+/** No new call may start: the campaign pauses with this message as its reason. */
+export class BudgetReachedError extends Error {
+  override name = 'BudgetReachedError';
+}
+
+const usd = (x: number) => `$${x.toFixed(4).replace(/\.?0+$/, '')}`;
+
+interface Limits {
+  spec_max: string | null;
+  spec_stage_max: string | null;
+  budget_override: BudgetOverride | null;
+  spent: number;
+  stage_spent: number;
+}
+
+export function databaseBudgetGuard(db: Db): BudgetGuard {
+  return {
+    async check({ campaignId, stage }) {
+      const { rows } = await sql<Limits>`
+        select c.spec->'budget'->>'maxCostUsd' as spec_max,
+               c.spec->'stages'->${stage}->>'maxCostUsd' as spec_stage_max,
+               c.budget_override,
+               (select coalesce(sum(s.cost_usd), 0)::float8 from campaign_spend s
+                 where s.campaign_id = c.id) as spent,
+               (select coalesce(sum(s.cost_usd), 0)::float8 from campaign_spend s
+                 where s.campaign_id = c.id and s.stage = ${stage}) as stage_spent
+          from campaigns c where c.id = ${campaignId}`.execute(db);
+      const row = rows[0];
+      if (!row) return;
+      const limit = row.budget_override?.maxCostUsd ?? (row.spec_max === null ? null : Number(row.spec_max));
+      if (limit !== null && row.spent >= limit) {
+        throw new BudgetReachedError(
+          `budget reached: ${usd(row.spent)} of ${usd(limit)}; raise budget.maxCostUsd and resume ` +
+            `(\`meteorctl campaign resume ${campaignId} --max-cost-usd N\`)`,
+        );
+      }
+      const stageMax =
+        row.budget_override?.stages?.[stage] ??
+        (row.spec_stage_max === null ? null : Number(row.spec_stage_max));
+      if (stageMax !== null && stageMax !== undefined && row.stage_spent >= stageMax) {
+        throw new BudgetReachedError(
+          `budget of stage ${stage} reached: ${usd(row.stage_spent)} of ${usd(stageMax)}; raise ` +
+            `stages.${stage}.maxCostUsd and resume (\`meteorctl campaign resume ${campaignId} --max-cost-usd N ` +
+            `--stage ${stage}\`)`,
+        );
+      }
+    },
+  };
+}

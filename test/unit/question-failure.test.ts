@@ -1,0 +1,63 @@
+/**
+ * What one question's failure means for its batch: unknown errors get a bounded number of
+ * attempts and then give the question up (they used to retry without bound); a budget reached or
+ * an endpoint down past `outage.pauseAfter` halts the batch so the stage pauses.
+ */
+import { describe, expect, it } from 'vitest';
+import {
+  classifyQuestionFailure,
+  GIVE_UP_TRANSIENT_ATTEMPT,
+  QuestionFailedError,
+} from '../../activities/batch';
+import { BudgetReachedError } from '../../core/llm/budget-guard';
+import { EndpointOutageError } from '../../core/llm/endpoint-health';
+import { LlmFatalError, LlmTransientError } from '../../core/llm/gateway';
+import { UserError } from '../../core/errors';
+
+describe('classifyQuestionFailure', () => {
+  it('retries an unknown error with the activity, then gives the question up with its reason', () => {
+    const err = new TypeError("Cannot read properties of undefined (reading 'choices')");
+    for (let attempt = 1; attempt < GIVE_UP_TRANSIENT_ATTEMPT; attempt++) {
+      expect(classifyQuestionFailure(err, attempt)).toBe('retry');
+    }
+    const verdict = classifyQuestionFailure(err, GIVE_UP_TRANSIENT_ATTEMPT);
+    expect(verdict).toEqual({
+      failed: {
+        reason: expect.stringMatching(/^unexpected error, 4 attempts of the batch: TypeError: Cannot read/),
+        httpStatus: null,
+      },
+    });
+  });
+
+  it('scrubs key-like text from an unknown error kept as the reason', () => {
+    const verdict = classifyQuestionFailure(new Error('proxy said: Bearer sk-abcdefghijklmnopqrstuvwx'), 9);
+    expect(JSON.stringify(verdict)).not.toContain('sk-abcdefghijklmnopqrstuvwx');
+  });
+
+  it("keeps configuration, endpoint-wide and database errors the batch's (fatal)", () => {
+    expect(classifyQuestionFailure(new UserError('bad spec'), 1)).toBe('fatal');
+    expect(classifyQuestionFailure(new LlmFatalError('401', { httpStatus: 401 }), 1)).toBe('fatal');
+    // Postgres restarting: the activity retries until it is back, the question is not to blame.
+    const pgDown = Object.assign(new Error('terminating connection due to administrator command'), {
+      code: '57P01',
+    });
+    expect(classifyQuestionFailure(pgDown, 9)).toBe('fatal');
+    expect(classifyQuestionFailure(new Error('Connection terminated unexpectedly'), 9)).toBe('fatal');
+  });
+
+  it('halts the batch for a budget reached or an outage, at any attempt', () => {
+    expect(classifyQuestionFailure(new BudgetReachedError('budget reached: $1 of $1'), 9)).toEqual({
+      halt: { reason: 'budget reached: $1 of $1', probe: null },
+    });
+    expect(
+      classifyQuestionFailure(new EndpointOutageError('down', { role: 'strong', everyMs: 30_000 }), 1),
+    ).toEqual({ halt: { reason: 'down', probe: { role: 'strong', everyMs: 30_000 } } });
+  });
+
+  it('gives up transient failures and unparseable replies as before', () => {
+    expect(classifyQuestionFailure(new LlmTransientError('503'), 1)).toBe('retry');
+    expect(classifyQuestionFailure(new QuestionFailedError('never parsed'), 1)).toEqual({
+      failed: { reason: 'never parsed', httpStatus: null },
+    });
+  });
+});
