@@ -8,7 +8,8 @@
  * construction.
  */
 import type { Db } from '../../core/db/connection';
-import type { SimServer } from '../../infra/sim/server';
+import { paidTwice as countsPaidTwice } from '../../infra/sim/request-hashes';
+import type { RequestCount, SimServer } from '../../infra/sim/server';
 import { requestHash } from '../../infra/sim/server';
 
 interface OnSim {
@@ -61,19 +62,37 @@ async function requestsOnSim(h: OnSim, campaignIds: readonly string[], purpose?:
   return { calls: new Map([...keys].map(([h, k]) => [h, k.size])), ofCampaigns, okOfCampaigns, purposes };
 }
 
-/** The campaigns' requests the server answered 200 more often than they were distinct calls. */
-export async function paidTwice(h: OnSim, campaignIds: readonly string[]): Promise<PaidTwice[]> {
+/** Request counts of several lives of one server (e.g. before and after a restart), added up. */
+function added(all: ReadonlyArray<Readonly<Record<string, RequestCount>>>): Record<string, RequestCount> {
+  const out: Record<string, RequestCount> = {};
+  for (const counts of all)
+    for (const [hash, c] of Object.entries(counts)) {
+      const o = (out[hash] ??= { requests: 0, served: 0 });
+      o.requests += c.requests;
+      o.served += c.served;
+    }
+  return out;
+}
+
+/**
+ * The campaigns' requests the server answered 200 more often than they were distinct calls.
+ * `earlier`: the request counts of the server's earlier lives on the same URL (before a restart).
+ */
+export async function paidTwice(
+  h: OnSim,
+  campaignIds: readonly string[],
+  earlier: ReadonlyArray<Readonly<Record<string, RequestCount>>> = [],
+): Promise<PaidTwice[]> {
   const { calls, ofCampaigns, okOfCampaigns, purposes } = await requestsOnSim(h, campaignIds);
   // So that this check cannot pass vacuously: every call logged ok is one the server answered.
-  const counts = h.sim.stats().requestCounts;
+  const counts = added([...earlier, h.sim.stats().requestCounts]);
   const unseen = [...okOfCampaigns].filter((hash) => (counts[hash]?.served ?? 0) === 0);
   if (okOfCampaigns.size === 0 || unseen.length > 0)
     throw new Error(
       `${unseen.length} of ${okOfCampaigns.size} calls logged ok were never answered by the simulator: ` +
         'the request hashes do not match what it received (or its stats were reset)',
     );
-  return h.sim
-    .paidTwice(ofCampaigns)
+  return countsPaidTwice(counts, ofCampaigns)
     .map(({ hash, served }) => ({
       hash,
       served,
