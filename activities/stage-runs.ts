@@ -36,12 +36,13 @@ export async function stageTotals(
         sql<number>`coalesce(sum(cost_usd), 0)::float8`.as('cost'),
         sql<number>`coalesce(sum(prompt_tokens), 0)::int`.as('pt'),
         sql<number>`coalesce(sum(completion_tokens), 0)::int`.as('ct'),
-        sql<number>`count(*)::int`.as('n'),
+        sql<number>`(count(*) filter (where status = 'ok'))::int`.as('n'),
       ])
       .where('campaign_id', '=', campaignId)
       .where('stage', '=', stage)
       .where('iteration', '=', iteration)
-      .where('status', '=', 'ok')
+      // A duplicate (migration 007) was paid for too: it counts in cost and tokens.
+      .where('status', 'in', ['ok', 'duplicate'])
       .executeTakeFirstOrThrow(),
   ]);
   return { records, costUsd: calls.cost, promptTokens: calls.pt, completionTokens: calls.ct, calls: calls.n };

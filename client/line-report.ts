@@ -97,7 +97,8 @@ export async function buildLineReport(clients: Clients, name: string): Promise<L
           .selectFrom('llm_calls')
           .select(['campaign_id', sql<number>`coalesce(sum(cost_usd), 0)::float8`.as('cost')])
           .where('campaign_id', 'in', campaignIds)
-          .where('status', '=', 'ok')
+          // A duplicate (migration 007) was paid for too: it counts in cost and tokens.
+          .where('status', 'in', ['ok', 'duplicate'])
           .groupBy('campaign_id')
           .execute(),
     campaignIds.length === 0

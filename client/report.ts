@@ -124,13 +124,14 @@ export async function buildReport(db: Db, campaignId: string): Promise<CampaignR
       .select([
         'stage',
         'iteration',
-        sql<number>`count(*)::int`.as('calls'),
+        sql<number>`(count(*) filter (where status = 'ok'))::int`.as('calls'),
         sql<number>`coalesce(sum(prompt_tokens), 0)::float8`.as('pt'),
         sql<number>`coalesce(sum(completion_tokens), 0)::float8`.as('ct'),
         sql<number>`coalesce(sum(cost_usd), 0)::float8`.as('cost'),
       ])
       .where('campaign_id', '=', campaignId)
-      .where('status', '=', 'ok')
+      // A duplicate (migration 007) was paid for too: it counts in cost and tokens.
+      .where('status', 'in', ['ok', 'duplicate'])
       .groupBy(['stage', 'iteration'])
       .execute(),
     db

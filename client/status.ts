@@ -55,7 +55,8 @@ async function fromDatabase(db: Db, row: Campaign, state: CampaignRunState): Pro
       .selectFrom('llm_calls')
       .select(['stage', 'iteration', sql<number>`coalesce(sum(cost_usd), 0)::float8`.as('cost')])
       .where('campaign_id', '=', row.id)
-      .where('status', '=', 'ok')
+      // A duplicate (migration 007) was paid for too: it counts in cost and tokens.
+      .where('status', 'in', ['ok', 'duplicate'])
       .groupBy(['stage', 'iteration'])
       .execute(),
     db

@@ -93,7 +93,8 @@ export interface LlmCallsTable {
   prompt_version: string;
   request: Json<unknown>;
   response: Json<unknown> | null;
-  status: 'ok' | 'error';
+  /** duplicate: a paid answer to a request another attempt had logged ok first (migration 007). */
+  status: 'ok' | 'error' | 'duplicate';
   error: string | null;
   http_status: number | null;
   prompt_tokens: Defaulted<number>;
@@ -318,6 +319,17 @@ export interface FailedQuestionsTable {
   updated_at: Timestamp;
 }
 
+/** A request being sent by one attempt (migration 007); others wait for its answer. */
+export interface LlmCallClaimsTable {
+  campaign_id: string;
+  stage: string;
+  iteration: number;
+  request_hash: string;
+  /** The attempt holding it (a random id per call). */
+  owner: string;
+  lease_until: Timestamp;
+}
+
 /** Per-endpoint rate state shared by every worker (migration 006). */
 export interface EndpointLimitsTable {
   endpoint: string;
@@ -363,6 +375,7 @@ export interface Database {
   model_versions: ModelVersionsTable;
   stage_runs: StageRunsTable;
   llm_calls: LlmCallsTable;
+  llm_call_claims: LlmCallClaimsTable;
   distill_records: DistillRecordsTable;
   datasets: DatasetsTable;
   finetune_jobs: FineTuneJobsTable;

@@ -2,6 +2,8 @@
  * The one way the platform talks to models. Every call:
  *  - is keyed by a hash of its request within its stage run, and a call that already succeeded
  *    is read back from Postgres instead of being paid for again (retried activities, restarts);
+ *  - is claimed before it is sent, so an overlapping attempt waits for its answer (claims.ts); a
+ *    paid answer that still arrives twice is logged as a `duplicate`, so cost is what was paid;
  *  - waits for the endpoint's concurrency and rate budget, shared by every worker (limiter.ts);
  *  - retries 429/5xx/timeouts with backoff, fails fast otherwise; a Retry-After holds back every
  *    caller of the endpoint, on every worker, not only the request that got it;
@@ -23,6 +25,7 @@ import type { NewLlmCall } from '../db/types';
 import type { EndpointSpec, Role } from '../spec';
 import type { ModelHealer } from './adapters';
 import type { BudgetGuard } from './budget-guard';
+import { RequestClaims } from './claims';
 import { EndpointOutageError, isOutageFailure, type EndpointHealth } from './endpoint-health';
 import { classifyLlmError, type EndpointRef } from './errors';
 import { EndpointLimiter, endpointKey, sleep } from './limiter';
@@ -181,6 +184,7 @@ export class LlmGateway {
   private readonly clients = new Map<string, OpenAI>();
   /** Values masked in everything this gateway writes: every key it sends, and secret-named variables. */
   private readonly secrets: Set<string>;
+  private readonly claims: RequestClaims;
 
   constructor(
     private readonly db: Db,
@@ -192,6 +196,7 @@ export class LlmGateway {
     private readonly guards: GatewayGuards = {},
   ) {
     this.secrets = new Set(secretValues(env));
+    this.claims = new RequestClaims(db);
   }
 
   async chat(scope: LlmCallScope, ep: Endpoint, req: ChatRequest): Promise<ChatResult> {
@@ -201,7 +206,29 @@ export class LlmGateway {
       .digest('hex');
     const cached = await this.findOk(scope, requestHash);
     if (cached) return cached;
+    // Overlapping attempts of one batch: one sends the request, the others wait for its answer.
+    const claimed = await this.claims.claimOrWait(
+      { campaignId: scope.campaignId, stage: scope.stage, iteration: scope.iteration, requestHash },
+      () => this.findOk(scope, requestHash),
+      scope.signal,
+    );
+    if ('answer' in claimed) return claimed.answer;
+    try {
+      return await this.send(scope, ep, req, body, requestHash);
+    } finally {
+      // A claim left behind (the database gone meanwhile) lapses with its lease.
+      await claimed.claim.release().catch(() => undefined);
+    }
+  }
 
+  /** Sends a request this attempt holds the claim on, with retries, and logs every attempt. */
+  private async send(
+    scope: LlmCallScope,
+    ep: Endpoint,
+    req: ChatRequest,
+    body: RequestBody,
+    requestHash: string,
+  ): Promise<ChatResult> {
     const client = this.clientFor(ep);
     const ref: EndpointRef = {
       role: ep.role,
@@ -317,7 +344,10 @@ export class LlmGateway {
     }
   }
 
-  /** Logs a successful call; when a concurrent attempt logged the same request first, returns that one. */
+  /**
+   * Logs a successful call; when a concurrent attempt logged the same request first, logs this
+   * paid answer as a `duplicate` and returns the kept one.
+   */
   private async logSuccess(
     scope: LlmCallScope,
     ep: Endpoint,
@@ -336,18 +366,18 @@ export class LlmGateway {
       finishReasons: completion.choices.map((c) => c.finish_reason),
       usage: completion.usage ?? null,
     };
+    const paid = {
+      ...logKey,
+      response: maskKnownSecrets(JSON.stringify(response), this.secrets),
+      http_status: 200,
+      prompt_tokens: promptTokens,
+      completion_tokens: completionTokens,
+      latency_ms: latencyMs,
+      cost_usd: costUsd,
+    };
     const inserted = await this.db
       .insertInto('llm_calls')
-      .values({
-        ...logKey,
-        status: 'ok',
-        response: maskKnownSecrets(JSON.stringify(response), this.secrets),
-        http_status: 200,
-        prompt_tokens: promptTokens,
-        completion_tokens: completionTokens,
-        latency_ms: latencyMs,
-        cost_usd: costUsd,
-      })
+      .values({ ...paid, status: 'ok' })
       .onConflict((oc) =>
         oc
           .columns(['campaign_id', 'stage', 'iteration', 'request_hash'])
@@ -367,7 +397,12 @@ export class LlmGateway {
         reused: false,
       };
     }
-    // Records must point at the call the log keeps.
+    // An overlapping attempt logged this request first, yet this answer was paid for too: keep it
+    // as a duplicate so status and budget sum what was spent; records point at the kept call.
+    await this.db
+      .insertInto('llm_calls')
+      .values({ ...paid, status: 'duplicate' })
+      .execute();
     const existing = await this.findOk(scope, logKey.request_hash);
     if (!existing) throw new Error(`llm call ${logKey.request_hash} vanished after a conflicting insert`);
     return existing;

@@ -1,14 +1,16 @@
 /**
  * Simulated LoRA adapters: the directory the simulated trainer writes (`adapter.json`) and the
  * in-memory form the server serves it from. An adapter "knows" the question → answer pairs it
- * was trained on (plus its parent's), and generalises to unseen questions according to its
- * skills, which grow with what its lineage was trained on (see skillsOf).
+ * was trained on (plus its parent's) that the server's grading finds right (see learnedOf), and
+ * generalises to unseen questions according to its skills, which grow with what its lineage
+ * learned (see skillsOf).
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { QuestionIndex } from './questions';
 import { parseSections } from './tasks';
+import { normalize } from './text';
 
 export const ADAPTER_FILE = 'adapter.json';
 
@@ -26,6 +28,21 @@ export const TrainingCounts = z.object({
 });
 export type TrainingCounts = z.infer<typeof TrainingCounts>;
 
+/**
+ * One answer or preference row a lineage was trained on (critique rows are counted, not kept):
+ * what the server grades, at load, to know what the adapter actually learned (see learnedOf).
+ */
+export const TrainedRow = z.object({
+  generation: z.number().int().min(1),
+  kind: z.enum(['sft', 'preference']),
+  question: z.string(),
+  /** The answer taught (a preference row: its chosen answer). */
+  answer: z.string(),
+  /** A preference row's rejected answer. */
+  rejected: z.string().optional(),
+});
+export type TrainedRow = z.infer<typeof TrainedRow>;
+
 export const AdapterFile = z.object({
   simulation: z.literal(true),
   baseModel: z.string().min(1),
@@ -36,8 +53,67 @@ export const AdapterFile = z.object({
   /** 1 for a fine-tune of the base model, the parent's generation + 1 for a fine-tune of an adapter. */
   generation: z.number().int().min(1).optional(),
   training: TrainingCounts.optional(),
+  /** The lineage's answer and preference rows, parent's first (absent in older files: then ungraded). */
+  trained: z.array(TrainedRow).optional(),
 });
 export type AdapterFile = z.infer<typeof AdapterFile>;
+
+/**
+ * The simulator's grading of one trained row against what it knows the answer to be (learning.ts):
+ * good (an answer that is right; a chosen answer better than the rejected one), bad (wrong;
+ * worse than the rejected one), neutral (a preference the grading cannot tell apart).
+ */
+export type Grade = 'good' | 'bad' | 'neutral';
+export type Grader = (row: TrainedRow) => Grade;
+
+/** What a lineage learned by the simulator's grading: counts that make skills, and answers it knows. */
+export interface Learned {
+  /** Generations that learned anything (a generation of wrong data consolidates nothing). */
+  generation: number;
+  training: TrainingCounts;
+  /** Per question, the newest answer that was good to learn. */
+  examples: AdapterExample[];
+}
+
+/**
+ * Only what is right is learned: an answer row counts when it is correct; a generation's
+ * preference pairs count by how many more of them prefer the better answer than the worse
+ * (pairs with chosen and rejected swapped cancel out, or teach nothing); critique rows are
+ * counted as the trainer saw them. A dataset whose answers are shuffled between questions, or
+ * whose preferences are reversed, leaves the adapter where its parent was.
+ */
+export function learnedOf(file: AdapterFile, grade: Grader): Learned {
+  const byGeneration = new Map<number, { sft: number; wins: number; losses: number }>();
+  const known = new Map<string, AdapterExample>();
+  for (const row of file.trained ?? []) {
+    const g = byGeneration.get(row.generation) ?? { sft: 0, wins: 0, losses: 0 };
+    byGeneration.set(row.generation, g);
+    const verdict = grade(row);
+    if (row.kind === 'sft' && verdict === 'good') g.sft++;
+    if (row.kind === 'preference' && verdict === 'good') g.wins++;
+    if (row.kind === 'preference' && verdict === 'bad') g.losses++;
+    if (verdict === 'good') {
+      const key = normalize(questionOfPrompt(row.question));
+      known.delete(key);
+      known.set(key, { question: row.question, answer: row.answer });
+    }
+  }
+  let sft = 0;
+  let preference = 0;
+  let generations = 0;
+  for (const g of byGeneration.values()) {
+    const net = Math.max(0, g.wins - g.losses);
+    sft += g.sft;
+    preference += net;
+    if (g.sft + net > 0) generations++;
+  }
+  const critique = lineageOf(file).training.critique;
+  return {
+    generation: Math.max(1, generations),
+    training: { sft, critique, preference },
+    examples: [...known.values()],
+  };
+}
 
 /** An adapter's generation and training counts; a file without them is a first fine-tune on its examples. */
 export function lineageOf(file: AdapterFile): { generation: number; training: TrainingCounts } {
@@ -67,7 +143,17 @@ const saturate = (x: number, half: number) => x / (x + half);
 const GENERATION_WEIGHT = 40;
 
 export function skillsOf(file: AdapterFile): Skills {
-  const { generation, training } = lineageOf(file);
+  return skillsFrom(lineageOf(file));
+}
+
+/** Skills from a lineage's generation and training counts (as trained, or as learned: learnedOf). */
+export function skillsFrom({
+  generation,
+  training,
+}: {
+  generation: number;
+  training: TrainingCounts;
+}): Skills {
   const answers = training.sft + training.preference + GENERATION_WEIGHT * (generation - 1);
   return {
     knowledge: 0.85 * saturate(answers, 200),
@@ -82,6 +168,8 @@ export interface LoadedAdapter {
   file: AdapterFile;
   index: QuestionIndex<AdapterExample>;
   skills: Skills;
+  /** Graded, and nothing of its lineage was right to learn: it answers as the base model. */
+  learnedNothing: boolean;
 }
 
 export class AdapterError extends Error {}
@@ -145,12 +233,21 @@ export function readAdapterFile(dir: string): AdapterFile {
   return parsed.data;
 }
 
-export function loadAdapter(name: string, dir: string): LoadedAdapter {
+/** Loads an adapter; with a grader, what it knows and its skills come from its graded rows. */
+export function loadAdapter(name: string, dir: string, grade?: Grader): LoadedAdapter {
   const file = readAdapterFile(dir);
+  const learned = grade && file.trained ? learnedOf(file, grade) : undefined;
+  // Examples no graded row covers (a hand-written or older parent's) are kept as they are.
+  const graded = new Set(file.trained?.map((r) => normalize(questionOfPrompt(r.question))) ?? []);
+  const ungraded = file.examples.filter((ex) => !graded.has(normalize(questionOfPrompt(ex.question))));
   const index = new QuestionIndex<AdapterExample>();
-  for (const ex of file.examples) {
+  for (const ex of learned ? [...ungraded, ...learned.examples] : file.examples) {
     const bare = questionOfPrompt(ex.question);
     index.add(bare === ex.question ? [bare] : [bare, ex.question], ex);
   }
-  return { name, path: dir, file, index, skills: skillsOf(file) };
+  const learnedNothing =
+    learned !== undefined &&
+    learned.examples.length + ungraded.length === 0 &&
+    learned.training.sft + learned.training.preference + learned.training.critique === 0;
+  return { name, path: dir, file, index, skills: skillsFrom(learned ?? lineageOf(file)), learnedNothing };
 }

@@ -13,6 +13,7 @@ import type { ModelRegistry } from './models';
 import type { ChatCompletionBody } from './protocol';
 import { ChatCompletionBody as ChatCompletionSchema, messageText } from './protocol';
 import type { SimRequestRecord, StatsRecorder } from './stats';
+import { requestHash } from './request-hashes';
 import { readTask } from './tasks';
 import { tokenCount } from './text';
 
@@ -48,6 +49,7 @@ export async function handleChatCompletion(
     stats.record(rec);
     throw err;
   }
+  rec.hash = requestHash(raw);
   const parsed = ChatCompletionSchema.safeParse(raw);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];

@@ -25,6 +25,8 @@ export class DatasetError extends Error {}
 /** One dataset line: the question → answer it teaches (a preference line: its preferred answer). */
 export interface DatasetRow extends AdapterExample {
   kind: 'sft' | 'preference';
+  /** A preference line's non-preferred answer (empty when the line has none). */
+  rejected?: string;
 }
 
 type Msg = z.infer<typeof Msg>;
@@ -37,9 +39,14 @@ function lastOf(messages: readonly Msg[], role: string): string | undefined {
 /** One dataset line as an example, or a reason it is not one. */
 export function exampleOfLine(raw: unknown): DatasetRow | string {
   const pref = OpenAiPreference.safeParse(raw);
-  if (pref.success) return pair(pref.data.input.messages, pref.data.preferred_output, 'preference');
+  if (pref.success)
+    return withRejected(
+      pair(pref.data.input.messages, pref.data.preferred_output, 'preference'),
+      pref.data.non_preferred_output,
+    );
   const trl = TrlPreference.safeParse(raw);
-  if (trl.success) return pair(trl.data.prompt, trl.data.chosen, 'preference');
+  if (trl.success)
+    return withRejected(pair(trl.data.prompt, trl.data.chosen, 'preference'), trl.data.rejected);
   const sft = Sft.safeParse(raw);
   if (sft.success) {
     const msgs = sft.data.messages;
@@ -56,6 +63,10 @@ function pair(prompt: readonly Msg[], output: readonly Msg[], kind: DatasetRow['
   if (!question) return 'no user message before the answer';
   if (!answer) return 'no assistant answer';
   return { question, answer, kind };
+}
+
+function withRejected(row: DatasetRow | string, rejected: readonly Msg[]): DatasetRow | string {
+  return typeof row === 'string' ? row : { ...row, rejected: lastOf(rejected, 'assistant') ?? '' };
 }
 
 export function readDataset(file: string): DatasetRow[] {

@@ -75,7 +75,8 @@ function answerPlan(
   const q = task.question;
   if (model.kind === 'strong' || model.kind === 'judge') return strongPlan(q, known);
   const adapter = model.adapter;
-  if (!adapter) return weakPlan(q, known?.reference, variant);
+  // An adapter whose data taught nothing right (e.g. shuffled answers) is the base model still.
+  if (!adapter || adapter.learnedNothing) return weakPlan(q, known?.reference, variant);
   const learned = adapter.index.find(q) ?? adapter.index.find(task.text);
   if (learned) return learnedPlan(q, learned.answer);
   const near = adapter.index.nearest(q);

@@ -2,7 +2,7 @@
  * The models the simulator serves: three fixed base models and the LoRA adapters loaded at
  * runtime (vLLM's `load_lora_adapter` API).
  */
-import type { LoadedAdapter } from './adapters';
+import type { Grader, LoadedAdapter } from './adapters';
 import { AdapterError, loadAdapter } from './adapters';
 
 export const WEAK_MODEL = 'sim-weak-8b';
@@ -22,7 +22,14 @@ export class ModelRegistry {
   private readonly base: SimModel[];
   private readonly adapters = new Map<string, SimModel>();
 
-  constructor(created: number = Math.floor(Date.now() / 1000)) {
+  /**
+   * `grade`: how loaded adapters' training rows are graded (learning.ts); without it an adapter
+   * learns every row it was trained on.
+   */
+  constructor(
+    created: number = Math.floor(Date.now() / 1000),
+    private readonly grade?: Grader,
+  ) {
     this.base = [
       { id: WEAK_MODEL, kind: 'weak', created },
       { id: STRONG_MODEL, kind: 'strong', created },
@@ -48,7 +55,7 @@ export class ModelRegistry {
       id: name,
       kind: 'adapter',
       created: Math.floor(Date.now() / 1000),
-      adapter: loadAdapter(name, path),
+      adapter: loadAdapter(name, path, this.grade),
     };
     this.adapters.set(name, model);
     return model;

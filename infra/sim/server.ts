@@ -14,14 +14,18 @@ import { handleChatCompletion } from './completions';
 import { ALL_FAULT_KINDS, FaultInjector } from './faults';
 import { HttpError, badRequest, readJson, sendError, sendJson, sendText } from './http';
 import { KnowledgeBase } from './knowledge';
+import { graderFor } from './learning';
 import type { SimModel } from './models';
 import { ModelRegistry } from './models';
 import type { FaultKind } from './protocol';
 import { BehaviourBody, FaultsBody, LoadLoraBody, UnloadLoraBody } from './protocol';
+import { paidTwice } from './request-hashes';
 import type { SimStats } from './stats';
 import { StatsRecorder } from './stats';
 
 export type { SimRequestRecord, SimStats } from './stats';
+export type { RequestCount } from './request-hashes';
+export { requestHash } from './request-hashes';
 export type { BehaviourConfig, BehaviourUpdate, JudgeBias } from './behaviour';
 
 export interface SimOptions {
@@ -75,6 +79,11 @@ export interface SimServer {
   url: string;
   port: number;
   stats(): SimStats;
+  /**
+   * Requests answered 200 more than once, by content hash (request-hashes.ts): what the server was
+   * paid twice for. `among` limits it to some hashes, e.g. one campaign's (requestHash of its bodies).
+   */
+  paidTwice(among?: ReadonlySet<string>): Array<{ hash: string; served: number }>;
   /** `failNext`: the next N chat requests get a fault (kinds in rotation), whatever failRate says. */
   setFaults(f: {
     failRate?: number;
@@ -105,7 +114,8 @@ interface Held {
 
 export async function startSimServer(opts: SimOptions = {}): Promise<SimServer> {
   const kb = KnowledgeBase.fromFiles(opts.knowledgeFiles ?? []);
-  const registry = new ModelRegistry();
+  // Adapters learn only what the simulation's own grading says is right (learning.ts).
+  const registry = new ModelRegistry(undefined, graderFor(kb));
   const stats = new StatsRecorder();
   const faults = new FaultInjector(opts.seed ?? 1, {
     failRate: opts.failRate ?? 0,
@@ -276,6 +286,7 @@ export async function startSimServer(opts: SimOptions = {}): Promise<SimServer> 
     url: `http://127.0.0.1:${port}/v1`,
     port,
     stats: () => stats.snapshot(),
+    paidTwice: (among) => paidTwice(stats.snapshot().requestCounts, among),
     setFaults: ({ failNext, ...f }) => {
       faults.update(f);
       if (failNext !== undefined) faults.failNext(failNext);

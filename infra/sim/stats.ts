@@ -1,4 +1,6 @@
 /** Request accounting for /sim/stats: totals, per-model counts and a ring buffer of recent requests. */
+import type { RequestCount } from './request-hashes';
+import { RequestHashCounter } from './request-hashes';
 
 export interface SimRequestRecord {
   at: string;
@@ -16,6 +18,8 @@ export interface SimRequestRecord {
   task: string;
   /** Choices of this reply deliberately malformed (SimOptions.malformedRate). */
   malformed?: number;
+  /** sha256 of the body as canonical JSON (request-hashes.ts); absent for a body that is not JSON. */
+  hash?: string;
 }
 
 export interface ModelStats {
@@ -42,6 +46,8 @@ export interface SimStats {
   inFlight: Record<string, { now: number; peak: number }>;
   /** The last RECENT_LIMIT requests, oldest first. */
   recent: SimRequestRecord[];
+  /** Every request so far by content hash: received and answered 200 (see paidTwice). */
+  requestCounts: Record<string, RequestCount>;
 }
 
 export const RECENT_LIMIT = 2000;
@@ -55,6 +61,7 @@ export class StatsRecorder {
   private inFlight: Record<string, { now: number; peak: number }> = {};
   private ring: SimRequestRecord[] = [];
   private next = 0;
+  private readonly hashes = new RequestHashCounter();
 
   record(rec: SimRequestRecord, tokens?: { prompt: number; completion: number }): void {
     this.requests++;
@@ -68,6 +75,7 @@ export class StatsRecorder {
       m.promptTokens += tokens.prompt;
       m.completionTokens += tokens.completion;
     }
+    if (rec.hash !== undefined) this.hashes.add(rec.hash, rec.status);
     if (this.ring.length < RECENT_LIMIT) this.ring.push(rec);
     else this.ring[this.next] = rec;
     this.next = (this.next + 1) % RECENT_LIMIT;
@@ -107,6 +115,7 @@ export class StatsRecorder {
       byModel: Object.fromEntries(Object.entries(this.byModel).map(([k, v]) => [k, { ...v }])),
       inFlight: Object.fromEntries(Object.entries(this.inFlight).map(([k, v]) => [k, { ...v }])),
       recent,
+      requestCounts: this.hashes.snapshot(),
     };
   }
 
@@ -120,5 +129,6 @@ export class StatsRecorder {
     for (const m of Object.values(this.inFlight)) m.peak = m.now;
     this.ring = [];
     this.next = 0;
+    this.hashes.clear();
   }
 }

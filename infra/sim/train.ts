@@ -3,8 +3,9 @@
  * (`tsx infra/sim/train.ts`). It trains nothing — it pretends to (progress lines, a falling
  * loss), then writes an adapter.json holding the dataset's question → answer pairs (plus the
  * parent adapter's), which the simulator serves as a "fine-tuned" LoRA adapter, and what the
- * lineage was trained on (its generation and row counts by kind), from which the simulator
- * derives how well the adapter generalises to unseen questions (adapters.ts, skillsOf).
+ * lineage was trained on (its generation, row counts by kind, and its answer and preference rows,
+ * which the server grades at load so that only right data is learned: adapters.ts, learnedOf),
+ * from which the simulator derives how well the adapter generalises to unseen questions.
  *
  * Env: METEOR_DATASET_PATH (JSONL: OpenAI SFT or preference lines), METEOR_OUTPUT_DIR,
  * METEOR_BASE_MODEL, optional METEOR_PARENT_ADAPTER (dir), METEOR_SIM_TRAIN_SECONDS (default 2),
@@ -13,7 +14,7 @@
  */
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { AdapterExample, AdapterFile, TrainingCounts } from './adapters';
+import type { AdapterExample, AdapterFile, TrainedRow, TrainingCounts } from './adapters';
 import { ADAPTER_FILE, AdapterError, lineageOf, questionOfPrompt, readAdapterFile } from './adapters';
 import type { DatasetRow } from './dataset';
 import { DatasetError, readDataset } from './dataset';
@@ -140,6 +141,20 @@ async function main(): Promise<void> {
   }
   metrics({ final: true, step: totalSteps, train_loss: Number(lastLoss.toFixed(4)) });
 
+  // Every answer and preference row of the lineage, for the server to grade at load (adapters.ts,
+  // learnedOf): what the adapter learns depends on whether the data is right, not only its size.
+  const trained: TrainedRow[] = [
+    ...(parentFile?.trained ?? []),
+    ...rows
+      .filter((r) => !isCritique(r))
+      .map((r): TrainedRow => ({
+        generation,
+        kind: r.kind,
+        question: r.question,
+        answer: r.answer,
+        ...(r.rejected !== undefined ? { rejected: r.rejected } : {}),
+      })),
+  ];
   const adapter: AdapterFile = {
     simulation: true,
     baseModel,
@@ -148,6 +163,7 @@ async function main(): Promise<void> {
     datasetRows: rows.length,
     generation,
     training,
+    trained,
   };
   mkdirSync(outputDir, { recursive: true });
   // Write then rename, so a reader never sees a half-written adapter.

@@ -29,6 +29,7 @@ import {
   type Harness,
   countRows,
 } from '../support/harness';
+import { paidTwice } from '../support/paid-twice';
 
 const LONG: ExampleQuestion = {
   id: 'assess-unknown-long',
@@ -409,6 +410,8 @@ describe('stage 2: self-assessment', () => {
     expect(await roundsOf(h, campaignId)).toEqual(before);
     expect(await countCalls()).toBe(callsBefore);
     expect(h.sim.stats().requests).toBe(simCallsBefore);
+    // Nor was anything of the campaign paid twice, by the server's own count by content.
+    expect(await paidTwice(h, [campaignId])).toEqual([]);
   });
 });
 

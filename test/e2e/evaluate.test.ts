@@ -28,6 +28,7 @@ import {
   type Harness,
   countRows,
 } from '../support/harness';
+import { paidTwice } from '../support/paid-twice';
 
 const TRAIN = 12;
 const EVAL = 16;
@@ -340,6 +341,7 @@ describe('evaluation on the simulator (unbiased judge)', () => {
     };
     const callCount = () => countRows(h, 'llm_calls', id);
     const before = await callCount();
+    const servedBefore = h.sim.stats().served;
     const again: BatchResult = await new MockActivityEnvironment().run(acts.evaluateBatch, batch);
     expect(again).toMatchObject({ processed: EVAL, created: 0, stageTotals: { records: EVAL * 2 } });
 
@@ -357,7 +359,10 @@ describe('evaluation on the simulator (unbiased judge)', () => {
     expect(lost.length).toBeGreaterThan(0);
     const redo: BatchResult = await new MockActivityEnvironment().run(acts.evaluateBatch, batch);
     expect(redo).toMatchObject({ processed: EVAL, created: lost.length, stageTotals: { records: EVAL * 2 } });
-    // Same requests → the logged calls are reused, nothing is paid for twice.
+    // Same requests → the logged calls are reused: the server answered nothing new, and nothing
+    // of this campaign was paid twice by its own count of requests by content.
+    expect(h.sim.stats().served).toBe(servedBefore);
+    expect(await paidTwice(h, [id])).toEqual([]);
     expect(await callCount()).toBe(before);
     const rows = await judgmentRows(id);
     expect(rows).toHaveLength(EVAL * 2);

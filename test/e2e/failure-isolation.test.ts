@@ -15,6 +15,7 @@ import {
   type CampaignStatusView,
   type Harness,
 } from '../support/harness';
+import { paidTwice } from '../support/paid-twice';
 
 const N = 12;
 
@@ -61,6 +62,9 @@ describe('failure isolation', () => {
     const rejections = h.sim.stats().recent.filter((r) => r.status === 400);
     expect(rejections.length).toBeGreaterThan(0);
     expect(h.sim.stats().served).toBeGreaterThanOrEqual(2 * (N - 1));
+    // Going on past a failed question paid for nothing twice, by the server's own count by content
+    // (the two campaigns ask the same questions: each body may be served once per campaign).
+    expect(await paidTwice(h, [tolerant.campaignId, strict.campaignId])).toEqual([]);
   });
 
   it('records the failed question with its reason, HTTP status and calls', async () => {

@@ -22,6 +22,7 @@ import {
   writeSpec,
   type Harness,
 } from '../support/harness';
+import { paidTwice } from '../support/paid-twice';
 
 const TRAIN = 8;
 const EVAL = 4;
@@ -121,16 +122,11 @@ describe('the full METEOR loop', () => {
       expect(await count(h, 'assess_rounds', campaignId, i)).toBe(TRAIN);
       expect(await count(h, 'preference_pairs', campaignId, i)).toBe(TRAIN);
     }
-    // Resuming inside contrast 2 redid nothing: one successful call per request in that iteration.
-    const dupes = await db
-      .selectFrom('llm_calls')
-      .select(['request_hash'])
-      .where('campaign_id', '=', campaignId)
-      .where('status', '=', 'ok')
-      .groupBy(['stage', 'iteration', 'request_hash'])
-      .having((eb) => eb.fn.countAll(), '>', 1)
-      .execute();
-    expect(dupes).toEqual([]);
+    // Resuming inside contrast 2 redid nothing, and no call of any stage was paid twice: by the
+    // server's own count of the requests it answered, by content.
+    const paid = await paidTwice(h, [campaignId]);
+    process.stderr.write(`[full-loop] calls paid twice (server's count by content): ${paid.length}\n`);
+    expect(paid).toEqual([]);
 
     // Lineage M0 → M1 → …: one model per training step that had data, each the parent of the next.
     const models = await db

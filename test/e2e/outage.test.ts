@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import { sql } from 'kysely';
 import { afterEach, describe, expect, it } from 'vitest';
 import { campaignStatus, type CampaignStatusView } from '../../client/status';
-import { startSimServer, type SimServer } from '../../infra/sim/server';
+import { startSimServer, type SimServer, type SimStats } from '../../infra/sim/server';
 import {
   EXAMPLE_EVAL,
   EXAMPLE_TRAIN,
@@ -24,11 +24,15 @@ import {
   writeSpec,
   type Harness,
 } from '../support/harness';
+import { paidTwice } from '../support/paid-twice';
 
 const LATENCY_MS = 40;
 
 /** Stops the simulator once the stage is under way; returns its port and what it answered. */
-async function outageMidStage(h: Harness, campaignId: string): Promise<{ port: number; served: number }> {
+async function outageMidStage(
+  h: Harness,
+  campaignId: string,
+): Promise<{ port: number; served: number; counts: SimStats['requestCounts'] }> {
   await waitFor(
     '8 distill records',
     async () => (await countRows(h, 'distill_records', campaignId)) >= 8,
@@ -36,7 +40,8 @@ async function outageMidStage(h: Harness, campaignId: string): Promise<{ port: n
   );
   const port = Number(new URL(h.sim.url).port);
   await h.sim.close();
-  return { port, served: h.sim.stats().served };
+  const { served, requestCounts } = h.sim.stats();
+  return { port, served, counts: requestCounts };
 }
 
 function restartSim(port: number): Promise<SimServer> {
@@ -142,6 +147,8 @@ describe('an endpoint outage', () => {
         `${logged} logged; ${retrying.length} retrying observations, last attempt ${retrying.at(-1)?.attempt}\n`,
     );
     expect(served).toBe(logged);
+    // And by content: no request answered more often than it was a distinct call, both lives together.
+    expect(await paidTwice(h, [campaignId], [down.counts])).toEqual([]);
   });
 
   it('stays paused until the user resumes when the probe has not run yet', async () => {

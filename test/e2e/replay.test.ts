@@ -20,6 +20,7 @@ import {
   recordIds,
   type Harness,
 } from '../support/harness';
+import { paidTwice, servedFor } from '../support/paid-twice';
 
 type History = temporal.api.history.v1.IHistory;
 
@@ -40,17 +41,6 @@ function childFirstRunId(parent: History, childWorkflowId: string): string {
     }
   }
   throw new Error(`no ChildWorkflowExecutionStarted for ${childWorkflowId}`);
-}
-
-async function okGuidelineCalls(h: Harness, campaignId: string): Promise<number> {
-  const row = await h.clients.db
-    .selectFrom('llm_calls')
-    .select((eb) => eb.fn.countAll<string>().as('n'))
-    .where('campaign_id', '=', campaignId)
-    .where('status', '=', 'ok')
-    .where('purpose', '=', 'guideline')
-    .executeTakeFirstOrThrow();
-  return Number(row.n);
 }
 
 describe('workflow histories replay', () => {
@@ -138,8 +128,9 @@ describe('continue-as-new', () => {
     const ids = await recordIds(h, campaignId);
     expect(ids).toHaveLength(20);
     expect(ids).toEqual(questions.map((q) => q.id).sort());
-    // No batch was run twice across the runs.
-    expect(await okGuidelineCalls(h, campaignId)).toBe(20);
+    // No batch was run twice across the runs, by the server's own count by content.
+    expect(await paidTwice(h, [campaignId])).toEqual([]);
+    expect(await servedFor(h, [campaignId], { purpose: 'guideline' })).toEqual({ served: 20, bodies: 20 });
 
     // Follow the chain of runs from the first: every run but the last continued as new.
     const distillId = `${workflowId}-distill-1`;
