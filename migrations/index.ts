@@ -6,8 +6,8 @@ import * as m003 from './003_finetune_dispatch';
 import * as m004 from './004_lines';
 import * as m005 from './005_failed_questions';
 import * as m006 from './006_endpoint_limits';
-import * as m007 from './007_duplicate_calls';
 import * as m008 from './008_outage_budget';
+import * as m009 from './009_duplicate_calls';
 
 export const migrations: Record<string, Migration> = {
   '001_init': m001,
@@ -16,6 +16,6 @@ export const migrations: Record<string, Migration> = {
   '004_lines': m004,
   '005_failed_questions': m005,
   '006_endpoint_limits': m006,
-  '007_duplicate_calls': m007,
   '008_outage_budget': m008,
+  '009_duplicate_calls': m009,
 };

@@ -93,7 +93,7 @@ export interface LlmCallsTable {
   prompt_version: string;
   request: Json<unknown>;
   response: Json<unknown> | null;
-  /** duplicate: a paid answer to a request another attempt had logged ok first (migration 007). */
+  /** duplicate: a paid answer to a request another attempt had logged ok first (migration 009). */
   status: 'ok' | 'error' | 'duplicate';
   error: string | null;
   http_status: number | null;
@@ -319,7 +319,7 @@ export interface FailedQuestionsTable {
   updated_at: Timestamp;
 }
 
-/** A request being sent by one attempt (migration 007); others wait for its answer. */
+/** A request being sent by one attempt (migration 009); others wait for its answer. */
 export interface LlmCallClaimsTable {
   campaign_id: string;
   stage: string;
