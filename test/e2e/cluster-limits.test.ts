@@ -8,7 +8,7 @@
  *  - a 429 with Retry-After (seconds, or an HTTP date) that one process receives holds back the
  *    callers of another process: nothing reaches the endpoint before the time is up.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,17 +16,21 @@ import { LlmGateway, type Endpoint } from '../../core/llm/gateway';
 import { EndpointLimiter, endpointKey } from '../../core/llm/limiter';
 import { EndpointSchema } from '../../core/spec';
 import {
-  REPO_ROOT,
   exampleQuestions,
   fineTuneQueueOf,
   launch,
-  services,
   startHarness,
   waitFor,
   writeQuestions,
   writeSpec,
   type Harness,
 } from '../support/harness';
+import {
+  spawnWorkerProcess,
+  stopProcesses,
+  workerProcessEnv,
+  type WorkerProcess,
+} from '../support/worker-process';
 
 const WORKERS = 3;
 const CONCURRENCY = 8;
@@ -43,55 +47,17 @@ const children: ChildProcess[] = [];
 let h: Harness;
 
 /** Starts `meteorctl worker` on the harness's task queue; resolves once it polls. */
-async function startWorkerProcess(): Promise<{ child: ChildProcess; output: () => string }> {
-  const svc = services();
+async function startWorkerProcess(): Promise<WorkerProcess> {
   const queues = `${h.taskQueue},${fineTuneQueueOf(h.taskQueue)}`;
-  const args = ['bin/meteorctl.cjs', 'worker', '--task-queue', h.taskQueue, '--queues', queues];
-  const child = spawn(process.execPath, args, {
-    cwd: REPO_ROOT,
-    env: {
-      ...process.env,
-      DATABASE_URL: svc.databaseUrl,
-      TEMPORAL_ADDRESS: svc.temporalAddress,
-      TEMPORAL_NAMESPACE: svc.namespace,
-      METEOR_ARTIFACTS_DIR: h.artifactsDir,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.push(child);
-  let out = '';
-  child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
-  await new Promise<void>((resolve, reject) => {
-    const done = (err?: Error) => {
-      clearTimeout(timer);
-      child.stderr?.off('data', onData);
-      child.off('exit', onExit);
-      if (err) reject(err);
-      else resolve();
-    };
-    const timer = setTimeout(() => done(new Error(`worker did not start within 90 s:\n${out}`)), 90_000);
-    const onData = () => {
-      if (out.includes('meteor worker on task queue')) done();
-    };
-    const onExit = (code: number | null, signal: string | null) =>
-      done(new Error(`worker exited (${code ?? signal}) before it started:\n${out}`));
-    child.stderr?.on('data', onData);
-    child.once('exit', onExit);
-  });
-  return { child, output: () => out };
+  const worker = await spawnWorkerProcess(
+    ['--task-queue', h.taskQueue, '--queues', queues],
+    workerProcessEnv({ METEOR_ARTIFACTS_DIR: h.artifactsDir }),
+  );
+  children.push(worker.child);
+  return worker;
 }
 
-async function killWorkers(): Promise<void> {
-  await Promise.all(
-    children.map((child) => {
-      if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-      child.kill('SIGKILL');
-      return exited;
-    }),
-  );
-}
+const killWorkers = () => stopProcesses(children, 'SIGKILL');
 
 beforeAll(async () => {
   // Requests take ~250 ms: 8 in flight allow 32 a second, far above RPM, so the burst at the

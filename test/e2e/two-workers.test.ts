@@ -6,18 +6,16 @@
  * workflow histories show which process ran what, and pg_stat_activity, sampled while it runs,
  * shows each worker's connections (by its application_name) within its --db-pool-max.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdir, readdir } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  REPO_ROOT,
   exampleQuestions,
   fineTuneQueueOf,
   launch,
-  services,
   sleep,
   startHarness,
   waitDone,
@@ -25,15 +23,19 @@ import {
   writeSpec,
   type Harness,
 } from '../support/harness';
+import {
+  spawnWorkerProcess,
+  stopProcesses,
+  workerProcessEnv,
+  type WorkerProcess,
+} from '../support/worker-process';
 
 const LLM_POOL_MAX = 3;
 const GPU_POOL_MAX = 2;
 
-interface WorkerProcess {
-  child: ChildProcess;
+interface HostWorker extends WorkerProcess {
   hostId: string;
   home: string;
-  output: () => string;
 }
 
 const children: ChildProcess[] = [];
@@ -45,69 +47,23 @@ async function startWorker(opts: {
   queues: string;
   poolMax: number;
   sharedStore: string;
-}): Promise<WorkerProcess> {
-  const svc = services();
+}): Promise<HostWorker> {
   const home = path.join(h.tmp, `home-${opts.hostId}`);
   await mkdir(home, { recursive: true });
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    DATABASE_URL: svc.databaseUrl,
-    TEMPORAL_ADDRESS: svc.temporalAddress,
-    TEMPORAL_NAMESPACE: svc.namespace,
+  const env = workerProcessEnv({
     // Its own home: the artifacts folder (scratch here) follows METEOR_HOME.
     METEOR_HOME: home,
     METEOR_HOST_ID: opts.hostId,
     METEOR_ARTIFACTS_URI: opts.sharedStore,
-  };
-  delete env.METEOR_ARTIFACTS_DIR;
-  const child = spawn(
-    process.execPath,
-    [
-      'bin/meteorctl.cjs',
-      'worker',
-      '--task-queue',
-      h.taskQueue,
-      '--queues',
-      opts.queues,
-      '--db-pool-max',
-      String(opts.poolMax),
-    ],
-    {
-      cwd: REPO_ROOT,
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
-  children.push(child);
-  let out = '';
-  child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(
-      () => done(new Error(`worker ${opts.hostId} did not start in 60 s:\n${out}`)),
-      60_000,
-    );
-    const onData = () => {
-      if (out.includes('meteor worker on task queue')) done();
-    };
-    const onExit = (code: number | null, signal: string | null) =>
-      done(new Error(`worker ${opts.hostId} exited (${code ?? signal}) before it started:\n${out}`));
-    function done(err?: Error) {
-      clearTimeout(timer);
-      child.stderr?.off('data', onData);
-      child.off('exit', onExit);
-      if (err) reject(err);
-      else resolve();
-    }
-    child.stderr?.on('data', onData);
-    child.once('exit', onExit);
+    METEOR_ARTIFACTS_DIR: undefined,
   });
-  return { child, hostId: opts.hostId, home, output: () => out };
-}
-
-function exited(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => child.once('exit', () => resolve()));
+  const worker = await spawnWorkerProcess(
+    ['--task-queue', h.taskQueue, '--queues', opts.queues, '--db-pool-max', String(opts.poolMax)],
+    env,
+    { label: `worker ${opts.hostId}`, startTimeoutMs: 60_000 },
+  );
+  children.push(worker.child);
+  return { ...worker, hostId: opts.hostId, home };
 }
 
 /** Activity type → the worker identities that ran it, from one workflow's history. */
@@ -135,10 +91,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const child of children) {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-  }
-  await Promise.all(children.map(exited));
+  await stopProcesses(children, 'SIGTERM');
   await h?.close();
 });
 

@@ -4,22 +4,27 @@
  * ones that were in flight when the worker died. Real processes throughout: the worker is
  * `meteorctl worker` in a child process, killed the hard way.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { campaignWorkflow } from '../../workflows/campaign';
 import {
   fineTuneQueueOf,
-  REPO_ROOT,
   countRows,
   launch,
-  services,
   startHarness,
   waitFor,
   writeSpec,
   type Harness,
 } from '../support/harness';
 import { paidTwice } from '../support/paid-twice';
+import {
+  exited,
+  spawnWorkerProcess,
+  stopProcesses,
+  workerProcessEnv,
+  type WorkerProcess,
+} from '../support/worker-process';
 
 const TRAIN_QUESTIONS = 48;
 /** weak concurrency + strong concurrency: the most requests one worker can have in flight. */
@@ -30,54 +35,15 @@ const IN_FLIGHT_BOUND = WEAK_CONCURRENCY + STRONG_CONCURRENCY;
 const children: ChildProcess[] = [];
 let h: Harness;
 
-interface WorkerProcess {
-  child: ChildProcess;
-  output: () => string;
-}
-
 /** Starts `meteorctl worker` on the harness's task queue; resolves once it polls. */
 async function startWorkerProcess(): Promise<WorkerProcess> {
-  const svc = services();
   const queues = `${h.taskQueue},${fineTuneQueueOf(h.taskQueue)}`;
-  const args = ['bin/meteorctl.cjs', 'worker', '--task-queue', h.taskQueue, '--queues', queues];
-  const child = spawn(process.execPath, args, {
-    cwd: REPO_ROOT,
-    env: {
-      ...process.env,
-      DATABASE_URL: svc.databaseUrl,
-      TEMPORAL_ADDRESS: svc.temporalAddress,
-      TEMPORAL_NAMESPACE: svc.namespace,
-      METEOR_ARTIFACTS_DIR: h.artifactsDir,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.push(child);
-  let out = '';
-  child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
-  await new Promise<void>((resolve, reject) => {
-    const done = (err?: Error) => {
-      clearTimeout(timer);
-      child.stderr?.off('data', onData);
-      child.off('exit', onExit);
-      if (err) reject(err);
-      else resolve();
-    };
-    const timer = setTimeout(() => done(new Error(`worker did not start within 60 s:\n${out}`)), 60_000);
-    const onData = () => {
-      if (out.includes('meteor worker on task queue')) done();
-    };
-    const onExit = (code: number | null, signal: string | null) =>
-      done(new Error(`worker exited (${code ?? signal}) before it started:\n${out}`));
-    child.stderr?.on('data', onData);
-    child.once('exit', onExit);
-  });
-  return { child, output: () => out };
-}
-
-function exited(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => child.once('exit', () => resolve()));
+  const worker = await spawnWorkerProcess(
+    ['--task-queue', h.taskQueue, '--queues', queues],
+    workerProcessEnv({ METEOR_ARTIFACTS_DIR: h.artifactsDir }),
+  );
+  children.push(worker.child);
+  return worker;
 }
 
 async function countOkCalls(campaignId: string): Promise<number> {
@@ -98,10 +64,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   // Kill every worker this file started, whatever happened to the test.
-  for (const child of children) {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  }
-  await Promise.all(children.map(exited));
+  await stopProcesses(children, 'SIGKILL');
   await h?.close();
 });
 
