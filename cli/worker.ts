@@ -1,7 +1,7 @@
 /** `meteorctl worker`: a worker for the configured Temporal and PostgreSQL. */
 import path from 'node:path';
 import { DEFAULT_STATE_DIR, resolveServices } from '../client/connect';
-import { temporalConnectionOptions } from '../core/temporal-connection';
+import { temporalConnectError, temporalConnectionOptions } from '../core/temporal-connection';
 import { migrateToLatest } from '../core/db/migrate';
 import { Connection } from '@temporalio/client';
 import { ensureSearchAttributes } from '../infra/stack/search-attributes';
@@ -61,7 +61,12 @@ export async function runWorker(opts: {
   if (storeUri) parseArtifactUri(storeUri, 'METEOR_ARTIFACTS_URI');
   const services = await resolveServices();
   await migrateToLatest(services.databaseUrl);
-  const connection = await Connection.connect(temporalConnectionOptions(services.temporalAddress));
+  let connection: Connection;
+  try {
+    connection = await Connection.connect(temporalConnectionOptions(services.temporalAddress));
+  } catch (err) {
+    throw temporalConnectError(services.temporalAddress, err);
+  }
   try {
     await ensureSearchAttributes(connection, services.namespace);
   } finally {

@@ -8,7 +8,7 @@ import { Client, Connection } from '@temporalio/client';
 import { createDb, type Db } from '../core/db/connection';
 import { UserError } from '../core/errors';
 import { readStackFile } from '../infra/stack/local-stack';
-import { temporalConnectionOptions } from '../core/temporal-connection';
+import { temporalConnectError, temporalConnectionOptions } from '../core/temporal-connection';
 import { DEFAULT_TASK_QUEUE } from '../workers/worker';
 
 export const REPO_ROOT = path.resolve(__dirname, '..');
@@ -59,7 +59,7 @@ export async function connect(services: Services): Promise<Clients> {
       connectTimeout: '5s',
     });
   } catch (err) {
-    throw new UserError(`Cannot reach Temporal at ${services.temporalAddress}: ${(err as Error).message}`);
+    throw temporalConnectError(services.temporalAddress, err);
   }
   // At most 4 connections per command (docs/deployment.md counts them), named in pg_stat_activity.
   const db = createDb(services.databaseUrl, { max: 4, applicationName: 'meteorctl' });

@@ -88,3 +88,31 @@ export function temporalConnectionOptions(
   if (apiKey) return { address, tls: tls ?? true, apiKey };
   return tls ? { address, tls } : { address };
 }
+
+/**
+ * A failed connect, as the operator needs it: the address and, when TLS was on, which
+ * TEMPORAL_TLS_* variables were set (names and file paths, never contents) — a refused
+ * handshake reaches the SDK only as "Failed to connect before the deadline".
+ */
+export function temporalConnectError(
+  address: string,
+  err: unknown,
+  env: NodeJS.ProcessEnv = process.env,
+): UserError {
+  const reason = err instanceof Error ? err.message : String(err);
+  const used = TEMPORAL_TLS_ENV.filter((name) => (env[name] ?? '') !== '').map(
+    (name) => `${name}=${env[name]}`,
+  );
+  const how = env.TEMPORAL_API_KEY
+    ? ' over TLS with TEMPORAL_API_KEY'
+    : used.length > 0
+      ? ` over TLS (${used.join(', ')})`
+      : '';
+  const hint =
+    used.length === 0
+      ? ''
+      : (env.TEMPORAL_TLS_CERT ?? '') !== ''
+        ? '; check that the server trusts the CA that signed TEMPORAL_TLS_CERT, that TEMPORAL_TLS_CA signed the server certificate, and that its name matches TEMPORAL_TLS_SERVER_NAME or the address'
+        : '; check that TEMPORAL_TLS_CA signed the server certificate and that its name matches TEMPORAL_TLS_SERVER_NAME or the address, and whether the server wants a client certificate (TEMPORAL_TLS_CERT, TEMPORAL_TLS_KEY)';
+  return new UserError(`Cannot reach Temporal at ${address}${how}: ${reason}${hint}`);
+}

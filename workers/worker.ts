@@ -22,7 +22,7 @@ import { databaseBudgetGuard } from '../core/llm/budget-guard';
 import { databaseEndpointHealth } from '../core/llm/endpoint-health';
 import { LlmGateway } from '../core/llm/gateway';
 import { EndpointLimiter } from '../core/llm/limiter';
-import { temporalConnectionOptions } from '../core/temporal-connection';
+import { temporalConnectError, temporalConnectionOptions } from '../core/temporal-connection';
 
 export const DEFAULT_TASK_QUEUE = 'meteor';
 /** The spec's default `fineTune.queue`. */
@@ -100,7 +100,7 @@ export async function createMeteorWorker(opts: MeteorWorkerOptions): Promise<Met
     connection = await NativeConnection.connect(temporalConnectionOptions(opts.temporalAddress, env));
   } catch (err) {
     await db.destroy();
-    throw err;
+    throw temporalConnectError(opts.temporalAddress, err, env);
   }
   const artifactsDir = path.resolve(opts.artifactsDir);
   // Endpoint limits live in Postgres, shared with every other worker; this holds our leases.
@@ -159,7 +159,7 @@ export async function createMeteorWorker(opts: MeteorWorkerOptions): Promise<Met
     await connection.close();
     await limiter.close();
     await db.destroy();
-    throw err;
+    throw temporalConnectError(opts.temporalAddress, err, env);
   }
   return {
     workers,

@@ -1,11 +1,13 @@
 /**
  * The Temporal connection options each environment builds: plain, API key (Temporal Cloud), TLS
  * with the system's roots, mTLS for a self-hosted cluster — the object the SDK's Connection and
- * NativeConnection take. (The Temporal CLI's dev server has no TLS, so no real mTLS server here.)
+ * NativeConnection take, and the error a failed connect becomes. (A real mTLS handshake:
+ * test/e2e/temporal-mtls.test.ts.)
  */
 import { describe, expect, it } from 'vitest';
 import { dbPoolMax } from '../../cli/worker';
-import { temporalConnectionOptions } from '../../core/temporal-connection';
+import { temporalConnectError, temporalConnectionOptions } from '../../core/temporal-connection';
+import { UserError } from '../../core/errors';
 import { DEFAULT_DB_POOL_MAX } from '../../workers/worker';
 
 const files: Record<string, string> = {
@@ -99,5 +101,38 @@ describe('dbPoolMax', () => {
     expect(dbPoolMax(undefined, {})).toBe(DEFAULT_DB_POOL_MAX);
     expect(() => dbPoolMax('0', {})).toThrow(/--db-pool-max: '0' is not a whole number/);
     expect(() => dbPoolMax(undefined, { METEOR_DB_POOL_MAX: 'lots' })).toThrow(/METEOR_DB_POOL_MAX: 'lots'/);
+  });
+});
+
+describe('temporalConnectError', () => {
+  const failed = new Error('Failed to connect before the deadline');
+
+  it('names the address and the SDK reason, and no TLS when none is set', () => {
+    const err = temporalConnectError('temporal:7233', failed, {});
+    expect(err).toBeInstanceOf(UserError);
+    expect(err.message).toBe('Cannot reach Temporal at temporal:7233: Failed to connect before the deadline');
+  });
+
+  it('names the TLS variables in use by their files, not their contents', () => {
+    const env = {
+      TEMPORAL_TLS_CERT: '/etc/meteor/client.pem',
+      TEMPORAL_TLS_KEY: '/etc/meteor/client.key',
+      TEMPORAL_TLS_CA: '',
+    };
+    const { message } = temporalConnectError('t:7233', failed, env);
+    expect(message).toContain(
+      'at t:7233 over TLS (TEMPORAL_TLS_CERT=/etc/meteor/client.pem, TEMPORAL_TLS_KEY=/etc/meteor/client.key)',
+    );
+    expect(message).toContain('the server trusts the CA that signed TEMPORAL_TLS_CERT');
+    expect(message).not.toContain('TEMPORAL_TLS_CA=');
+    expect(message).not.toContain('CLIENT KEY');
+  });
+
+  it('says an API key was used, without the key', () => {
+    const { message } = temporalConnectError('ns.acct.tmprl.cloud:7233', failed, {
+      TEMPORAL_API_KEY: 'secret',
+    });
+    expect(message).toContain('over TLS with TEMPORAL_API_KEY');
+    expect(message).not.toContain('secret');
   });
 });
