@@ -8,8 +8,9 @@
  *
  * Throughput is the stage's own: records made per second between the first and the last
  * distill_records.created_at. The bound is what the endpoints' concurrency allows:
- * min(weak, strong concurrency) / latency. Results: a table on stdout and
- * bench-results/bench-<date>.json.
+ * min(weak, strong concurrency) / latency. Beside it, in the same run and against the same
+ * simulator, the same calls made with the bare `openai` client (bench-bare-client.ts), and the
+ * ratio of the two. Results: a table on stdout and bench-results/bench-<date>.json.
  *
  * Env: METEOR_BENCH_QUESTIONS (default 1000), METEOR_BENCH_LATENCIES (default "1000,50", in ms),
  * METEOR_BENCH_PARALLEL_BATCHES (default: the product's own choice), METEOR_BENCH_WORKER_NODE_ARGS
@@ -32,6 +33,7 @@ import type { Db } from '../core/db/connection';
 import type { CampaignSpecInput } from '../core/spec';
 import { loadSpecFile } from '../core/spec-file';
 import { startSimServer, type SimServer } from '../infra/sim/server';
+import { runBareClient, type BareClientResult } from './bench-bare-client';
 import { startLocalStack } from '../infra/stack/local-stack';
 import { isProcessAlive, processCommandLine, waitForProcessExit } from '../infra/stack/pids';
 import { findFreePort } from '../infra/stack/ports';
@@ -441,6 +443,10 @@ interface ScenarioResult {
   campaignHistory: HistoryCount;
   /** CPU between the first and the last record: is the machine saturated, and by whom? */
   cpuDuringRecords: CpuUse | null;
+  /** The same calls with the bare `openai` client against the same simulator, right after. */
+  bareClient: BareClientResult;
+  /** throughputQps / bareClient.throughputQps (issue 9's goal: ≥ 0.8 at 50 ms, ≥ 0.95 at 1 s). */
+  ratioToBareClient: number;
 }
 
 async function runScenario(root: string, services: Services, latencyMs: number): Promise<ScenarioResult> {
@@ -473,7 +479,7 @@ async function runScenario(root: string, services: Services, latencyMs: number):
         await waitForCampaign(clients.db, campaignId, worker, latencyMs);
         const campaignWallS = (Date.now() - launchedAt) / 1000;
         vmHwm = worker.hwmKiB();
-        return await collect(clients, sim, {
+        const platform = await collect(clients, sim, {
           campaignId,
           workflowId,
           latencyMs,
@@ -482,6 +488,23 @@ async function runScenario(root: string, services: Services, latencyMs: number):
           worker,
           vmHwm,
         });
+        log(`${latencyMs} ms: the same calls with the bare openai client`);
+        const spec = benchSpec(sim, latencyMs, `${taskQueue}-gpu`);
+        const bareClient = await runBareClient({
+          baseURL: sim.url,
+          weakModel: spec.models.weak.model,
+          strongModel: spec.models.strong.model,
+          domain: spec.domain,
+          questions: await readQuestions(path.join(dir, 'train.jsonl')),
+          weakConcurrency: WEAK_CONCURRENCY,
+          strongConcurrency: STRONG_CONCURRENCY,
+        });
+        return {
+          ...platform,
+          bareClient,
+          ratioToBareClient:
+            bareClient.throughputQps > 0 ? round(platform.throughputQps / bareClient.throughputQps, 2) : 0,
+        };
       } finally {
         await clients.close();
       }
@@ -548,7 +571,7 @@ async function collect(
     worker: WorkerProcess;
     vmHwm: number | null;
   },
-): Promise<ScenarioResult> {
+): Promise<Omit<ScenarioResult, 'bareClient' | 'ratioToBareClient'>> {
   const { db, temporal } = clients;
   const { campaignId, latencyMs } = run;
   const records = await db
@@ -690,6 +713,13 @@ async function writeQuestions(file: string, n: number): Promise<void> {
   await writeFile(file, `${lines.join('\n')}\n`);
 }
 
+async function readQuestions(file: string): Promise<Array<{ question: string }>> {
+  return (await readFile(file, 'utf8'))
+    .split('\n')
+    .filter((line) => line.trim() !== '')
+    .map((line) => JSON.parse(line) as { question: string });
+}
+
 /** The example campaign's shape, with this benchmark's concurrency and batch size. */
 function benchSpec(sim: SimServer, latencyMs: number, fineTuneQueue: string): CampaignSpecInput {
   return {
@@ -744,6 +774,8 @@ function printTable(results: ScenarioResult[]): void {
     ['stage run, started → finished', (r) => `${r.stageRunS} s`],
     ['records span, first → last', (r) => `${r.recordsSpanS} s`],
     ['throughput', (r) => `${r.throughputQps} q/s`],
+    ['bare openai client, same calls', (r) => `${r.bareClient.throughputQps} q/s`],
+    ['ratio to the bare client', (r) => r.ratioToBareClient.toFixed(2)],
     ['bound min(conc.) / latency', (r) => `${r.boundQps} q/s`],
     ['ratio to bound', (r) => `${(r.ratioToBound * 100).toFixed(1)} %`],
     ['LLM calls (distill ok / errors)', (r) => `${r.llmCalls.distillOk} / ${r.llmCalls.distillErrors}`],
@@ -843,7 +875,8 @@ async function main(): Promise<void> {
   for (const latencyMs of LATENCIES_MS) {
     const r = await runScenario(root, services, latencyMs);
     log(
-      `${latencyMs} ms: ${r.throughputQps} q/s (bound ${r.boundQps}, ${(r.ratioToBound * 100).toFixed(1)} %), ` +
+      `${latencyMs} ms: ${r.throughputQps} q/s (bound ${r.boundQps}, ${(r.ratioToBound * 100).toFixed(1)} %; ` +
+        `bare client ${r.bareClient.throughputQps} q/s, ratio ${r.ratioToBareClient}), ` +
         `stage ${r.stageWallS} s, worker peak RSS ${fmtMiB(r.workerRssMiB.peak)}`,
     );
     results.push(r);
