@@ -22,6 +22,19 @@ const STRONG_CONCURRENCY = 4;
 const PRICE = { inputPerMTok: 2.5, outputPerMTok: 10 };
 const BUDGET_USD = 0.01;
 
+/** Waits for the campaign to pause (never to fail) on a budget; returns that status. */
+function pausedOnBudget(h: Harness, campaignId: string, which: string) {
+  return waitFor(
+    `the campaign to pause on ${which}`,
+    async () => {
+      const s = await campaignStatus(h.clients, campaignId);
+      expect(s.state).not.toBe('failed');
+      return s.state === 'paused' ? s : null;
+    },
+    60_000,
+  );
+}
+
 describe('budget', () => {
   let h: Harness;
   beforeAll(async () => {
@@ -42,15 +55,7 @@ describe('budget', () => {
       budget: { maxCostUsd: BUDGET_USD },
     });
     const { campaignId } = await launch(h, spec);
-    const paused = await waitFor(
-      'the campaign to pause on its budget',
-      async () => {
-        const s = await campaignStatus(h.clients, campaignId);
-        expect(s.state).not.toBe('failed');
-        return s.state === 'paused' ? s : null;
-      },
-      60_000,
-    );
+    const paused = await pausedOnBudget(h, campaignId, 'its budget');
     expect(paused.pauseReason).toMatch(
       /^budget reached: \$0\.0\d+ of \$0\.01; raise budget\.maxCostUsd and resume/,
     );
@@ -111,15 +116,7 @@ describe('budget', () => {
       stages: { distill: { batchSize: 4, maxCostUsd: BUDGET_USD } },
     });
     const { campaignId } = await launch(h, spec);
-    const paused = await waitFor(
-      'the campaign to pause on the stage budget',
-      async () => {
-        const s = await campaignStatus(h.clients, campaignId);
-        expect(s.state).not.toBe('failed');
-        return s.state === 'paused' ? s : null;
-      },
-      60_000,
-    );
+    const paused = await pausedOnBudget(h, campaignId, 'the stage budget');
     expect(paused.pauseReason).toMatch(
       /^budget of stage distill reached: \$0\.0\d+ of \$0\.01; raise stages\.distill\.maxCostUsd and resume/,
     );

@@ -17,7 +17,6 @@ import { EndpointLimiter, endpointKey } from '../../core/llm/limiter';
 import { EndpointSchema } from '../../core/spec';
 import {
   exampleQuestions,
-  fineTuneQueueOf,
   launch,
   startHarness,
   waitFor,
@@ -25,12 +24,7 @@ import {
   writeSpec,
   type Harness,
 } from '../support/harness';
-import {
-  spawnWorkerProcess,
-  stopProcesses,
-  workerProcessEnv,
-  type WorkerProcess,
-} from '../support/worker-process';
+import { spawnHarnessWorker, stopProcesses, type WorkerProcess } from '../support/worker-process';
 
 const WORKERS = 3;
 const CONCURRENCY = 8;
@@ -48,11 +42,7 @@ let h: Harness;
 
 /** Starts `meteorctl worker` on the harness's task queue; resolves once it polls. */
 async function startWorkerProcess(): Promise<WorkerProcess> {
-  const queues = `${h.taskQueue},${fineTuneQueueOf(h.taskQueue)}`;
-  const worker = await spawnWorkerProcess(
-    ['--task-queue', h.taskQueue, '--queues', queues],
-    workerProcessEnv({ METEOR_ARTIFACTS_DIR: h.artifactsDir }),
-  );
+  const worker = await spawnHarnessWorker(h);
   children.push(worker.child);
   return worker;
 }

@@ -16,7 +16,6 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   exampleQuestions,
-  fineTuneQueueOf,
   meteorctl,
   services,
   startHarness,
@@ -24,7 +23,7 @@ import {
   writeSpec,
   type Harness,
 } from '../support/harness';
-import { spawnWorkerProcess, stopProcesses, workerProcessEnv } from '../support/worker-process';
+import { spawnHarnessWorker, stopProcesses } from '../support/worker-process';
 
 const run = promisify(execFile);
 
@@ -178,7 +177,7 @@ function mtlsEnv(client: Pem | null, serverName?: string): Record<string, string
 
 /** Starts a worker that must fail; resolves to what it printed (spawnWorkerProcess's rejection). */
 async function refusedWorker(env: Record<string, string | undefined>, label: string): Promise<string> {
-  const err = await spawnWorkerProcess(workerArgs(), workerProcessEnv(env), { label }).then(
+  const err = await spawnHarnessWorker(h, env, { label }).then(
     () => null,
     (e: unknown) => e as Error,
   );
@@ -186,21 +185,11 @@ async function refusedWorker(env: Record<string, string | undefined>, label: str
   return err?.message ?? '';
 }
 
-function workerArgs(): string[] {
-  return ['--task-queue', h.taskQueue, '--queues', `${h.taskQueue},${fineTuneQueueOf(h.taskQueue)}`];
-}
-
 describe('Temporal over mTLS (a verifying TLS proxy in front of the dev server)', () => {
   it('a worker and meteorctl with CA-signed client certificates run a campaign to completion', async () => {
     // The worker checks the server's certificate against a name (its DNS SAN), meteorctl against
     // the IP address it dials (its IP SAN).
-    const worker = await spawnWorkerProcess(
-      workerArgs(),
-      workerProcessEnv(mtlsEnv(workerCert, 'localhost')),
-      {
-        label: 'mTLS worker',
-      },
-    );
+    const worker = await spawnHarnessWorker(h, mtlsEnv(workerCert, 'localhost'), { label: 'mTLS worker' });
     children.push(worker.child);
 
     const train = await writeQuestions(h.tmp, 'train.jsonl', await exampleQuestions(4));

@@ -8,23 +8,9 @@ import type { ChildProcess } from 'node:child_process';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { campaignWorkflow } from '../../workflows/campaign';
-import {
-  fineTuneQueueOf,
-  countRows,
-  launch,
-  startHarness,
-  waitFor,
-  writeSpec,
-  type Harness,
-} from '../support/harness';
+import { countRows, launch, startHarness, waitFor, writeSpec, type Harness } from '../support/harness';
 import { paidTwice } from '../support/paid-twice';
-import {
-  exited,
-  spawnWorkerProcess,
-  stopProcesses,
-  workerProcessEnv,
-  type WorkerProcess,
-} from '../support/worker-process';
+import { exited, spawnHarnessWorker, stopProcesses, type WorkerProcess } from '../support/worker-process';
 
 const TRAIN_QUESTIONS = 48;
 /** weak concurrency + strong concurrency: the most requests one worker can have in flight. */
@@ -37,11 +23,7 @@ let h: Harness;
 
 /** Starts `meteorctl worker` on the harness's task queue; resolves once it polls. */
 async function startWorkerProcess(): Promise<WorkerProcess> {
-  const queues = `${h.taskQueue},${fineTuneQueueOf(h.taskQueue)}`;
-  const worker = await spawnWorkerProcess(
-    ['--task-queue', h.taskQueue, '--queues', queues],
-    workerProcessEnv({ METEOR_ARTIFACTS_DIR: h.artifactsDir }),
-  );
+  const worker = await spawnHarnessWorker(h);
   children.push(worker.child);
   return worker;
 }

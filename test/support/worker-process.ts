@@ -3,7 +3,7 @@
  * several of them, or give each its own home start them through here.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { REPO_ROOT, services } from './harness';
+import { fineTuneQueueOf, REPO_ROOT, services, type Harness } from './harness';
 
 export interface WorkerProcess {
   child: ChildProcess;
@@ -66,6 +66,22 @@ export async function spawnWorkerProcess(
     child.once('exit', onExit);
   });
   return { child, output: () => out };
+}
+
+/**
+ * `meteorctl worker` serving what the harness's in-process worker would: its task queue and its
+ * fine-tune queue, with its artifacts folder; `extraEnv` as for workerProcessEnv.
+ */
+export function spawnHarnessWorker(
+  h: Pick<Harness, 'taskQueue' | 'artifactsDir'>,
+  extraEnv: Record<string, string | undefined> = {},
+  opts: { label?: string; startTimeoutMs?: number } = {},
+): Promise<WorkerProcess> {
+  return spawnWorkerProcess(
+    ['--task-queue', h.taskQueue, '--queues', `${h.taskQueue},${fineTuneQueueOf(h.taskQueue)}`],
+    workerProcessEnv({ METEOR_ARTIFACTS_DIR: h.artifactsDir, ...extraEnv }),
+    opts,
+  );
 }
 
 export function exited(child: ChildProcess): Promise<void> {
