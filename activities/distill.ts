@@ -5,6 +5,8 @@
  */
 import { z } from 'zod';
 import { getCampaign } from '../core/campaigns';
+import { GroupCommit, lastPerKey } from '../core/db/group-commit';
+import type { NewDistillRecord } from '../core/db/types';
 import type { Endpoint } from '../core/llm/gateway';
 import { askStructured } from '../core/llm/structured';
 import { QuestionFailedError, runQuestionBatch, withoutRecord } from './batch';
@@ -26,6 +28,25 @@ const StrongAnswer = z.object({
 const STRUCTURED_ATTEMPTS = 3;
 
 export function distillActivities({ db, llm }: ActivityDeps) {
+  // Records of many questions in one upsert (each still by its business key).
+  const records = new GroupCommit<NewDistillRecord, void>(async (rows) => {
+    await db
+      .insertInto('distill_records')
+      .values(lastPerKey(rows, (r) => `${r.campaign_id}\u0000${r.iteration}\u0000${r.question_id}`))
+      .onConflict((oc) =>
+        oc.columns(['campaign_id', 'iteration', 'question_id']).doUpdateSet((eb) => ({
+          guideline: eb.ref('excluded.guideline'),
+          answer: eb.ref('excluded.answer'),
+          guideline_corrected: eb.ref('excluded.guideline_corrected'),
+          correction: eb.ref('excluded.correction'),
+          guideline_call_id: eb.ref('excluded.guideline_call_id'),
+          answer_call_id: eb.ref('excluded.answer_call_id'),
+          updated_at: new Date(),
+        })),
+      )
+      .execute();
+    return rows.map(() => undefined);
+  });
   return {
     async distillBatch(input: BatchInput): Promise<BatchResult> {
       const { campaignId, iteration } = input;
@@ -65,32 +86,18 @@ export function distillActivities({ db, llm }: ActivityDeps) {
               `the strong model's reply did not parse after ${STRUCTURED_ATTEMPTS} asks (last call ${answerCallId})`,
             );
           }
-          await db
-            .insertInto('distill_records')
-            .values({
-              campaign_id: campaignId,
-              iteration,
-              question_id: q.id,
-              model_in: input.modelIn,
-              guideline: guideline.content,
-              answer: parsed.answer,
-              guideline_corrected: !parsed.guidelineCorrect,
-              correction: parsed.correction ?? null,
-              guideline_call_id: guideline.callId,
-              answer_call_id: answerCallId,
-            })
-            .onConflict((oc) =>
-              oc.columns(['campaign_id', 'iteration', 'question_id']).doUpdateSet((eb) => ({
-                guideline: eb.ref('excluded.guideline'),
-                answer: eb.ref('excluded.answer'),
-                guideline_corrected: eb.ref('excluded.guideline_corrected'),
-                correction: eb.ref('excluded.correction'),
-                guideline_call_id: eb.ref('excluded.guideline_call_id'),
-                answer_call_id: eb.ref('excluded.answer_call_id'),
-                updated_at: new Date(),
-              })),
-            )
-            .execute();
+          await records.submit({
+            campaign_id: campaignId,
+            iteration,
+            question_id: q.id,
+            model_in: input.modelIn,
+            guideline: guideline.content,
+            answer: parsed.answer,
+            guideline_corrected: !parsed.guidelineCorrect,
+            correction: parsed.correction ?? null,
+            guideline_call_id: guideline.callId,
+            answer_call_id: answerCallId,
+          });
           counts.created++;
         },
       });

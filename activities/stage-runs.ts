@@ -4,6 +4,7 @@
  */
 import { sql } from 'kysely';
 import type { Db } from '../core/db/connection';
+import { deleteStageClaims } from '../core/llm/claims';
 import type { QuestionRow } from '../core/db/types';
 import { stageMetrics, stageRecordCount } from '../core/records';
 import type { BatchInput, StageName } from '../workflows/types';
@@ -115,6 +116,7 @@ export function stageRunActivities({ db }: ActivityDeps) {
         .where('stage', '=', input.stage)
         .where('iteration', '=', input.iteration)
         .execute();
+      await deleteStageClaims(db, input);
       return { records: totals.records, costUsd: totals.costUsd };
     },
   };

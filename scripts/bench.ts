@@ -2,9 +2,12 @@
  * `npm run bench`: Stage-1 (distill) throughput of one worker, against the model SIMULATOR.
  *
  * Starts its own PostgreSQL and Temporal dev server in a temporary folder on free ports (or uses
- * DATABASE_URL / TEMPORAL_ADDRESS when set), migrates, and for each simulator latency runs a
- * whole campaign of synthetic questions: the simulator in this process, one worker as a separate
- * process (`meteorctl worker`) whose resident memory is sampled from /proc every 200 ms.
+ * DATABASE_URL / TEMPORAL_ADDRESS when set), migrates, and for each question count and simulator
+ * latency runs a whole campaign of synthetic questions: the simulator and one worker
+ * (`meteorctl worker`) each as their own process, so that /proc tells their CPU time apart; the
+ * worker's resident memory is sampled every 200 ms. Where the time goes: CPU milliseconds per LLM
+ * call of the worker, PostgreSQL, the Temporal server and the model server, between the first and
+ * the last record.
  *
  * Throughput is the stage's own: records made per second between the first and the last
  * distill_records.created_at. The bound is what the endpoints' concurrency allows:
@@ -12,7 +15,9 @@
  * simulator, the same calls made with the bare `openai` client (bench-bare-client.ts), and the
  * ratio of the two. Results: a table on stdout and bench-results/bench-<date>.json.
  *
- * Env: METEOR_BENCH_QUESTIONS (default 1000), METEOR_BENCH_LATENCIES (default "1000,50", in ms),
+ * Env: METEOR_BENCH_QUESTIONS (default 1000; a list such as "10000,100000" runs each and reports
+ * how throughput scales), METEOR_BENCH_LATENCIES (default "1000,50", in ms),
+ * METEOR_BENCH_CONCURRENCY (per endpoint, default 32), METEOR_BENCH_BARE=0 (skip the bare client),
  * METEOR_BENCH_PARALLEL_BATCHES (default: the product's own choice), METEOR_BENCH_WORKER_NODE_ARGS
  * (node flags for the worker, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" to profile it).
  */
@@ -32,7 +37,7 @@ import { migrateToLatest } from '../core/db/migrate';
 import type { Db } from '../core/db/connection';
 import type { CampaignSpecInput } from '../core/spec';
 import { loadSpecFile } from '../core/spec-file';
-import { startSimServer, type SimServer } from '../infra/sim/server';
+import type { SimStats } from '../infra/sim/stats';
 import { runBareClient, type BareClientResult } from './bench-bare-client';
 import { startLocalStack } from '../infra/stack/local-stack';
 import { isProcessAlive, processCommandLine, waitForProcessExit } from '../infra/stack/pids';
@@ -40,23 +45,25 @@ import { findFreePort } from '../infra/stack/ports';
 import { onShutdown, shutdown } from '../infra/stack/processes';
 import type { StageInput } from '../workflows/types';
 
-const QUESTIONS = positiveIntEnv('METEOR_BENCH_QUESTIONS', 1000);
+const QUESTION_COUNTS = positiveIntListEnv('METEOR_BENCH_QUESTIONS', [1000]);
 const LATENCIES_MS = (process.env.METEOR_BENCH_LATENCIES ?? '1000,50')
   .split(',')
   .map((s) => Number(s.trim()))
   .filter((n) => Number.isFinite(n) && n > 0);
 /** Extra node flags for the worker process, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof". */
 const WORKER_NODE_ARGS = (process.env.METEOR_BENCH_WORKER_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
-const WEAK_CONCURRENCY = 32;
-const STRONG_CONCURRENCY = 32;
+const WEAK_CONCURRENCY = positiveIntEnv('METEOR_BENCH_CONCURRENCY', 32);
+const STRONG_CONCURRENCY = WEAK_CONCURRENCY;
+const RUN_BARE_CLIENT = process.env.METEOR_BENCH_BARE !== '0';
 const BATCH_SIZE = 25;
 const TRAIN_SECONDS = '1';
 /** Unset: the product's default (enough batches to fill both endpoints twice over). */
 const PARALLEL_BATCHES = process.env.METEOR_BENCH_PARALLEL_BATCHES
   ? positiveIntEnv('METEOR_BENCH_PARALLEL_BATCHES', 1)
   : undefined;
-/** One scenario (launch → campaign completed, fine-tune included) may take this long. */
+/** One scenario (launch → campaign completed, fine-tune included) may take this long, plus 50 ms a question. */
 const SCENARIO_TIMEOUT_MS = 150_000;
+const SCENARIO_TIMEOUT_PER_QUESTION_MS = 50;
 const WORKER_READY_TIMEOUT_MS = 120_000;
 const WORKER_READY_LINE = 'meteor worker on task queue';
 const SAMPLE_EVERY_MS = 200;
@@ -162,7 +169,7 @@ function machineTicks(): { busy: number; total: number } | null {
   }
 }
 
-const CPU_GROUPS = ['worker', 'postgres', 'temporal', 'benchAndSimulator'] as const;
+const CPU_GROUPS = ['worker', 'postgres', 'temporal', 'modelServer', 'bench'] as const;
 type CpuGroup = (typeof CPU_GROUPS)[number];
 /** Linux's USER_HZ: /proc reports CPU time in 1/100 s. */
 const TICKS_PER_SECOND = 100;
@@ -178,12 +185,15 @@ interface CpuUse {
   windowS: number;
   machineBusyPercent: number | null;
   coresUsed: Record<CpuGroup | 'otherProcesses', number> | null;
+  /** CPU milliseconds of each group in the window. */
+  cpuMs: Record<CpuGroup, number>;
 }
 
 /**
  * Samples every 200 ms: the worker's resident memory (and its children's), and the CPU time of
- * this benchmark's processes by group — the worker (and its children), Postgres, Temporal, and
- * this process (client and simulator) — plus the machine's, to tell a saturated machine apart.
+ * this benchmark's processes by group — the worker (and its children), Postgres, Temporal, the
+ * model server (the simulator's process) and this process — plus the machine's, to tell a
+ * saturated machine apart.
  */
 class Sampler {
   peakWorkerKiB: number | null = null;
@@ -194,7 +204,10 @@ class Sampler {
   private readonly cpu: CpuSample[] = [];
   private timer: NodeJS.Timeout | null = null;
 
-  constructor(private readonly pid: number) {}
+  constructor(
+    private readonly pid: number,
+    private readonly modelServerPid: number,
+  ) {}
 
   start(): void {
     this.sample();
@@ -216,17 +229,26 @@ class Sampler {
     this.peakWorkerKiB = Math.max(this.peakWorkerKiB ?? 0, own);
     this.peakTreeKiB = Math.max(this.peakTreeKiB ?? 0, tree);
 
-    const groups: Record<CpuGroup, number> = { worker: 0, postgres: 0, temporal: 0, benchAndSimulator: 0 };
+    const groups: Record<CpuGroup, number> = {
+      worker: 0,
+      postgres: 0,
+      temporal: 0,
+      modelServer: 0,
+      bench: 0,
+    };
+    const modelServer = new Set([this.modelServerPid, ...descendantsOf(this.modelServerPid, table)]);
     for (const pid of [process.pid, ...descendantsOf(process.pid, table)]) {
       const info = table.get(pid);
       if (!info) continue;
       const group: CpuGroup = workerTree.has(pid)
         ? 'worker'
-        : info.comm.startsWith('postgres')
-          ? 'postgres'
-          : info.comm.startsWith('temporal')
-            ? 'temporal'
-            : 'benchAndSimulator';
+        : modelServer.has(pid)
+          ? 'modelServer'
+          : info.comm.startsWith('postgres')
+            ? 'postgres'
+            : info.comm.startsWith('temporal')
+              ? 'temporal'
+              : 'bench';
       groups[group] += info.cpuTicks;
     }
     this.cpu.push({ t, machine: machineTicks(), groups });
@@ -252,7 +274,15 @@ class Sampler {
       const ours = CPU_GROUPS.reduce((sum, g) => sum + used[g], 0);
       other = round(Math.max(0, busyShare * os.cpus().length - ours), 2);
     }
-    return { windowS: round(seconds, 2), machineBusyPercent, coresUsed: { ...used, otherProcesses: other } };
+    const cpuMs = Object.fromEntries(
+      CPU_GROUPS.map((g) => [g, ((b.groups[g] - a.groups[g]) / TICKS_PER_SECOND) * 1000]),
+    ) as Record<CpuGroup, number>;
+    return {
+      windowS: round(seconds, 2),
+      machineBusyPercent,
+      coresUsed: { ...used, otherProcesses: other },
+      cpuMs,
+    };
   }
 
   stop(): void {
@@ -278,6 +308,8 @@ interface WorkerProcess {
 }
 
 async function startWorkerProcess(opts: {
+  /** The model server's process, sampled as its own CPU group. */
+  modelServerPid: number;
   services: Services;
   taskQueue: string;
   artifactsDir: string;
@@ -335,7 +367,7 @@ async function startWorkerProcess(opts: {
   child.stdout?.on('data', watch);
   child.stderr?.on('data', watch);
 
-  const sampler = new Sampler(pid);
+  const sampler = new Sampler(pid, opts.modelServerPid);
   sampler.start();
 
   let stopping: Promise<void> | null = null;
@@ -401,6 +433,8 @@ async function startWorkerProcess(opts: {
 interface HistoryCount {
   events: number;
   runs: number;
+  /** The most events of one run (continue-as-new keeps each run's history bounded). */
+  maxEventsPerRun: number;
 }
 
 interface ScenarioResult {
@@ -443,27 +477,42 @@ interface ScenarioResult {
   campaignHistory: HistoryCount;
   /** CPU between the first and the last record: is the machine saturated, and by whom? */
   cpuDuringRecords: CpuUse | null;
-  /** The same calls with the bare `openai` client against the same simulator, right after. */
-  bareClient: BareClientResult;
+  /** CPU milliseconds per distill LLM call made between the first and the last record, by process. */
+  cpuMsPerCall: Record<CpuGroup, number> | null;
+  /** PostgreSQL's database size grown during the scenario, per question. */
+  postgresBytesPerQuestion: number;
+  /** The same calls with the bare `openai` client against the same simulator, right after (null: skipped). */
+  bareClient:
+    | (BareClientResult & {
+        cpuMsPerCall: Record<'client' | 'modelServer', number> | null;
+        /** Cores the platform's processes used meanwhile, with no campaign running: their idle cost. */
+        platformIdleCores: Record<'worker' | 'postgres' | 'temporal', number> | null;
+      })
+    | null;
   /** throughputQps / bareClient.throughputQps (issue 9's goal: ≥ 0.8 at 50 ms, ≥ 0.95 at 1 s). */
-  ratioToBareClient: number;
+  ratioToBareClient: number | null;
 }
 
-async function runScenario(root: string, services: Services, latencyMs: number): Promise<ScenarioResult> {
-  const dir = path.join(root, `scenario-${latencyMs}ms`);
+async function runScenario(
+  root: string,
+  services: Services,
+  questions: number,
+  latencyMs: number,
+): Promise<ScenarioResult> {
+  const dir = path.join(root, `scenario-${questions}q-${latencyMs}ms`);
   await mkdir(dir, { recursive: true });
-  await writeQuestions(path.join(dir, 'train.jsonl'), QUESTIONS);
+  await writeQuestions(path.join(dir, 'train.jsonl'), questions);
 
-  const sim = await startSimServer({ port: 0, latencyMs, knowledgeFiles: KNOWLEDGE_FILES });
-  const unregisterSim = onShutdown(() => sim.close(), { name: 'model simulator' });
+  const sim = await startSimProcess(latencyMs, path.join(dir, 'simulator.log'));
   try {
     const taskQueue = `bench-${randomBytes(4).toString('hex')}`;
     const specFile = path.join(dir, 'campaign.yaml');
-    await writeFile(specFile, stringify(benchSpec(sim, latencyMs, `${taskQueue}-gpu`)));
+    await writeFile(specFile, stringify(benchSpec(sim.url, questions, latencyMs, `${taskQueue}-gpu`)));
     const loaded = await loadSpecFile(specFile);
 
     log(`${latencyMs} ms: starting a worker on task queue ${taskQueue}`);
     const worker = await startWorkerProcess({
+      modelServerPid: sim.pid,
       services,
       taskQueue,
       artifactsDir: path.join(dir, 'artifacts'),
@@ -473,24 +522,33 @@ async function runScenario(root: string, services: Services, latencyMs: number):
     try {
       const clients = await connect({ ...services, taskQueue });
       try {
+        const dbBytesBefore = await databaseBytes(clients.db);
         const launchedAt = Date.now();
         const { campaignId, workflowId } = await launchCampaign(clients, loaded);
-        log(`${latencyMs} ms: launched ${campaignId} with ${QUESTIONS} questions`);
-        await waitForCampaign(clients.db, campaignId, worker, latencyMs);
+        log(`${latencyMs} ms: launched ${campaignId} with ${questions} questions`);
+        await waitForCampaign(clients.db, campaignId, worker, questions, latencyMs);
         const campaignWallS = (Date.now() - launchedAt) / 1000;
         vmHwm = worker.hwmKiB();
         const platform = await collect(clients, sim, {
           campaignId,
           workflowId,
+          questions,
           latencyMs,
           launchedAt,
           campaignWallS,
           worker,
           vmHwm,
+          dbBytesBefore,
         });
+        if (!RUN_BARE_CLIENT) return { ...platform, bareClient: null, ratioToBareClient: null };
         log(`${latencyMs} ms: the same calls with the bare openai client`);
-        const spec = benchSpec(sim, latencyMs, `${taskQueue}-gpu`);
-        const bareClient = await runBareClient({
+        const spec = benchSpec(sim.url, questions, latencyMs, `${taskQueue}-gpu`);
+        const before = {
+          t: Date.now(),
+          cpu: processCpuMs([process.pid, sim.pid]),
+          requests: (await sim.stats()).requests,
+        };
+        const bare = await runBareClient({
           baseURL: sim.url,
           weakModel: spec.models.weak.model,
           strongModel: spec.models.strong.model,
@@ -499,11 +557,30 @@ async function runScenario(root: string, services: Services, latencyMs: number):
           weakConcurrency: WEAK_CONCURRENCY,
           strongConcurrency: STRONG_CONCURRENCY,
         });
+        const after = { cpu: processCpuMs([process.pid, sim.pid]), requests: (await sim.stats()).requests };
+        const bareCalls = after.requests - before.requests;
+        const perCall = (pid: number) => {
+          const a = before.cpu.get(pid);
+          const b = after.cpu.get(pid);
+          return a === undefined || b === undefined || bareCalls <= 0 ? null : round((b - a) / bareCalls, 3);
+        };
+        const client = perCall(process.pid);
+        const modelServer = perCall(sim.pid);
+        worker.sampler.sample();
+        const idle = worker.sampler.cpuUse(before.t, Date.now())?.coresUsed ?? null;
         return {
           ...platform,
-          bareClient,
+          bareClient: {
+            ...bare,
+            cpuMsPerCall: client === null || modelServer === null ? null : { client, modelServer },
+            platformIdleCores: idle && {
+              worker: idle.worker,
+              postgres: idle.postgres,
+              temporal: idle.temporal,
+            },
+          },
           ratioToBareClient:
-            bareClient.throughputQps > 0 ? round(platform.throughputQps / bareClient.throughputQps, 2) : 0,
+            bare.throughputQps > 0 ? round(platform.throughputQps / bare.throughputQps, 2) : 0,
         };
       } finally {
         await clients.close();
@@ -515,18 +592,110 @@ async function runScenario(root: string, services: Services, latencyMs: number):
       await worker.stop();
     }
   } finally {
-    unregisterSim();
     await sim.close();
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The model server: the simulator in its own process, so that its CPU time is its own.
+
+interface SimProcess {
+  url: string;
+  pid: number;
+  stats(): Promise<SimStats>;
+  close(): Promise<void>;
+}
+
+async function startSimProcess(latencyMs: number, logFile: string): Promise<SimProcess> {
+  const port = await findFreePort();
+  const out = createWriteStream(logFile);
+  const child = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      path.join(REPO_ROOT, 'infra', 'sim', 'main.ts'),
+      '--port',
+      String(port),
+      '--latency-ms',
+      String(latencyMs),
+      '--knowledge',
+      KNOWLEDGE_FILES.join(','),
+    ],
+    { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  const pid = child.pid;
+  if (pid === undefined) throw new Error('could not start the model simulator');
+  let exited = false;
+  child.once('exit', () => (exited = true));
+  child.stdout?.pipe(out);
+  child.stderr?.pipe(out);
+  const stop = async () => {
+    if (!exited) {
+      child.kill('SIGTERM');
+      if (!(await waitForProcessExit(pid, 10_000))) child.kill('SIGKILL');
+    }
+  };
+  const unregister = onShutdown(stop, {
+    name: 'model simulator',
+    killNow: () => {
+      if (!exited) child.kill('SIGKILL');
+    },
+  });
+  const base = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (exited) throw new Error(`the model simulator exited; its output:\n${await tail(logFile)}`);
+    const up = await fetch(`${base}/health`).then(
+      (r) => r.ok,
+      () => false,
+    );
+    if (up) break;
+    if (Date.now() > deadline) {
+      unregister();
+      await stop();
+      throw new Error(`the model simulator did not answer on ${base} within 60 s`);
+    }
+    await sleep(100);
+  }
+  return {
+    url: `${base}/v1`,
+    pid,
+    stats: async () => (await (await fetch(`${base}/sim/stats`)).json()) as SimStats,
+    close: async () => {
+      unregister();
+      await stop();
+    },
+  };
+}
+
+/** CPU time (user + system) of processes, in milliseconds, from /proc (absent where unreadable). */
+function processCpuMs(pids: number[]): Map<number, number> {
+  const table = processTable();
+  const out = new Map<number, number>();
+  for (const pid of pids) {
+    const info = table.get(pid);
+    if (info) out.set(pid, (info.cpuTicks / TICKS_PER_SECOND) * 1000);
+  }
+  return out;
+}
+
+async function databaseBytes(db: Db): Promise<number> {
+  const { rows } = await sql<{ n: string }>`select pg_database_size(current_database())::text as n`.execute(
+    db,
+  );
+  return Number(rows[0]?.n ?? 0);
 }
 
 async function waitForCampaign(
   db: Db,
   campaignId: string,
   worker: WorkerProcess,
+  questions: number,
   latencyMs: number,
 ): Promise<void> {
-  const deadline = Date.now() + SCENARIO_TIMEOUT_MS;
+  const timeoutMs = SCENARIO_TIMEOUT_MS + questions * SCENARIO_TIMEOUT_PER_QUESTION_MS;
+  const deadline = Date.now() + timeoutMs;
   let lastReport = Date.now();
   for (;;) {
     const row = await db
@@ -541,9 +710,7 @@ async function waitForCampaign(
     if (!worker.alive())
       throw new Error(`the worker exited (${worker.exitInfo() ?? '?'}) during the campaign`);
     if (Date.now() > deadline) {
-      throw new Error(
-        `campaign ${campaignId} not done after ${SCENARIO_TIMEOUT_MS / 1000} s (state ${row.state})`,
-      );
+      throw new Error(`campaign ${campaignId} not done after ${timeoutMs / 1000} s (state ${row.state})`);
     }
     if (Date.now() - lastReport >= 5_000) {
       lastReport = Date.now();
@@ -553,7 +720,7 @@ async function waitForCampaign(
         .where('campaign_id', '=', campaignId)
         .executeTakeFirstOrThrow();
       const rss = worker.sampler.peakWorkerKiB;
-      log(`${latencyMs} ms: ${n}/${QUESTIONS} records, worker peak RSS ${rss === null ? '?' : mib(rss)} MiB`);
+      log(`${latencyMs} ms: ${n}/${questions} records, worker peak RSS ${rss === null ? '?' : mib(rss)} MiB`);
     }
     await sleep(500);
   }
@@ -561,11 +728,13 @@ async function waitForCampaign(
 
 async function collect(
   clients: Clients,
-  sim: SimServer,
+  sim: SimProcess,
   run: {
     campaignId: string;
     workflowId: string;
+    questions: number;
     latencyMs: number;
+    dbBytesBefore: number;
     launchedAt: number;
     campaignWallS: number;
     worker: WorkerProcess;
@@ -617,8 +786,28 @@ async function collect(
   const boundQps = Math.min(WEAK_CONCURRENCY, STRONG_CONCURRENCY) / (latencyMs / 1000);
   const finished = new Date(stage.finished_at).getTime();
   const started = new Date(stage.started_at).getTime();
-  const simStats = sim.stats();
+  const simStats = await sim.stats();
   const { sampler } = run.worker;
+  const cpuDuringRecords = sampler.cpuUse(
+    new Date(records.first).getTime(),
+    new Date(records.last).getTime(),
+  );
+  // The distill calls answered in the same window as the CPU figures.
+  const inWindow = await db
+    .selectFrom('llm_calls')
+    .select(sql<number>`count(*)::int`.as('n'))
+    .where('campaign_id', '=', campaignId)
+    .where('stage', '=', 'distill')
+    .where('created_at', '>=', new Date(records.first))
+    .where('created_at', '<=', new Date(records.last))
+    .executeTakeFirstOrThrow();
+  const cpuMsPerCall =
+    cpuDuringRecords && inWindow.n > 0
+      ? (Object.fromEntries(
+          CPU_GROUPS.map((g) => [g, round(cpuDuringRecords.cpuMs[g] / inWindow.n, 3)]),
+        ) as Record<CpuGroup, number>)
+      : null;
+  const dbBytesAfter = await databaseBytes(db);
   return {
     latencyMs,
     questions: stage.total,
@@ -653,10 +842,17 @@ async function collect(
     distillHistory: {
       events: distill.events,
       runs: distill.runs,
+      maxEventsPerRun: distill.maxEventsPerRun,
       eventsPer1000Questions: round((distill.events / Math.max(1, stage.total)) * 1000, 1),
     },
-    campaignHistory: { events: campaign.events, runs: campaign.runs },
-    cpuDuringRecords: sampler.cpuUse(new Date(records.first).getTime(), new Date(records.last).getTime()),
+    campaignHistory: {
+      events: campaign.events,
+      runs: campaign.runs,
+      maxEventsPerRun: campaign.maxEventsPerRun,
+    },
+    cpuDuringRecords,
+    cpuMsPerCall,
+    postgresBytesPerQuestion: Math.round((dbBytesAfter - run.dbBytesBefore) / Math.max(1, run.questions)),
   };
 }
 
@@ -680,11 +876,13 @@ async function historyOf(
   let runId: string | undefined;
   let events = 0;
   let runs = 0;
+  let maxEventsPerRun = 0;
   let input: Partial<StageInput> | null = null;
   for (;;) {
     const history = await temporal.workflow.getHandle(workflowId, runId).fetchHistory();
     const list = history.events ?? [];
     events += list.length;
+    maxEventsPerRun = Math.max(maxEventsPerRun, list.length);
     runs++;
     const started = list[0]?.workflowExecutionStartedEventAttributes;
     const payload = started?.input?.payloads?.[0];
@@ -693,7 +891,7 @@ async function historyOf(
     if (!previous || runs > 1000) break;
     runId = previous;
   }
-  return { events, runs, input };
+  return { events, runs, maxEventsPerRun, input };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -721,23 +919,28 @@ async function readQuestions(file: string): Promise<Array<{ question: string }>>
 }
 
 /** The example campaign's shape, with this benchmark's concurrency and batch size. */
-function benchSpec(sim: SimServer, latencyMs: number, fineTuneQueue: string): CampaignSpecInput {
+function benchSpec(
+  simUrl: string,
+  questions: number,
+  latencyMs: number,
+  fineTuneQueue: string,
+): CampaignSpecInput {
   return {
-    name: `bench-${latencyMs}ms`,
+    name: `bench-${questions}q-${latencyMs}ms`,
     domain: 'Kubernetes operations and troubleshooting',
-    description: `Benchmark: Stage 1 on ${QUESTIONS} synthetic questions, simulator latency ${latencyMs} ms.`,
+    description: `Benchmark: Stage 1 on ${questions} synthetic questions, simulator latency ${latencyMs} ms.`,
     questions: { train: 'train.jsonl' },
     models: {
-      weak: { baseURL: sim.url, model: 'sim-weak-8b', concurrency: WEAK_CONCURRENCY, timeout: '60s' },
+      weak: { baseURL: simUrl, model: 'sim-weak-8b', concurrency: WEAK_CONCURRENCY, timeout: '60s' },
       // No requestsPerMinute: the bound under test is concurrency / latency.
       strong: {
-        baseURL: sim.url,
+        baseURL: simUrl,
         model: 'sim-strong',
         concurrency: STRONG_CONCURRENCY,
         timeout: '60s',
         pricing: { inputPerMTok: 2.5, outputPerMTok: 10 },
       },
-      judge: { baseURL: sim.url, model: 'sim-judge', concurrency: 8 },
+      judge: { baseURL: simUrl, model: 'sim-judge', concurrency: 8 },
     },
     // Stage 1 only: the figures are about its throughput.
     stages: {
@@ -774,8 +977,11 @@ function printTable(results: ScenarioResult[]): void {
     ['stage run, started → finished', (r) => `${r.stageRunS} s`],
     ['records span, first → last', (r) => `${r.recordsSpanS} s`],
     ['throughput', (r) => `${r.throughputQps} q/s`],
-    ['bare openai client, same calls', (r) => `${r.bareClient.throughputQps} q/s`],
-    ['ratio to the bare client', (r) => r.ratioToBareClient.toFixed(2)],
+    [
+      'bare openai client, same calls',
+      (r) => (r.bareClient ? `${r.bareClient.throughputQps} q/s` : 'skipped'),
+    ],
+    ['ratio to the bare client', (r) => r.ratioToBareClient?.toFixed(2) ?? 'n/a'],
     ['bound min(conc.) / latency', (r) => `${r.boundQps} q/s`],
     ['ratio to bound', (r) => `${(r.ratioToBound * 100).toFixed(1)} %`],
     ['LLM calls (distill ok / errors)', (r) => `${r.llmCalls.distillOk} / ${r.llmCalls.distillErrors}`],
@@ -786,12 +992,29 @@ function printTable(results: ScenarioResult[]): void {
     ['worker + children peak RSS', (r) => fmtMiB(r.workerRssMiB.peakWithChildren)],
     ['worker VmHWM', (r) => fmtMiB(r.workerRssMiB.vmHwm)],
     ['distill history events (runs)', (r) => `${r.distillHistory.events} (${r.distillHistory.runs})`],
+    ['largest history of one run', (r) => String(r.distillHistory.maxEventsPerRun)],
     ['distill events / 1,000 questions', (r) => String(r.distillHistory.eventsPer1000Questions)],
     ['campaign history events (runs)', (r) => `${r.campaignHistory.events} (${r.campaignHistory.runs})`],
     ['campaign wall incl. fine-tune', (r) => `${r.campaignWallS} s`],
     ['machine CPU busy (first → last record)', (r) => fmtPercent(r.cpuDuringRecords?.machineBusyPercent)],
     ['cores: worker / postgres / temporal', (r) => fmtCores(r, ['worker', 'postgres', 'temporal'])],
-    ['cores: bench+simulator / other procs', (r) => fmtCores(r, ['benchAndSimulator', 'otherProcesses'])],
+    ['cores: model server / bench / other', (r) => fmtCores(r, ['modelServer', 'bench', 'otherProcesses'])],
+    ['CPU ms per LLM call: worker', (r) => fmtMs(r.cpuMsPerCall?.worker)],
+    ['CPU ms per LLM call: postgres', (r) => fmtMs(r.cpuMsPerCall?.postgres)],
+    ['CPU ms per LLM call: temporal server', (r) => fmtMs(r.cpuMsPerCall?.temporal)],
+    ['CPU ms per LLM call: model server', (r) => fmtMs(r.cpuMsPerCall?.modelServer)],
+    ['bare client CPU ms per call: client', (r) => fmtMs(r.bareClient?.cpuMsPerCall?.client)],
+    ['bare client CPU ms per call: model server', (r) => fmtMs(r.bareClient?.cpuMsPerCall?.modelServer)],
+    [
+      'idle cores meanwhile: worker / pg / temporal',
+      (r) => {
+        const idle = r.bareClient?.platformIdleCores;
+        return idle
+          ? `${idle.worker.toFixed(2)} / ${idle.postgres.toFixed(2)} / ${idle.temporal.toFixed(2)}`
+          : 'n/a';
+      },
+    ],
+    ['PostgreSQL bytes per question', (r) => `${r.postgresBytesPerQuestion} B`],
   ];
   const width = Math.max(...rows.map(([label]) => label.length));
   const cells = rows.map(([label, f]) => [label.padEnd(width), ...results.map(f)]);
@@ -802,11 +1025,37 @@ function printTable(results: ScenarioResult[]): void {
       .map((v, i) => v.padStart(colWidths[i] ?? 0))
       .join(' │ ')}`;
   const rule = `  ${'─'.repeat(width)}──┼─${colWidths.map((w) => '─'.repeat(w)).join('─┼─')}`;
-  console.log(line([''.padEnd(width), ...results.map((r) => `${r.latencyMs} ms`)]));
+  console.log(line([''.padEnd(width), ...results.map((r) => `${r.questions} q, ${r.latencyMs} ms`)]));
   console.log(rule);
   for (const c of cells.slice(1)) console.log(line(c));
   console.log('');
-  for (const r of results) console.log(`  ${r.latencyMs} ms: ${r.boundNote}.`);
+  for (const r of results) console.log(`  ${r.questions} q, ${r.latencyMs} ms: ${r.boundNote}.`);
+  for (const s of scaling(results)) {
+    console.log(
+      `  scaling at ${s.latencyMs} ms: ${s.largest} questions ran at ${s.ratio.toFixed(2)} of the throughput of ` +
+        `${s.smallest} (goal ≥ 0.8: cost grows linearly).`,
+    );
+  }
+}
+
+/** Throughput of the largest question count over the smallest's, per latency, when both ran. */
+function scaling(
+  results: ScenarioResult[],
+): Array<{ latencyMs: number; smallest: number; largest: number; ratio: number }> {
+  const out: Array<{ latencyMs: number; smallest: number; largest: number; ratio: number }> = [];
+  for (const latencyMs of new Set(results.map((r) => r.latencyMs))) {
+    const runs = results.filter((r) => r.latencyMs === latencyMs).sort((a, b) => a.questions - b.questions);
+    const small = runs[0];
+    const large = runs.at(-1);
+    if (!small || !large || small === large || small.throughputQps <= 0) continue;
+    out.push({
+      latencyMs,
+      smallest: small.questions,
+      largest: large.questions,
+      ratio: round(large.throughputQps / small.throughputQps, 2),
+    });
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -816,7 +1065,7 @@ async function main(): Promise<void> {
   console.log('meteor benchmark — Stage 1 (distill) throughput of one worker');
   console.log('SIMULATED models: every reply and latency comes from the project simulator, not real LLMs.');
   console.log(
-    `${QUESTIONS} synthetic questions; weak/strong concurrency ${WEAK_CONCURRENCY}/${STRONG_CONCURRENCY}; ` +
+    `${QUESTION_COUNTS.join(' and ')} synthetic questions; weak/strong concurrency ${WEAK_CONCURRENCY}/${STRONG_CONCURRENCY}; ` +
       `batch size ${BATCH_SIZE}; latencies ${LATENCIES_MS.join(', ')} ms; ` +
       `${os.cpus().length} CPUs (${os.cpus()[0]?.model.trim() ?? '?'}), Node ${process.version}\n`,
   );
@@ -872,14 +1121,19 @@ async function main(): Promise<void> {
   await migrateToLatest(services.databaseUrl);
 
   const results: ScenarioResult[] = [];
-  for (const latencyMs of LATENCIES_MS) {
-    const r = await runScenario(root, services, latencyMs);
-    log(
-      `${latencyMs} ms: ${r.throughputQps} q/s (bound ${r.boundQps}, ${(r.ratioToBound * 100).toFixed(1)} %; ` +
-        `bare client ${r.bareClient.throughputQps} q/s, ratio ${r.ratioToBareClient}), ` +
-        `stage ${r.stageWallS} s, worker peak RSS ${fmtMiB(r.workerRssMiB.peak)}`,
-    );
-    results.push(r);
+  for (const questions of QUESTION_COUNTS) {
+    for (const latencyMs of LATENCIES_MS) {
+      const r = await runScenario(root, services, questions, latencyMs);
+      const bare = r.bareClient
+        ? `bare client ${r.bareClient.throughputQps} q/s, ratio ${r.ratioToBareClient}`
+        : 'bare client skipped';
+      log(
+        `${questions} q, ${latencyMs} ms: ${r.throughputQps} q/s (bound ${r.boundQps}, ` +
+          `${(r.ratioToBound * 100).toFixed(1)} %; ${bare}), stage ${r.stageWallS} s, ` +
+          `worker peak RSS ${fmtMiB(r.workerRssMiB.peak)}`,
+      );
+      results.push(r);
+    }
   }
 
   const totalS = round((Date.now() - started) / 1000, 1);
@@ -906,7 +1160,7 @@ async function main(): Promise<void> {
       ? 'external (DATABASE_URL / TEMPORAL_ADDRESS)'
       : 'embedded Postgres + Temporal dev server',
     config: {
-      questions: QUESTIONS,
+      questions: QUESTION_COUNTS,
       weakConcurrency: WEAK_CONCURRENCY,
       strongConcurrency: STRONG_CONCURRENCY,
       batchSize: BATCH_SIZE,
@@ -915,6 +1169,7 @@ async function main(): Promise<void> {
       boundDefinition: 'min(weak, strong concurrency) / simulator latency',
     },
     scenarios: results,
+    scaling: scaling(results),
   };
   await writeFile(outFile, `${JSON.stringify(report, null, 2)}\n`);
   console.log(`\nwrote ${path.relative(process.cwd(), outFile)}`);
@@ -922,6 +1177,16 @@ async function main(): Promise<void> {
 
 // ---------------------------------------------------------------------------------------------
 // Helpers.
+
+function positiveIntListEnv(name: string, fallback: number[]): number[] {
+  const raw = process.env[name];
+  if (raw === undefined || raw.trim() === '') return fallback;
+  return raw.split(',').map((part) => {
+    const n = Number(part.trim());
+    if (!Number.isInteger(n) || n <= 0) throw new Error(`${name} must list positive integers, got "${raw}"`);
+    return n;
+  });
+}
 
 function positiveIntEnv(name: string, fallback: number): number {
   const raw = process.env[name];
@@ -946,6 +1211,10 @@ function mib(kib: number): number {
 
 function fmtMiB(v: number | null): string {
   return v === null ? 'n/a' : `${v} MiB`;
+}
+
+function fmtMs(v: number | null | undefined): string {
+  return v === null || v === undefined ? 'n/a' : `${v.toFixed(2)} ms`;
 }
 
 function fmtPercent(v: number | null | undefined): string {

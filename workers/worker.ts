@@ -6,12 +6,7 @@
  */
 import os from 'node:os';
 import path from 'node:path';
-import {
-  NativeConnection,
-  Worker,
-  bundleWorkflowCode,
-  type WorkflowBundleWithSourceMap,
-} from '@temporalio/worker';
+import { NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from '../activities';
 import { hostQueue } from '../activities/finetune/backends';
 import { createArtifactStores } from '../core/artifacts';
@@ -23,6 +18,7 @@ import { databaseEndpointHealth } from '../core/llm/endpoint-health';
 import { LlmGateway } from '../core/llm/gateway';
 import { EndpointLimiter } from '../core/llm/limiter';
 import { temporalConnectError, temporalConnectionOptions } from '../core/temporal-connection';
+import { bundleWorkflowsInChild } from './workflow-bundle';
 
 export const DEFAULT_TASK_QUEUE = 'meteor';
 /** The spec's default `fineTune.queue`. */
@@ -73,20 +69,11 @@ export interface MeteorWorker {
 }
 
 let bundle: Promise<WorkflowBundleWithSourceMap> | null = null;
-/** Bundling the workflows takes seconds; do it once per process. */
+/** Bundling the workflows takes seconds; do it once per process (in a child: workflow-bundle.ts). */
 export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
-  bundle ??= bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: quietBundlerLogger });
+  bundle ??= bundleWorkflowsInChild(WORKFLOWS_PATH);
   return bundle;
 }
-
-const quietBundlerLogger = {
-  log: () => undefined,
-  trace: () => undefined,
-  debug: () => undefined,
-  info: () => undefined,
-  warn: (message: string) => console.warn(message),
-  error: (message: string) => console.error(message),
-};
 
 export async function createMeteorWorker(opts: MeteorWorkerOptions): Promise<MeteorWorker> {
   const env = opts.env ?? process.env;

@@ -401,6 +401,7 @@ export type QuestionRow = Selectable<QuestionsTable>;
 export type LlmCallRow = Selectable<LlmCallsTable>;
 export type NewLlmCall = Insertable<LlmCallsTable>;
 export type DistillRecord = Selectable<DistillRecordsTable>;
+export type NewDistillRecord = Insertable<DistillRecordsTable>;
 export type DatasetRow = Selectable<DatasetsTable>;
 export type FineTuneJobRow = Selectable<FineTuneJobsTable>;
 export type ModelVersionRow = Selectable<ModelVersionsTable>;

@@ -5,10 +5,12 @@
  * stage's `maxCostUsd`, each raised, if the user did, by `campaign resume --max-cost-usd`
  * (`campaigns.budget_override`). Nothing is cached: a cached sum would let calls start after the
  * budget was reached by answers the cache has not seen, and the overshoot is meant to be at most
- * the calls already in flight.
+ * the calls already in flight. Checks asked while one is being read are answered together by the
+ * next read (group commit): each still reads the spend as of after it was asked.
  */
 import { sql } from 'kysely';
 import type { Db } from '../db/connection';
+import { GroupCommit } from '../db/group-commit';
 import type { BudgetOverride } from '../db/types';
 
 export interface BudgetScope {
@@ -37,36 +39,48 @@ interface Limits {
 }
 
 export function databaseBudgetGuard(db: Db): BudgetGuard {
+  const checks = new GroupCommit<BudgetScope, string | null>(async (scopes) => {
+    const verdicts = new Map<string, Promise<string | null>>();
+    const keyOf = (s: BudgetScope) => `${s.campaignId}\u0000${s.stage}`;
+    for (const s of scopes) if (!verdicts.has(keyOf(s))) verdicts.set(keyOf(s), budgetVerdict(db, s));
+    return Promise.all(scopes.map((s) => verdicts.get(keyOf(s)) as Promise<string | null>));
+  });
   return {
-    async check({ campaignId, stage }) {
-      const { rows } = await sql<Limits>`
-        select c.spec->'budget'->>'maxCostUsd' as spec_max,
-               c.spec->'stages'->${stage}->>'maxCostUsd' as spec_stage_max,
-               c.budget_override,
-               (select coalesce(sum(s.cost_usd), 0)::float8 from campaign_spend s
-                 where s.campaign_id = c.id) as spent,
-               (select coalesce(sum(s.cost_usd), 0)::float8 from campaign_spend s
-                 where s.campaign_id = c.id and s.stage = ${stage}) as stage_spent
-          from campaigns c where c.id = ${campaignId}`.execute(db);
-      const row = rows[0];
-      if (!row) return;
-      const limit = row.budget_override?.maxCostUsd ?? (row.spec_max === null ? null : Number(row.spec_max));
-      if (limit !== null && row.spent >= limit) {
-        throw new BudgetReachedError(
-          `budget reached: ${usd(row.spent)} of ${usd(limit)}; raise budget.maxCostUsd and resume ` +
-            `(\`meteorctl campaign resume ${campaignId} --max-cost-usd N\`)`,
-        );
-      }
-      const stageMax =
-        row.budget_override?.stages?.[stage] ??
-        (row.spec_stage_max === null ? null : Number(row.spec_stage_max));
-      if (stageMax !== null && stageMax !== undefined && row.stage_spent >= stageMax) {
-        throw new BudgetReachedError(
-          `budget of stage ${stage} reached: ${usd(row.stage_spent)} of ${usd(stageMax)}; raise ` +
-            `stages.${stage}.maxCostUsd and resume (\`meteorctl campaign resume ${campaignId} --max-cost-usd N ` +
-            `--stage ${stage}\`)`,
-        );
-      }
+    async check(scope) {
+      const reached = await checks.submit(scope);
+      if (reached !== null) throw new BudgetReachedError(reached);
     },
   };
+}
+
+/** Why no call of the scope may start (the budget reached), or null. */
+async function budgetVerdict(db: Db, { campaignId, stage }: BudgetScope): Promise<string | null> {
+  const { rows } = await sql<Limits>`
+    select c.spec->'budget'->>'maxCostUsd' as spec_max,
+           c.spec->'stages'->${stage}->>'maxCostUsd' as spec_stage_max,
+           c.budget_override,
+           (select coalesce(sum(s.cost_usd), 0)::float8 from campaign_spend s
+             where s.campaign_id = c.id) as spent,
+           (select coalesce(sum(s.cost_usd), 0)::float8 from campaign_spend s
+             where s.campaign_id = c.id and s.stage = ${stage}) as stage_spent
+      from campaigns c where c.id = ${campaignId}`.execute(db);
+  const row = rows[0];
+  if (!row) return null;
+  const limit = row.budget_override?.maxCostUsd ?? (row.spec_max === null ? null : Number(row.spec_max));
+  if (limit !== null && row.spent >= limit) {
+    return (
+      `budget reached: ${usd(row.spent)} of ${usd(limit)}; raise budget.maxCostUsd and resume ` +
+      `(\`meteorctl campaign resume ${campaignId} --max-cost-usd N\`)`
+    );
+  }
+  const stageMax =
+    row.budget_override?.stages?.[stage] ?? (row.spec_stage_max === null ? null : Number(row.spec_stage_max));
+  if (stageMax !== null && stageMax !== undefined && row.stage_spent >= stageMax) {
+    return (
+      `budget of stage ${stage} reached: ${usd(row.stage_spent)} of ${usd(stageMax)}; raise ` +
+      `stages.${stage}.maxCostUsd and resume (\`meteorctl campaign resume ${campaignId} --max-cost-usd N ` +
+      `--stage ${stage}\`)`
+    );
+  }
+  return null;
 }

@@ -5,10 +5,18 @@
  * it, the others wait for its logged answer. A claim is a row with a lease that its holder renews
  * while the request runs; when a holder dies the lease lapses and a waiting attempt takes over
  * (the one case where a call may be paid twice: the gateway then logs a `duplicate`).
+ *
+ * Looking for a logged answer and claiming are one statement, written for many requests at once
+ * (group commit). A claim whose answer is logged is not deleted but marked answered (its lease
+ * set to `infinity`) by the statement that logs the answer: a claim taken in a statement whose
+ * snapshot predates that answer then meets the marked row instead of an empty slot, and waits —
+ * there is no window where neither the answer nor the claim is visible. A stage iteration's
+ * claims are deleted when it finishes (`deleteStageClaims`).
  */
 import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
 import type { Db } from '../db/connection';
+import { GroupCommit } from '../db/group-commit';
 import { sleep } from './limiter';
 
 export interface ClaimKey {
@@ -27,40 +35,129 @@ export interface ClaimOptions {
 
 export const DEFAULT_CLAIM_OPTIONS: ClaimOptions = { leaseMs: 15_000, pollMs: 250 };
 
-/** A claim held by this attempt: renewed until released. */
+/** The `ok` row of a request in `llm_calls`. */
+export interface LoggedAnswer {
+  id: string;
+  response: unknown;
+  prompt_tokens: number;
+  completion_tokens: number;
+  cost_usd: number;
+}
+
+/** A claim held by this attempt: renewed until answered (by the log statement) or released. */
 export interface HeldClaim {
+  readonly owner: string;
+  /** The answer is logged (and the claim marked answered with it): stop renewing. */
+  answered(): void;
+  /** Gives the claim up (the request failed): another attempt may send it. */
   release(): Promise<void>;
 }
 
+type Lookup = { answer: LoggedAnswer } | { claimed: true } | { contested: true };
+
+interface LookupItem {
+  key: ClaimKey;
+  owner: string;
+}
+
+/** Marks the claims of just-logged answers answered: used inside the statement that logs them. */
+export const ANSWERED_LEASE = sql<Date>`'infinity'::timestamptz`;
+
 export class RequestClaims {
+  private readonly lookups: GroupCommit<LookupItem, Lookup>;
+  /** Claims this process holds, by owner, renewed together. */
+  private readonly held = new Map<string, ClaimKey>();
+  private renewTimer: NodeJS.Timeout | null = null;
+
   constructor(
     private readonly db: Db,
     private readonly opts: ClaimOptions = DEFAULT_CLAIM_OPTIONS,
-  ) {}
+  ) {
+    this.lookups = new GroupCommit((items) => this.lookupOrClaim(items));
+  }
 
   /**
-   * Waits until this attempt holds the claim on `key` (then returns it, to send the request), or
-   * until `answered` finds the answer another attempt logged meanwhile (then returns that).
+   * Returns the logged answer of `key` when there is one; otherwise waits until this attempt holds
+   * the claim (then returns it, to send the request) or until `answered` finds the answer another
+   * attempt logged meanwhile.
    */
   async claimOrWait<T>(
     key: ClaimKey,
     answered: () => Promise<T | null>,
+    fromLog: (row: LoggedAnswer) => T,
     signal?: AbortSignal,
   ): Promise<{ claim: HeldClaim } | { answer: T }> {
     const owner = randomUUID();
+    const first = await this.lookups.submit({ key, owner });
+    if ('answer' in first) return { answer: fromLog(first.answer) };
+    if ('claimed' in first) return { claim: this.hold(key, owner) };
     for (;;) {
-      if (await this.tryTake(key, owner)) {
-        const claim = this.hold(key, owner);
-        // The holder before us may have logged its answer between our look and our claim.
-        const answer = await answered();
-        if (answer === null) return { claim };
-        await claim.release();
-        return { answer };
-      }
       const answer = await answered();
       if (answer !== null) return { answer };
       await sleep(this.opts.pollMs, signal);
+      if (await this.tryTake(key, owner)) {
+        const claim = this.hold(key, owner);
+        // The holder before us may have logged its answer between our look and our claim.
+        const late = await answered();
+        if (late === null) return { claim };
+        await claim.release();
+        return { answer: late };
+      }
     }
+  }
+
+  /** Stops renewing; held claims lapse with their lease. */
+  close(): void {
+    this.held.clear();
+    this.stopRenewing();
+  }
+
+  /**
+   * One statement for a batch: the logged answers of the keys that have one, and a claim on each
+   * of the others — taken when nobody holds it or its lease lapsed. A key asked twice in one batch
+   * is claimed once; the other asker waits like any contender.
+   */
+  private async lookupOrClaim(items: LookupItem[]): Promise<Lookup[]> {
+    const firstOf = new Map<string, number>();
+    const unique: number[] = [];
+    items.forEach((it, i) => {
+      const k = `${it.key.campaignId}\u0000${it.key.stage}\u0000${it.key.iteration}\u0000${it.key.requestHash}`;
+      if (!firstOf.has(k)) {
+        firstOf.set(k, i);
+        unique.push(i);
+      }
+    });
+    const col = <V>(f: (it: LookupItem) => V) => unique.map((i) => f(items[i] as LookupItem));
+    const { rows } = await sql<LoggedAnswer & { ord: number; taken: boolean }>`
+      with k as (
+        select * from unnest(${col((it) => it.key.campaignId)}::text[], ${col((it) => it.key.stage)}::text[],
+          ${col((it) => it.key.iteration)}::int[], ${col((it) => it.key.requestHash)}::text[],
+          ${col((it) => it.owner)}::text[], ${unique}::int[])
+          as k(campaign_id, stage, iteration, request_hash, owner, ord)
+      ), found as (
+        select k.ord, c.id, c.response, c.prompt_tokens, c.completion_tokens, c.cost_usd
+        from k join llm_calls c on c.campaign_id = k.campaign_id and c.stage = k.stage
+          and c.iteration = k.iteration and c.request_hash = k.request_hash and c.status = 'ok'
+      ), taken as (
+        insert into llm_call_claims (campaign_id, stage, iteration, request_hash, owner, lease_until)
+        select k.campaign_id, k.stage, k.iteration, k.request_hash, k.owner,
+          now() + make_interval(secs => ${this.opts.leaseMs / 1000})
+        from k where k.ord not in (select ord from found)
+        on conflict (campaign_id, stage, iteration, request_hash) do update
+          set owner = excluded.owner, lease_until = excluded.lease_until
+          where llm_call_claims.lease_until < now()
+        returning owner
+      )
+      select k.ord, f.id, f.response, f.prompt_tokens, f.completion_tokens, f.cost_usd,
+        (t.owner is not null) as taken
+      from k left join found f on f.ord = k.ord left join taken t on t.owner = k.owner`.execute(this.db);
+    const byOrd = new Map(rows.map((r) => [r.ord, r]));
+    return items.map((_, i): Lookup => {
+      const row = byOrd.get(i);
+      if (!row) return { contested: true }; // asked twice in this batch: the first asker decides
+      if (row.id !== null) return { answer: row };
+      return row.taken ? { claimed: true } : { contested: true };
+    });
   }
 
   /** Takes the claim when nobody holds it or its lease lapsed. */
@@ -90,24 +187,18 @@ export class RequestClaims {
     return sql<Date>`now() + make_interval(secs => ${this.opts.leaseMs / 1000})`;
   }
 
-  /** Renews the lease while the request runs; release deletes the claim (if still ours). */
   private hold(key: ClaimKey, owner: string): HeldClaim {
-    const renew = setInterval(() => {
-      void this.db
-        .updateTable('llm_call_claims')
-        .set({ lease_until: this.leaseEnd() })
-        .where('campaign_id', '=', key.campaignId)
-        .where('stage', '=', key.stage)
-        .where('iteration', '=', key.iteration)
-        .where('request_hash', '=', key.requestHash)
-        .where('owner', '=', owner)
-        .execute()
-        .catch(() => undefined); // a missed renewal only risks a duplicate, which is logged as one
-    }, this.opts.leaseMs / 3);
-    renew.unref();
+    this.held.set(owner, key);
+    this.startRenewing();
+    const forget = () => {
+      this.held.delete(owner);
+      if (this.held.size === 0) this.stopRenewing();
+    };
     return {
+      owner,
+      answered: forget,
       release: async () => {
-        clearInterval(renew);
+        forget();
         await this.db
           .deleteFrom('llm_call_claims')
           .where('campaign_id', '=', key.campaignId)
@@ -115,8 +206,49 @@ export class RequestClaims {
           .where('iteration', '=', key.iteration)
           .where('request_hash', '=', key.requestHash)
           .where('owner', '=', owner)
+          .where('lease_until', '<>', ANSWERED_LEASE)
           .execute();
       },
     };
   }
+
+  private startRenewing(): void {
+    if (this.renewTimer) return;
+    this.renewTimer = setInterval(() => void this.renew(), this.opts.leaseMs / 3);
+    this.renewTimer.unref();
+  }
+
+  private stopRenewing(): void {
+    if (this.renewTimer) clearInterval(this.renewTimer);
+    this.renewTimer = null;
+  }
+
+  /** Pushes the lease of every claim this process holds; a missed renewal only risks a logged duplicate. */
+  private async renew(): Promise<void> {
+    if (this.held.size === 0) return;
+    const owners = [...this.held.keys()];
+    const keys = [...this.held.values()];
+    await sql`
+      update llm_call_claims c set lease_until = now() + make_interval(secs => ${this.opts.leaseMs / 1000})
+      from unnest(${keys.map((k) => k.campaignId)}::text[], ${keys.map((k) => k.stage)}::text[],
+        ${keys.map((k) => k.iteration)}::int[], ${keys.map((k) => k.requestHash)}::text[], ${owners}::text[])
+        as k(campaign_id, stage, iteration, request_hash, owner)
+      where c.campaign_id = k.campaign_id and c.stage = k.stage and c.iteration = k.iteration
+        and c.request_hash = k.request_hash and c.owner = k.owner and c.lease_until <> 'infinity'`
+      .execute(this.db)
+      .catch(() => undefined);
+  }
+}
+
+/** Forgets a finished stage iteration's claims: its answers are all logged by now. */
+export async function deleteStageClaims(
+  db: Db,
+  key: { campaignId: string; stage: string; iteration: number },
+): Promise<void> {
+  await db
+    .deleteFrom('llm_call_claims')
+    .where('campaign_id', '=', key.campaignId)
+    .where('stage', '=', key.stage)
+    .where('iteration', '=', key.iteration)
+    .execute();
 }

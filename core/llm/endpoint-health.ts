@@ -6,6 +6,11 @@
  * keeps trying (its in-activity attempts do not run out on an outage); once it has been down for
  * `outage.pauseAfter`, the call ends in EndpointOutageError and the campaign pauses. The rows are
  * also what `campaign status` shows as a stage's `retrying`.
+ *
+ * A success is written at once after this process saw the endpoint fail, otherwise at most once a
+ * second per endpoint (SUCCESS_WRITE_EVERY_MS): another worker's outage clock is then reset within
+ * a second of an answer, which `outage.pauseAfter` (minutes) does not notice, and a healthy endpoint
+ * costs no write per call.
  */
 import { sql } from 'kysely';
 import OpenAI from 'openai';
@@ -63,11 +68,19 @@ export function isOutageFailure(err: unknown): boolean {
   return err.status === 408 || err.status === 429 || err.status >= 500;
 }
 
+/** A healthy endpoint's successes are written at most this often per process. */
+export const SUCCESS_WRITE_EVERY_MS = 1_000;
+
 export function databaseEndpointHealth(db: Db): EndpointHealth {
+  /** When this process last wrote a success, by endpoint; absent: write the next one. */
+  const lastSuccessWrite = new Map<string, number>();
+  const id = (k: EndpointHealthKey) =>
+    [k.campaignId, k.stage, k.iteration, k.role, k.baseURL, k.model].join('\u0000');
   const where = (k: EndpointHealthKey) => sql`campaign_id = ${k.campaignId} and stage = ${k.stage}
     and iteration = ${k.iteration} and role = ${k.role} and base_url = ${k.baseURL} and model = ${k.model}`;
   return {
     async failed(k, lastError) {
+      lastSuccessWrite.delete(id(k));
       const { rows } = await sql<{ attempts: number; since_ms: number; down_ms: number; outage: unknown }>`
         insert into endpoint_health as h
           (campaign_id, stage, iteration, role, base_url, model, failing_since, attempts, last_error)
@@ -94,6 +107,10 @@ export function databaseEndpointHealth(db: Db): EndpointHealth {
       };
     },
     async succeeded(k) {
+      const now = Date.now();
+      const last = lastSuccessWrite.get(id(k));
+      if (last !== undefined && now - last < SUCCESS_WRITE_EVERY_MS) return;
+      lastSuccessWrite.set(id(k), now);
       await sql`update endpoint_health set failing_since = null, attempts = 0, updated_at = now()
         where ${where(k)} and failing_since is not null`.execute(db);
     },

@@ -15,6 +15,7 @@
  *    Temporal failure and the worker's log — or anything else.
  */
 import { createHash } from 'node:crypto';
+import { sql } from 'kysely';
 import OpenAI from 'openai';
 import type {
   ChatCompletion,
@@ -25,7 +26,8 @@ import type { NewLlmCall } from '../db/types';
 import type { EndpointSpec, Role } from '../spec';
 import type { ModelHealer } from './adapters';
 import type { BudgetGuard } from './budget-guard';
-import { RequestClaims } from './claims';
+import { GroupCommit } from '../db/group-commit';
+import { ANSWERED_LEASE, RequestClaims, type LoggedAnswer } from './claims';
 import { EndpointOutageError, isOutageFailure, type EndpointHealth } from './endpoint-health';
 import { classifyLlmError, type EndpointRef } from './errors';
 import { EndpointLimiter, endpointKey, sleep } from './limiter';
@@ -96,6 +98,31 @@ export class LlmTransientError extends Error {
   ) {
     super(message);
   }
+}
+
+/** A paid answer, as `llm_calls` stores it. */
+type PaidCall = CallLogKey & {
+  request: string;
+  response: string;
+  prompt_tokens: number;
+  completion_tokens: number;
+  latency_ms: number;
+  cost_usd: number;
+};
+
+/** A logged `ok` row as the result of a call. */
+function fromLog(row: LoggedAnswer): ChatResult {
+  const response = row.response as { choices?: string[] } | null;
+  const choices = response?.choices ?? [];
+  return {
+    callId: row.id,
+    content: choices[0] ?? '',
+    choices,
+    promptTokens: row.prompt_tokens,
+    completionTokens: row.completion_tokens,
+    costUsd: row.cost_usd,
+    reused: true,
+  };
 }
 
 function canonicalJson(value: unknown): string {
@@ -185,6 +212,7 @@ export class LlmGateway {
   /** Values masked in everything this gateway writes: every key it sends, and secret-named variables. */
   private readonly secrets: Set<string>;
   private readonly claims: RequestClaims;
+  private readonly okLog: GroupCommit<PaidCall, string | null>;
 
   constructor(
     private readonly db: Db,
@@ -197,6 +225,7 @@ export class LlmGateway {
   ) {
     this.secrets = new Set(secretValues(env));
     this.claims = new RequestClaims(db);
+    this.okLog = new GroupCommit((rows) => this.writeOk(rows));
   }
 
   async chat(scope: LlmCallScope, ep: Endpoint, req: ChatRequest): Promise<ChatResult> {
@@ -204,20 +233,24 @@ export class LlmGateway {
     const requestHash = createHash('sha256')
       .update(canonicalJson({ baseURL: ep.baseURL, body, promptVersion: req.promptVersion, salt: req.salt }))
       .digest('hex');
-    const cached = await this.findOk(scope, requestHash);
-    if (cached) return cached;
-    // Overlapping attempts of one batch: one sends the request, the others wait for its answer.
+    // The logged answer if there is one (retried activities, restarts); otherwise a claim, so that
+    // an overlapping attempt waits for this one's answer — one batched statement for both.
     const claimed = await this.claims.claimOrWait(
       { campaignId: scope.campaignId, stage: scope.stage, iteration: scope.iteration, requestHash },
       () => this.findOk(scope, requestHash),
+      fromLog,
       scope.signal,
     );
     if ('answer' in claimed) return claimed.answer;
+    let answered = false;
     try {
-      return await this.send(scope, ep, req, body, requestHash);
+      const result = await this.send(scope, ep, req, body, requestHash);
+      answered = true;
+      return result;
     } finally {
+      if (answered) claimed.claim.answered();
       // A claim left behind (the database gone meanwhile) lapses with its lease.
-      await claimed.claim.release().catch(() => undefined);
+      else await claimed.claim.release().catch(() => undefined);
     }
   }
 
@@ -375,20 +408,10 @@ export class LlmGateway {
       latency_ms: latencyMs,
       cost_usd: costUsd,
     };
-    const inserted = await this.db
-      .insertInto('llm_calls')
-      .values({ ...paid, status: 'ok' })
-      .onConflict((oc) =>
-        oc
-          .columns(['campaign_id', 'stage', 'iteration', 'request_hash'])
-          .where('status', '=', 'ok')
-          .doNothing(),
-      )
-      .returning('id')
-      .executeTakeFirst();
+    const inserted = await this.okLog.submit(paid);
     if (inserted) {
       return {
-        callId: inserted.id,
+        callId: inserted,
         content: choices[0] ?? '',
         choices,
         promptTokens,
@@ -418,18 +441,57 @@ export class LlmGateway {
       .where('request_hash', '=', requestHash)
       .where('status', '=', 'ok')
       .executeTakeFirst();
-    if (!row) return null;
-    const response = row.response as { choices?: string[] } | null;
-    const choices = response?.choices ?? [];
-    return {
-      callId: row.id,
-      content: choices[0] ?? '',
-      choices,
-      promptTokens: row.prompt_tokens,
-      completionTokens: row.completion_tokens,
-      costUsd: row.cost_usd,
-      reused: true,
-    };
+    return row ? fromLog(row) : null;
+  }
+
+  /**
+   * Logs paid answers as `ok`, many per statement, and marks their claims answered in the same
+   * statement (claims.ts); per row, its id — or null where an `ok` row of that request existed.
+   */
+  private async writeOk(rows: PaidCall[]): Promise<Array<string | null>> {
+    const col = <V>(f: (r: PaidCall) => V) => rows.map(f);
+    const { rows: out } = await sql<{
+      id: string;
+      campaign_id: string;
+      stage: string;
+      iteration: number;
+      request_hash: string;
+    }>`
+      with r as (
+        select * from unnest(
+          ${col((r) => r.campaign_id)}::text[], ${col((r) => r.stage)}::text[], ${col((r) => r.iteration)}::int[],
+          ${col((r) => r.request_hash)}::text[], ${col((r) => r.role)}::text[], ${col((r) => r.base_url)}::text[],
+          ${col((r) => r.model)}::text[], ${col((r) => r.purpose)}::text[], ${col((r) => r.prompt_version)}::text[],
+          ${col((r) => r.request)}::text[], ${col((r) => r.response)}::text[], ${col((r) => r.prompt_tokens)}::int[],
+          ${col((r) => r.completion_tokens)}::int[], ${col((r) => r.latency_ms)}::int[],
+          ${col((r) => r.cost_usd)}::float8[])
+          as r(campaign_id, stage, iteration, request_hash, role, base_url, model, purpose, prompt_version,
+               request, response, prompt_tokens, completion_tokens, latency_ms, cost_usd)
+      ), ins as (
+        insert into llm_calls (campaign_id, stage, iteration, request_hash, role, base_url, model, purpose,
+          prompt_version, request, response, status, http_status, prompt_tokens, completion_tokens,
+          latency_ms, cost_usd)
+        select campaign_id, stage, iteration, request_hash, role, base_url, model, purpose, prompt_version,
+          request::jsonb, response::jsonb, 'ok', 200, prompt_tokens, completion_tokens, latency_ms, cost_usd
+        from r
+        on conflict (campaign_id, stage, iteration, request_hash) where status = 'ok' do nothing
+        returning id, campaign_id, stage, iteration, request_hash
+      ), answered as (
+        update llm_call_claims c set lease_until = ${ANSWERED_LEASE}
+        from r where c.campaign_id = r.campaign_id and c.stage = r.stage and c.iteration = r.iteration
+          and c.request_hash = r.request_hash
+      )
+      select id, campaign_id, stage, iteration, request_hash from ins`.execute(this.db);
+    const key = (r: Omit<(typeof out)[number], 'id'>) =>
+      `${r.campaign_id}\u0000${r.stage}\u0000${r.iteration}\u0000${r.request_hash}`;
+    const ids = new Map(out.map((o) => [key(o), o.id]));
+    return rows.map((r) => {
+      const k = key(r);
+      const id = ids.get(k) ?? null;
+      // A request logged twice in one batch: the first row is the kept one, the next a duplicate.
+      ids.delete(k);
+      return id;
+    });
   }
 
   private clientFor(ep: Endpoint): OpenAI {

@@ -8,11 +8,19 @@
  * TTL, so a killed worker's slots come back within one TTL. In front of the database each process
  * queues its waiters per endpoint (FIFO) and only the head one asks Postgres, with a jittered
  * wait between asks — one poller per process and endpoint, however many requests wait.
+ *
+ * A slot given back passes directly (no round trip) to the process's next request for the same
+ * endpoint — one waiting now, or one coming within the slot's time left — when the endpoint has no
+ * per-minute rates (those charge each request in the shared buckets) and the process knows of no
+ * block. A slot is the process's for at most `handoverMs` after Postgres granted it, then goes back,
+ * so other processes get their turn and a Retry-After set elsewhere is seen within that time; an
+ * idle slot still counts against the endpoint's concurrency until then, so the limit holds as is.
  */
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import { sql } from 'kysely';
 import type { Db } from '../db/connection';
+import { GroupCommit } from '../db/group-commit';
 
 export interface EndpointLimits {
   concurrency: number;
@@ -35,6 +43,8 @@ export interface EndpointLimiterOptions {
   slotPollMs?: number;
   /** Names this process's leases (default host:pid:random). */
   holder?: string;
+  /** How long after its grant a slot may pass between this process's requests (default 2 s; 0: never). */
+  handoverMs?: number;
 }
 
 /** A bucket holds this many seconds of its rate: the burst a fresh or idle endpoint allows. */
@@ -130,22 +140,36 @@ interface Waiter {
   detach(): void;
 }
 
+interface IdleSlot {
+  id: string;
+  grantedAt: number;
+  /** Gives the slot back to Postgres when its time is up. */
+  expiry: NodeJS.Timeout;
+}
+
 interface EndpointQueue {
   waiters: Waiter[];
   pumping: boolean;
 }
 
-type Attempt = { lease: Lease } | { waitFor: 'blocked' | 'slot' | 'rate'; waitMs: number };
+type Attempt = { leases: Lease[] } | { waitFor: 'blocked' | 'slot' | 'rate'; waitMs: number };
 
 export class EndpointLimiter {
   private readonly leaseTtlMs: number;
   private readonly slotPollMs: number;
+  private readonly handoverMs: number;
   readonly holder: string;
+  /** Blocks this process set (Retry-After), by endpoint: epoch ms. */
+  private readonly blockedUntil = new Map<string, number>();
   private readonly queues = new Map<string, EndpointQueue>();
+  /** Slots given back but kept for the process's next request, by endpoint (oldest first). */
+  private readonly idle = new Map<string, IdleSlot[]>();
   /** Ids of the leases this process holds, renewed together. */
   private readonly held = new Set<string>();
   private renewTimer: NodeJS.Timeout | null = null;
   private readonly closing = new AbortController();
+  /** Slots given back to Postgres, many per statement. */
+  private readonly returns: GroupCommit<string, void>;
 
   constructor(
     private readonly db: Db,
@@ -153,7 +177,12 @@ export class EndpointLimiter {
   ) {
     this.leaseTtlMs = opts.leaseTtlMs ?? 20_000;
     this.slotPollMs = opts.slotPollMs ?? 50;
+    this.handoverMs = opts.handoverMs ?? 2_000;
     this.holder = opts.holder ?? `${os.hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
+    this.returns = new GroupCommit(async (ids) => {
+      await sql`DELETE FROM endpoint_leases WHERE id = ANY(${ids}::bigint[])`.execute(this.db);
+      return ids.map(() => undefined);
+    });
   }
 
   /** Waits for a slot and the rate budget of the endpoint, in this process's FIFO order. */
@@ -165,6 +194,10 @@ export class EndpointLimiter {
   ): Promise<Lease> {
     if (signal?.aborted) return Promise.reject(signal.reason ?? new Error('aborted'));
     if (this.closing.signal.aborted) return Promise.reject(new Error('endpoint limiter closed'));
+    if (!this.queues.get(key)?.waiters.length) {
+      const slot = this.takeIdle(key, limits);
+      if (slot) return Promise.resolve(slot);
+    }
     let queue = this.queues.get(key);
     if (!queue) {
       queue = { waiters: [], pumping: false };
@@ -199,6 +232,7 @@ export class EndpointLimiter {
    */
   async block(key: string, ms: number): Promise<void> {
     const until = Math.min(Math.max(0, ms), MAX_BLOCK_MS);
+    this.blockedUntil.set(key, Math.max(this.blockedUntil.get(key) ?? 0, Date.now() + until));
     await sql`
       INSERT INTO endpoint_limits (endpoint, blocked_until)
       VALUES (${key}, clock_timestamp() + make_interval(secs => ${until / 1000}))
@@ -211,6 +245,8 @@ export class EndpointLimiter {
   async close(): Promise<void> {
     this.closing.abort();
     this.stopRenewing();
+    for (const slots of this.idle.values()) for (const slot of slots) clearTimeout(slot.expiry);
+    this.idle.clear();
     for (const q of this.queues.values()) {
       for (const w of q.waiters.splice(0)) {
         w.detach();
@@ -233,7 +269,9 @@ export class EndpointLimiter {
         if (!head) break;
         let attempt: Attempt;
         try {
-          attempt = await this.tryAcquire(key, head.limits, head.tokens);
+          // Without per-minute rates, one ask takes a slot for every request waiting here.
+          const want = reusable(head.limits) ? q.waiters.length : 1;
+          attempt = await this.tryAcquire(key, head.limits, head.tokens, want);
         } catch (err) {
           // The database is unreachable: this request fails (its activity retries); the next asks anew.
           const i = q.waiters.indexOf(head);
@@ -244,15 +282,18 @@ export class EndpointLimiter {
           }
           continue;
         }
-        if ('lease' in attempt) {
+        if ('leases' in attempt) {
+          const [first, ...more] = attempt.leases;
           const i = q.waiters.indexOf(head);
-          if (i >= 0) {
+          if (first && i >= 0) {
             q.waiters.splice(i, 1);
             head.detach();
-            head.resolve(attempt.lease);
+            head.resolve(first);
           } else {
-            await attempt.lease.release(); // its caller gave up meanwhile
+            await first?.release(); // its caller gave up meanwhile
           }
+          // The others go to the next waiters (or stay idle for the next requests).
+          for (const lease of more) await lease.release();
           continue;
         }
         // Jitter spreads the processes' asks so that none is always first.
@@ -267,8 +308,13 @@ export class EndpointLimiter {
   }
 
   /** One try, in one transaction holding the endpoint's row lock. */
-  private async tryAcquire(key: string, limits: EndpointLimits, tokens: number): Promise<Attempt> {
-    const id = await this.db.transaction().execute(async (trx) => {
+  private async tryAcquire(
+    key: string,
+    limits: EndpointLimits,
+    tokens: number,
+    want: number,
+  ): Promise<Attempt> {
+    const ids = await this.db.transaction().execute(async (trx) => {
       const lock = async () =>
         sql`SELECT 1 FROM endpoint_limits WHERE endpoint = ${key} FOR UPDATE`.execute(trx);
       if ((await lock()).rows.length === 0) {
@@ -319,27 +365,32 @@ export class EndpointLimiter {
         tokens,
       );
       if (!decision.grant) return decision;
-      await sql`
-        UPDATE endpoint_limits
-        SET request_budget = ${decision.requestBudget}, token_budget = ${decision.tokenBudget},
-            refilled_at = ${row.now}::timestamptz
-        WHERE endpoint = ${key}
-      `.execute(trx);
-      const lease = await sql<{ id: string }>`
+      if (decision.requestBudget !== null || decision.tokenBudget !== null) {
+        await sql`
+          UPDATE endpoint_limits
+          SET request_budget = ${decision.requestBudget}, token_budget = ${decision.tokenBudget},
+              refilled_at = ${row.now}::timestamptz
+          WHERE endpoint = ${key}
+        `.execute(trx);
+      }
+      // decide() charged the buckets for one request; only a rate-free endpoint grants more at once.
+      const n = reusable(limits) ? Math.max(1, Math.min(want, limits.concurrency - row.live)) : 1;
+      const leases = await sql<{ id: string }>`
         INSERT INTO endpoint_leases (endpoint, holder, acquired_at, expires_at)
-        VALUES (${key}, ${this.holder}, ${row.now}::timestamptz,
-                ${row.now}::timestamptz + make_interval(secs => ${this.leaseTtlMs / 1000}))
+        SELECT ${key}, ${this.holder}, ${row.now}::timestamptz,
+               ${row.now}::timestamptz + make_interval(secs => ${this.leaseTtlMs / 1000})
+        FROM generate_series(1, ${n})
         RETURNING id
       `.execute(trx);
-      const leaseId = lease.rows[0]?.id;
-      if (leaseId === undefined) throw new Error(`no lease row returned for ${key}`);
-      return String(leaseId);
+      if (leases.rows.length === 0) throw new Error(`no lease row returned for ${key}`);
+      return leases.rows.map((r) => String(r.id));
     });
-    if (typeof id !== 'string') return { waitFor: id.waitFor, waitMs: id.waitMs };
-    return { lease: this.holdLease(id) };
+    if (!Array.isArray(ids)) return { waitFor: ids.waitFor, waitMs: ids.waitMs };
+    const grantedAt = Date.now();
+    return { leases: ids.map((id) => this.holdLease(key, id, grantedAt, reusable(limits))) };
   }
 
-  private holdLease(id: string): Lease {
+  private holdLease(key: string, id: string, grantedAt: number, reuse: boolean): Lease {
     this.held.add(id);
     this.startRenewing();
     let released = false;
@@ -347,16 +398,61 @@ export class EndpointLimiter {
       release: async () => {
         if (released) return;
         released = true;
-        this.held.delete(id);
-        if (this.held.size === 0) this.stopRenewing();
-        // A lease that cannot be deleted now expires within its TTL.
-        await this.db
-          .deleteFrom('endpoint_leases')
-          .where('id', '=', id)
-          .execute()
-          .catch(() => undefined);
+        if (reuse && this.keep(key, id, grantedAt)) return;
+        await this.giveBack(id);
       },
     };
+  }
+
+  /** Returns a slot to Postgres; one that cannot be deleted now expires within its TTL. */
+  private async giveBack(id: string): Promise<void> {
+    this.held.delete(id);
+    if (this.held.size === 0) this.stopRenewing();
+    await this.returns.submit(id).catch(() => undefined);
+  }
+
+  /**
+   * Keeps a slot being given back for this process: passed to the endpoint's next waiter, or kept
+   * idle for the next request until its time is up. False: it goes back to Postgres.
+   */
+  private keep(key: string, id: string, grantedAt: number): boolean {
+    const left = grantedAt + this.handoverMs - Date.now();
+    if (this.closing.signal.aborted || left <= 0) return false;
+    if ((this.blockedUntil.get(key) ?? 0) > Date.now()) return false;
+    const q = this.queues.get(key);
+    const next = q?.waiters[0];
+    if (q && next) {
+      if (!reusable(next.limits)) return false;
+      q.waiters.shift();
+      next.detach();
+      next.resolve(this.holdLease(key, id, grantedAt, true));
+      return true;
+    }
+    const slots = this.idle.get(key) ?? [];
+    const expiry = setTimeout(() => {
+      const list = this.idle.get(key);
+      const i = list?.findIndex((s) => s.id === id) ?? -1;
+      if (!list || i < 0) return;
+      list.splice(i, 1);
+      if (list.length === 0) this.idle.delete(key);
+      void this.giveBack(id);
+    }, left);
+    expiry.unref();
+    slots.push({ id, grantedAt, expiry });
+    this.idle.set(key, slots);
+    return true;
+  }
+
+  /** An idle slot of the endpoint for a request without per-minute rates, if the process has one. */
+  private takeIdle(key: string, limits: EndpointLimits): Lease | null {
+    if (!reusable(limits) || (this.blockedUntil.get(key) ?? 0) > Date.now()) return null;
+    const slots = this.idle.get(key);
+    // The youngest: the older ones go back to Postgres first.
+    const slot = slots?.pop();
+    if (!slots || !slot) return null;
+    if (slots.length === 0) this.idle.delete(key);
+    clearTimeout(slot.expiry);
+    return this.holdLease(key, slot.id, slot.grantedAt, true);
   }
 
   private startRenewing(): void {
@@ -382,6 +478,11 @@ export class EndpointLimiter {
       .execute(this.db)
       .catch(() => undefined);
   }
+}
+
+/** Whether a slot may pass between requests without Postgres: no shared bucket to charge. */
+function reusable(limits: EndpointLimits): boolean {
+  return !limits.requestsPerMinute && !limits.tokensPerMinute;
 }
 
 /** A wait that ends early (without error) when `signal` aborts. */

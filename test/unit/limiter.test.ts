@@ -22,10 +22,10 @@ function freshKey(): string {
   return endpointKey(`http://limiter-test-${randomBytes(4).toString('hex')}.local/v1`, 'm');
 }
 
-async function leaseRows(key: string): Promise<Array<{ holder: string; expires_at: Date }>> {
+async function leaseRows(key: string): Promise<Array<{ id: string; holder: string; expires_at: Date }>> {
   return db
     .selectFrom('endpoint_leases')
-    .select(['holder', 'expires_at'])
+    .select(['id', 'holder', 'expires_at'])
     .where('endpoint', '=', key)
     .execute();
 }
@@ -121,7 +121,47 @@ describe('EndpointLimiter (Postgres)', () => {
       ),
     );
     expect(peak).toBe(3);
+    // Slots kept for each process's next request go back once their hold time is up.
+    await expect.poll(() => leaseRows(key), { timeout: 5_000, interval: 50 }).toEqual([]);
+  });
+
+  it('passes a released slot to its next request without Postgres, and gives it back after handoverMs', async () => {
+    const key = freshKey();
+    const a = limiter({ handoverMs: 800 });
+    const b = limiter({ handoverMs: 800 });
+    const first = await a.acquire(key, { concurrency: 1 }, 1);
+    const [row] = await leaseRows(key);
+    expect(row?.id).toBeDefined();
+    await first.release();
+    // Kept: still A's row, and A's next request gets it at once while B must wait.
+    expect((await leaseRows(key)).map((r) => r.id)).toEqual([row?.id]);
+    const again = await a.acquire(key, { concurrency: 1 }, 1);
+    expect((await leaseRows(key)).map((r) => r.id)).toEqual([row?.id]);
+    await again.release();
+    const t0 = Date.now();
+    const other = await b.acquire(key, { concurrency: 1 }, 1);
+    // B had it once A's hold (800 ms from the grant) was up, not before.
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(400);
+    expect((await leaseRows(key)).map((r) => r.holder)).toEqual([b.holder]);
+    await other.release();
+    // With a per-minute rate each request is charged in the shared bucket: nothing is kept.
+    const rated = freshKey();
+    await (await a.acquire(rated, { concurrency: 1, requestsPerMinute: 600 }, 1)).release();
+    expect(await leaseRows(rated)).toEqual([]);
+  });
+
+  it('keeps no slot of an endpoint this process was told to hold back from', async () => {
+    const key = freshKey();
+    const a = limiter();
+    await (await a.acquire(key, { concurrency: 2 }, 1)).release();
+    expect(await leaseRows(key)).toHaveLength(1);
+    const lease = await a.acquire(key, { concurrency: 2 }, 1);
+    await a.block(key, 300);
+    await lease.release();
     expect(await leaseRows(key)).toEqual([]);
+    const t0 = Date.now();
+    await (await a.acquire(key, { concurrency: 2 }, 1)).release();
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(200);
   });
 
   it('gives a slot to another process once released, and serves one process in FIFO order', async () => {
@@ -160,7 +200,7 @@ describe('EndpointLimiter (Postgres)', () => {
 
   it('renews the leases it holds past their TTL, and a released lease is gone', async () => {
     const key = freshKey();
-    const l = limiter({ leaseTtlMs: 300 });
+    const l = limiter({ leaseTtlMs: 300, handoverMs: 0 });
     const lease = await l.acquire(key, { concurrency: 1 }, 1);
     const first = (await leaseRows(key))[0]?.expires_at;
     // Wait for a renewal (every TTL/3), seen in the row, then past the first expiry.
@@ -213,7 +253,9 @@ describe('EndpointLimiter (Postgres)', () => {
   it('blocks every process of an endpoint for a Retry-After', async () => {
     const key = freshKey();
     const a = limiter();
-    const b = limiter();
+    // A process that keeps no slot asks Postgres for each request, and so sees the block at once;
+    // one that keeps slots sees it when its slots' hold time is up (the test above).
+    const b = limiter({ handoverMs: 0 });
     await (await b.acquire(key, { concurrency: 4 }, 1)).release();
     await a.block(key, 600);
     const blocked = await db
