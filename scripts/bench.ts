@@ -103,7 +103,7 @@ function statusKiB(pid: number, field: 'VmRSS' | 'VmHWM'): number | null {
 interface ProcInfo {
   ppid: number;
   comm: string;
-  /** utime + stime, in clock ticks. */
+  /** utime + stime, and those of its exited children, in clock ticks. */
   cpuTicks: number;
 }
 
@@ -124,11 +124,12 @@ function processTable(): Map<number, ProcInfo> {
       const close = stat.lastIndexOf(')');
       const comm = stat.slice(stat.indexOf('(') + 1, close);
       const fields = stat.slice(close + 2).split(' ');
-      // After comm: state(0) ppid(1) ... utime(11) stime(12).
+      // After comm: state(0) ppid(1) ... utime(11) stime(12) cutime(13) cstime(14). A child's time
+      // moves to its parent's cutime/cstime when it exits (Postgres backends of closed connections).
       table.set(Number(name), {
         ppid: Number(fields[1]),
         comm,
-        cpuTicks: Number(fields[11]) + Number(fields[12]),
+        cpuTicks: Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14]),
       });
     } catch {
       // The process ended while we looked.
@@ -462,6 +463,8 @@ interface ScenarioResult {
     distillErrors: number;
     allStages: number;
     simulatorRequests: number;
+    /** Of those, answered 200 (a request answered without a logged row would show here). */
+    simulatorServed: number;
     /** Latency the worker saw (llm_calls.latency_ms of the distill calls): simulated + overhead. */
     latencyMsP50: number;
     latencyMsP95: number;
@@ -829,6 +832,7 @@ async function collect(
       distillErrors: calls.errors,
       allStages: calls.all,
       simulatorRequests: simStats.requests,
+      simulatorServed: simStats.served,
       latencyMsP50: round(calls.p50, 1),
       latencyMsP95: round(calls.p95, 1),
     },
@@ -985,7 +989,10 @@ function printTable(results: ScenarioResult[]): void {
     ['bound min(conc.) / latency', (r) => `${r.boundQps} q/s`],
     ['ratio to bound', (r) => `${(r.ratioToBound * 100).toFixed(1)} %`],
     ['LLM calls (distill ok / errors)', (r) => `${r.llmCalls.distillOk} / ${r.llmCalls.distillErrors}`],
-    ['simulator requests', (r) => String(r.llmCalls.simulatorRequests)],
+    [
+      'simulator requests (answered)',
+      (r) => `${r.llmCalls.simulatorRequests} (${r.llmCalls.simulatorServed})`,
+    ],
     ['LLM call latency seen, p50 / p95', (r) => `${r.llmCalls.latencyMsP50} / ${r.llmCalls.latencyMsP95} ms`],
     ['worker RSS when ready (idle)', (r) => fmtMiB(r.workerRssMiB.atReady)],
     ['worker peak RSS', (r) => fmtMiB(r.workerRssMiB.peak)],

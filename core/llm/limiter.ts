@@ -51,6 +51,8 @@ export interface EndpointLimiterOptions {
 export const BURST_SECONDS = 10;
 /** The longest a Retry-After blocks an endpoint: a bad header must not stall a campaign for days. */
 export const MAX_BLOCK_MS = 10 * 60_000;
+/** How often a process that holds slots of a full endpoint asks Postgres for one more. */
+const HOLDER_SLOT_POLL_MS = 250;
 /** Waits are cut into pieces of at most this, so a closed limiter or an aborted head is noticed. */
 const MAX_NAP_MS = 1_000;
 
@@ -164,8 +166,8 @@ export class EndpointLimiter {
   private readonly queues = new Map<string, EndpointQueue>();
   /** Slots given back but kept for the process's next request, by endpoint (oldest first). */
   private readonly idle = new Map<string, IdleSlot[]>();
-  /** Ids of the leases this process holds, renewed together. */
-  private readonly held = new Set<string>();
+  /** The leases this process holds (id → endpoint), renewed together. */
+  private readonly held = new Map<string, string>();
   private renewTimer: NodeJS.Timeout | null = null;
   private readonly closing = new AbortController();
   /** Slots given back to Postgres, many per statement. */
@@ -296,8 +298,13 @@ export class EndpointLimiter {
           for (const lease of more) await lease.release();
           continue;
         }
-        // Jitter spreads the processes' asks so that none is always first.
-        const base = attempt.waitFor === 'slot' ? this.slotPollMs : attempt.waitMs;
+        // Jitter spreads the processes' asks so that none is always first. While this process
+        // holds slots of the endpoint, the next free one is most likely its own (passed on without
+        // Postgres), so it asks less often.
+        const slotPoll = this.holdsSlotOf(key)
+          ? Math.max(this.slotPollMs, HOLDER_SLOT_POLL_MS)
+          : this.slotPollMs;
+        const base = attempt.waitFor === 'slot' ? slotPoll : attempt.waitMs;
         const jitter = attempt.waitFor === 'slot' ? base * (Math.random() - 0.5) : Math.random() * 20;
         await napMs(Math.min(MAX_NAP_MS, base + jitter), this.closing.signal);
       }
@@ -391,7 +398,7 @@ export class EndpointLimiter {
   }
 
   private holdLease(key: string, id: string, grantedAt: number, reuse: boolean): Lease {
-    this.held.add(id);
+    this.held.set(id, key);
     this.startRenewing();
     let released = false;
     return {
@@ -402,6 +409,11 @@ export class EndpointLimiter {
         await this.giveBack(id);
       },
     };
+  }
+
+  private holdsSlotOf(key: string): boolean {
+    for (const k of this.held.values()) if (k === key) return true;
+    return false;
   }
 
   /** Returns a slot to Postgres; one that cannot be deleted now expires within its TTL. */

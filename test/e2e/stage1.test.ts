@@ -190,6 +190,23 @@ describe('stage 1 on the example campaign', () => {
     }
   });
 
+  it('leaves no request claim behind once its stage finished (claims.ts deletes them)', async () => {
+    const claims = await h.clients.db
+      .selectFrom('llm_call_claims')
+      .select('request_hash')
+      .where('campaign_id', '=', campaignId)
+      .execute();
+    // The campaign made calls, each claimed before it was sent.
+    const calls = await h.clients.db
+      .selectFrom('llm_calls')
+      .select('id')
+      .where('campaign_id', '=', campaignId)
+      .where('stage', '=', 'distill')
+      .execute();
+    expect(calls.length).toBeGreaterThanOrEqual(2 * TRAIN_QUESTIONS);
+    expect(claims).toEqual([]);
+  });
+
   it('exports an audit trail of 48 records with their LLM call ids', async () => {
     const out: Array<Record<string, unknown>> = [];
     for await (const rec of auditRecords(h.clients.db, campaignId, 'distill')) out.push(rec);
