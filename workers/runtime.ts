@@ -8,6 +8,7 @@
  *   heap kept close to its live size (`tuneWorkerHeap`).
  */
 import v8 from 'node:v8';
+import { UserError } from '../core/errors';
 import { DefaultLogger, Runtime, type LogEntry, type LogLevel } from '@temporalio/worker';
 
 let installed = false;
@@ -52,7 +53,7 @@ export function tuneWorkerHeap(env: NodeJS.ProcessEnv = process.env): void {
   const raw = env.METEOR_WORKER_HEAP_GROWTH_PERCENT?.trim();
   const percent = raw ? Number(raw) : DEFAULT_HEAP_GROWTH_PERCENT;
   if (!Number.isInteger(percent) || percent < 0) {
-    throw new Error(`METEOR_WORKER_HEAP_GROWTH_PERCENT must be a whole number ≥ 0, got "${raw ?? ''}"`);
+    throw new UserError(`METEOR_WORKER_HEAP_GROWTH_PERCENT must be a whole number ≥ 0, got "${raw ?? ''}"`);
   }
   if (percent > 0) v8.setFlagsFromString(`--heap-growing-percent=${percent}`);
 }
