@@ -8,6 +8,7 @@ import * as m005 from './005_failed_questions';
 import * as m006 from './006_endpoint_limits';
 import * as m008 from './008_outage_budget';
 import * as m009 from './009_duplicate_calls';
+import * as m010 from './010_spend_per_statement';
 
 export const migrations: Record<string, Migration> = {
   '001_init': m001,
@@ -18,4 +19,5 @@ export const migrations: Record<string, Migration> = {
   '006_endpoint_limits': m006,
   '008_outage_budget': m008,
   '009_duplicate_calls': m009,
+  '010_spend_per_statement': m010,
 };

@@ -209,6 +209,7 @@ export interface GatewayGuards {
 
 export class LlmGateway {
   private readonly clients = new Map<string, OpenAI>();
+  private readonly limitKeys = new Map<string, string>();
   /** Values masked in everything this gateway writes: every key it sends, and secret-named variables. */
   private readonly secrets: Set<string>;
   private readonly claims: RequestClaims;
@@ -270,7 +271,7 @@ export class LlmGateway {
       apiKeyEnv: ep.apiKeyEnv,
     };
     // The endpoint's model, not an adapter's: adapters share the server that the limits protect.
-    const limitKey = endpointKey(ep.baseURL, ep.model);
+    const limitKey = this.limitKeyOf(ep);
     const estimatedTokens = estimateRequestTokens(body);
     const logKey: CallLogKey = {
       campaign_id: scope.campaignId,
@@ -492,6 +493,17 @@ export class LlmGateway {
       ids.delete(k);
       return id;
     });
+  }
+
+  /** endpointKey parses the URL; an endpoint's key is asked for on every call. */
+  private limitKeyOf(ep: Endpoint): string {
+    const memo = `${ep.baseURL}\u0000${ep.model}`;
+    let key = this.limitKeys.get(memo);
+    if (key === undefined) {
+      key = endpointKey(ep.baseURL, ep.model);
+      this.limitKeys.set(memo, key);
+    }
+    return key;
   }
 
   private clientFor(ep: Endpoint): OpenAI {

@@ -7,6 +7,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auditRecords } from '../../core/records';
 import { CampaignSpecSchema } from '../../core/spec';
@@ -205,6 +206,27 @@ describe('stage 1 on the example campaign', () => {
       .execute();
     expect(calls.length).toBeGreaterThanOrEqual(2 * TRAIN_QUESTIONS);
     expect(claims).toEqual([]);
+  });
+
+  it('keeps the spend the budget reads equal to the call log, per stage', async () => {
+    const { db } = h.clients;
+    const logged = await db
+      .selectFrom('llm_calls')
+      .select(['stage', sql<number>`sum(cost_usd)::float8`.as('cost')])
+      .where('campaign_id', '=', campaignId)
+      .where('cost_usd', '>', 0)
+      .groupBy('stage')
+      .orderBy('stage')
+      .execute();
+    const spend = await db
+      .selectFrom('campaign_spend')
+      .select(['stage', 'cost_usd as cost'])
+      .where('campaign_id', '=', campaignId)
+      .orderBy('stage')
+      .execute();
+    expect(logged.length).toBeGreaterThan(0);
+    expect(spend.map((s) => s.stage)).toEqual(logged.map((l) => l.stage));
+    spend.forEach((s, i) => expect(s.cost).toBeCloseTo(logged[i]?.cost ?? NaN, 9));
   });
 
   it('exports an audit trail of 48 records with their LLM call ids', async () => {
