@@ -152,6 +152,8 @@ interface IdleSlot {
 interface EndpointQueue {
   waiters: Waiter[];
   pumping: boolean;
+  /** Ends the head's wait between asks early: a slot of this process just went back to Postgres. */
+  wake: (() => void) | null;
 }
 
 type Attempt = { leases: Lease[] } | { waitFor: 'blocked' | 'slot' | 'rate'; waitMs: number };
@@ -202,7 +204,7 @@ export class EndpointLimiter {
     }
     let queue = this.queues.get(key);
     if (!queue) {
-      queue = { waiters: [], pumping: false };
+      queue = { waiters: [], pumping: false, wake: null };
       this.queues.set(key, queue);
     }
     const q = queue;
@@ -306,7 +308,10 @@ export class EndpointLimiter {
           : this.slotPollMs;
         const base = attempt.waitFor === 'slot' ? slotPoll : attempt.waitMs;
         const jitter = attempt.waitFor === 'slot' ? base * (Math.random() - 0.5) : Math.random() * 20;
-        await napMs(Math.min(MAX_NAP_MS, base + jitter), this.closing.signal);
+        const nap = new AbortController();
+        q.wake = () => nap.abort();
+        await napMs(Math.min(MAX_NAP_MS, base + jitter), this.closing.signal, nap.signal);
+        q.wake = null;
       }
     } finally {
       q.pumping = false;
@@ -418,9 +423,13 @@ export class EndpointLimiter {
 
   /** Returns a slot to Postgres; one that cannot be deleted now expires within its TTL. */
   private async giveBack(id: string): Promise<void> {
+    const key = this.held.get(id);
     this.held.delete(id);
     if (this.held.size === 0) this.stopRenewing();
     await this.returns.submit(id).catch(() => undefined);
+    // A slot whose hold time ran out while requests here wait: ask for it again now, not at the
+    // next poll (other processes asking meanwhile get their fair chance at it all the same).
+    if (key !== undefined) this.queues.get(key)?.wake?.();
   }
 
   /**
@@ -497,17 +506,19 @@ function reusable(limits: EndpointLimits): boolean {
   return !limits.requestsPerMinute && !limits.tokensPerMinute;
 }
 
-/** A wait that ends early (without error) when `signal` aborts. */
-function napMs(ms: number, signal: AbortSignal): Promise<void> {
+/** A wait that ends early (without error) when either signal aborts. */
+function napMs(ms: number, signal: AbortSignal, wake: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
+    if (signal.aborted || wake.aborted) return resolve();
     const timer = setTimeout(done, Math.max(1, ms));
     function done() {
       clearTimeout(timer);
       signal.removeEventListener('abort', done);
+      wake.removeEventListener('abort', done);
       resolve();
     }
     signal.addEventListener('abort', done, { once: true });
+    wake.addEventListener('abort', done, { once: true });
   });
 }
 
