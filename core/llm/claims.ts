@@ -17,6 +17,8 @@ import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
 import type { Db } from '../db/connection';
 import { GroupCommit } from '../db/group-commit';
+import { compositeKey } from '../composite-key';
+import { RenewalTimer } from '../renewal-timer';
 import { sleep } from './limiter';
 
 export interface ClaimKey {
@@ -67,13 +69,14 @@ export class RequestClaims {
   private readonly lookups: GroupCommit<LookupItem, Lookup>;
   /** Claims this process holds, by owner, renewed together. */
   private readonly held = new Map<string, ClaimKey>();
-  private renewTimer: NodeJS.Timeout | null = null;
+  private readonly renewal: RenewalTimer;
 
   constructor(
     private readonly db: Db,
     private readonly opts: ClaimOptions = DEFAULT_CLAIM_OPTIONS,
   ) {
     this.lookups = new GroupCommit((items) => this.lookupOrClaim(items));
+    this.renewal = new RenewalTimer(this.opts.leaseMs / 3, () => this.renew());
   }
 
   /**
@@ -109,7 +112,7 @@ export class RequestClaims {
   /** Stops renewing; held claims lapse with their lease. */
   close(): void {
     this.held.clear();
-    this.stopRenewing();
+    this.renewal.stop();
   }
 
   /**
@@ -121,7 +124,7 @@ export class RequestClaims {
     const firstOf = new Map<string, number>();
     const unique: number[] = [];
     items.forEach((it, i) => {
-      const k = `${it.key.campaignId}\u0000${it.key.stage}\u0000${it.key.iteration}\u0000${it.key.requestHash}`;
+      const k = compositeKey(it.key.campaignId, it.key.stage, it.key.iteration, it.key.requestHash);
       if (!firstOf.has(k)) {
         firstOf.set(k, i);
         unique.push(i);
@@ -189,10 +192,10 @@ export class RequestClaims {
 
   private hold(key: ClaimKey, owner: string): HeldClaim {
     this.held.set(owner, key);
-    this.startRenewing();
+    this.renewal.start();
     const forget = () => {
       this.held.delete(owner);
-      if (this.held.size === 0) this.stopRenewing();
+      if (this.held.size === 0) this.renewal.stop();
     };
     return {
       owner,
@@ -210,17 +213,6 @@ export class RequestClaims {
           .execute();
       },
     };
-  }
-
-  private startRenewing(): void {
-    if (this.renewTimer) return;
-    this.renewTimer = setInterval(() => void this.renew(), this.opts.leaseMs / 3);
-    this.renewTimer.unref();
-  }
-
-  private stopRenewing(): void {
-    if (this.renewTimer) clearInterval(this.renewTimer);
-    this.renewTimer = null;
   }
 
   /** Pushes the lease of every claim this process holds; a missed renewal only risks a logged duplicate. */

@@ -21,6 +21,7 @@ import os from 'node:os';
 import { sql } from 'kysely';
 import type { Db } from '../db/connection';
 import { GroupCommit } from '../db/group-commit';
+import { RenewalTimer } from '../renewal-timer';
 
 export interface EndpointLimits {
   concurrency: number;
@@ -170,7 +171,7 @@ export class EndpointLimiter {
   private readonly idle = new Map<string, IdleSlot[]>();
   /** The leases this process holds (id → endpoint), renewed together. */
   private readonly held = new Map<string, string>();
-  private renewTimer: NodeJS.Timeout | null = null;
+  private readonly renewal: RenewalTimer;
   private readonly closing = new AbortController();
   /** Slots given back to Postgres, many per statement. */
   private readonly returns: GroupCommit<string, void>;
@@ -183,6 +184,7 @@ export class EndpointLimiter {
     this.slotPollMs = opts.slotPollMs ?? 50;
     this.handoverMs = opts.handoverMs ?? 2_000;
     this.holder = opts.holder ?? `${os.hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
+    this.renewal = new RenewalTimer(Math.max(100, this.leaseTtlMs / 3), () => this.renew());
     this.returns = new GroupCommit(async (ids) => {
       await sql`DELETE FROM endpoint_leases WHERE id = ANY(${ids}::bigint[])`.execute(this.db);
       return ids.map(() => undefined);
@@ -248,7 +250,7 @@ export class EndpointLimiter {
   /** Stops renewing and gives back this process's leases (best effort); waiters are rejected. */
   async close(): Promise<void> {
     this.closing.abort();
-    this.stopRenewing();
+    this.renewal.stop();
     for (const slots of this.idle.values()) for (const slot of slots) clearTimeout(slot.expiry);
     this.idle.clear();
     for (const q of this.queues.values()) {
@@ -404,7 +406,7 @@ export class EndpointLimiter {
 
   private holdLease(key: string, id: string, grantedAt: number, reuse: boolean): Lease {
     this.held.set(id, key);
-    this.startRenewing();
+    this.renewal.start();
     let released = false;
     return {
       release: async () => {
@@ -425,7 +427,7 @@ export class EndpointLimiter {
   private async giveBack(id: string): Promise<void> {
     const key = this.held.get(id);
     this.held.delete(id);
-    if (this.held.size === 0) this.stopRenewing();
+    if (this.held.size === 0) this.renewal.stop();
     await this.returns.submit(id).catch(() => undefined);
     // A slot whose hold time ran out while requests here wait: ask for it again now, not at the
     // next poll (other processes asking meanwhile get their fair chance at it all the same).
@@ -474,18 +476,6 @@ export class EndpointLimiter {
     if (slots.length === 0) this.idle.delete(key);
     clearTimeout(slot.expiry);
     return this.holdLease(key, slot.id, slot.grantedAt, true);
-  }
-
-  private startRenewing(): void {
-    if (this.renewTimer) return;
-    this.renewTimer = setInterval(() => void this.renew(), Math.max(100, this.leaseTtlMs / 3));
-    // Renewal alone never keeps a process alive.
-    this.renewTimer.unref();
-  }
-
-  private stopRenewing(): void {
-    if (this.renewTimer) clearInterval(this.renewTimer);
-    this.renewTimer = null;
   }
 
   /** Pushes the expiry of every lease this process holds; a missed renewal is retried next tick. */
