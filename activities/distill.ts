@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { getCampaign } from '../core/campaigns';
+import { compositeKey } from '../core/composite-key';
 import { GroupCommit, lastPerKey } from '../core/db/group-commit';
 import type { NewDistillRecord } from '../core/db/types';
 import type { Endpoint } from '../core/llm/gateway';
@@ -32,7 +33,7 @@ export function distillActivities({ db, llm }: ActivityDeps) {
   const records = new GroupCommit<NewDistillRecord, void>(async (rows) => {
     await db
       .insertInto('distill_records')
-      .values(lastPerKey(rows, (r) => `${r.campaign_id}\u0000${r.iteration}\u0000${r.question_id}`))
+      .values(lastPerKey(rows, (r) => compositeKey(r.campaign_id, r.iteration, r.question_id)))
       .onConflict((oc) =>
         oc.columns(['campaign_id', 'iteration', 'question_id']).doUpdateSet((eb) => ({
           guideline: eb.ref('excluded.guideline'),

@@ -9,6 +9,7 @@
 import { Context } from '@temporalio/activity';
 import { z } from 'zod';
 import { getCampaign } from '../core/campaigns';
+import { compositeKey } from '../core/composite-key';
 import type { QuestionRow } from '../core/db/types';
 import {
   EVAL_DIMENSIONS,
@@ -92,8 +93,6 @@ async function allSettledOrThrow(tasks: Array<Promise<unknown>>): Promise<void> 
   if (failed) throw failed.reason;
 }
 
-const key = (...parts: string[]) => parts.join('\u0000');
-
 export function evaluateActivities({ db, llm }: ActivityDeps) {
   return {
     async evaluateBatch(input: BatchInput): Promise<BatchResult> {
@@ -115,7 +114,10 @@ export function evaluateActivities({ db, llm }: ActivityDeps) {
       const judged = new Set<string>();
       const missing = (q: QuestionRow) =>
         candidates.flatMap((c) =>
-          JUDGMENT_POSITIONS.filter((p) => !judged.has(key(c.label, q.id, p))).map((p) => ({ c, p })),
+          JUDGMENT_POSITIONS.filter((p) => !judged.has(compositeKey(c.label, q.id, p))).map((p) => ({
+            c,
+            p,
+          })),
         );
       return runQuestionBatch(db, input, {
         stage: 'evaluate',
@@ -138,15 +140,17 @@ export function evaluateActivities({ db, llm }: ActivityDeps) {
               .execute(),
           ]);
           for (const r of answerRows) {
-            answers.set(key(r.model_label, r.question_id), { text: r.answer, callId: r.call_id });
+            answers.set(compositeKey(r.model_label, r.question_id), { text: r.answer, callId: r.call_id });
           }
-          for (const r of judgmentRows) judged.add(key(r.model_label, r.question_id, r.position));
+          for (const r of judgmentRows) judged.add(compositeKey(r.model_label, r.question_id, r.position));
           // A question is done once its base answer and every judgment of every candidate exist.
-          return questions.filter((q) => missing(q).length > 0 || !answers.has(key(base.label, q.id)));
+          return questions.filter(
+            (q) => missing(q).length > 0 || !answers.has(compositeKey(base.label, q.id)),
+          );
         },
         async work(q, scope, counts) {
           const answerOf = async (m: Model, q: QuestionRow): Promise<Answer> => {
-            const known = answers.get(key(m.label, q.id));
+            const known = answers.get(compositeKey(m.label, q.id));
             if (known) return known;
             const reply = await llm.chat(scope, weak, {
               purpose: m.label === base.label ? 'eval-answer-base' : 'eval-answer',
@@ -174,7 +178,7 @@ export function evaluateActivities({ db, llm }: ActivityDeps) {
               )
               .execute();
             const made = { text: reply.content, callId: reply.callId };
-            answers.set(key(m.label, q.id), made);
+            answers.set(compositeKey(m.label, q.id), made);
             return made;
           };
 

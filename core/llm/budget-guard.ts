@@ -10,6 +10,7 @@
  */
 import { sql } from 'kysely';
 import type { Db } from '../db/connection';
+import { compositeKey } from '../composite-key';
 import { GroupCommit } from '../db/group-commit';
 import type { BudgetOverride } from '../db/types';
 
@@ -41,7 +42,7 @@ interface Limits {
 export function databaseBudgetGuard(db: Db): BudgetGuard {
   const checks = new GroupCommit<BudgetScope, string | null>(async (scopes) => {
     const verdicts = new Map<string, Promise<string | null>>();
-    const keyOf = (s: BudgetScope) => `${s.campaignId}\u0000${s.stage}`;
+    const keyOf = (s: BudgetScope) => compositeKey(s.campaignId, s.stage);
     for (const s of scopes) if (!verdicts.has(keyOf(s))) verdicts.set(keyOf(s), budgetVerdict(db, s));
     return Promise.all(scopes.map((s) => verdicts.get(keyOf(s)) as Promise<string | null>));
   });

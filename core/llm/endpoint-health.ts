@@ -15,6 +15,7 @@
 import { sql } from 'kysely';
 import OpenAI from 'openai';
 import type { Db } from '../db/connection';
+import { compositeKey } from '../composite-key';
 import { durationMs } from '../duration';
 import { OutageSchema } from '../spec';
 
@@ -75,7 +76,7 @@ export function databaseEndpointHealth(db: Db): EndpointHealth {
   /** When this process last wrote a success, by endpoint; absent: write the next one. */
   const lastSuccessWrite = new Map<string, number>();
   const id = (k: EndpointHealthKey) =>
-    [k.campaignId, k.stage, k.iteration, k.role, k.baseURL, k.model].join('\u0000');
+    compositeKey(k.campaignId, k.stage, k.iteration, k.role, k.baseURL, k.model);
   const where = (k: EndpointHealthKey) => sql`campaign_id = ${k.campaignId} and stage = ${k.stage}
     and iteration = ${k.iteration} and role = ${k.role} and base_url = ${k.baseURL} and model = ${k.model}`;
   return {

@@ -26,6 +26,7 @@ import type { NewLlmCall } from '../db/types';
 import type { EndpointSpec, Role } from '../spec';
 import type { ModelHealer } from './adapters';
 import type { BudgetGuard } from './budget-guard';
+import { compositeKey } from '../composite-key';
 import { GroupCommit } from '../db/group-commit';
 import { ANSWERED_LEASE, RequestClaims, type LoggedAnswer } from './claims';
 import { EndpointOutageError, isOutageFailure, type EndpointHealth } from './endpoint-health';
@@ -484,7 +485,7 @@ export class LlmGateway {
       )
       select id, campaign_id, stage, iteration, request_hash from ins`.execute(this.db);
     const key = (r: Omit<(typeof out)[number], 'id'>) =>
-      `${r.campaign_id}\u0000${r.stage}\u0000${r.iteration}\u0000${r.request_hash}`;
+      compositeKey(r.campaign_id, r.stage, r.iteration, r.request_hash);
     const ids = new Map(out.map((o) => [key(o), o.id]));
     return rows.map((r) => {
       const k = key(r);
@@ -497,7 +498,7 @@ export class LlmGateway {
 
   /** endpointKey parses the URL; an endpoint's key is asked for on every call. */
   private limitKeyOf(ep: Endpoint): string {
-    const memo = `${ep.baseURL}\u0000${ep.model}`;
+    const memo = compositeKey(ep.baseURL, ep.model);
     let key = this.limitKeys.get(memo);
     if (key === undefined) {
       key = endpointKey(ep.baseURL, ep.model);
