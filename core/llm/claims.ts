@@ -109,12 +109,6 @@ export class RequestClaims {
     }
   }
 
-  /** Stops renewing; held claims lapse with their lease. */
-  close(): void {
-    this.held.clear();
-    this.renewal.stop();
-  }
-
   /**
    * One statement for a batch: the logged answers of the keys that have one, and a claim on each
    * of the others — taken when nobody holds it or its lease lapsed. A key asked twice in one batch
