@@ -270,6 +270,8 @@ export function databaseUrl(port: number, database: string): string {
 
 async function ensureDatabase(port: number): Promise<void> {
   const client = new pg.Client({ connectionString: databaseUrl(port, 'postgres') });
+  // A connection lost here fails the statement awaited below; unheard, pg's 'error' would kill the process.
+  client.on('error', () => undefined);
   await client.connect();
   try {
     const found = await client.query('select 1 from pg_database where datname = $1', [DATABASE]);
