@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { getCampaign } from '../core/campaigns';
 import { compositeKey } from '../core/composite-key';
+import { retryOnConnectionLoss } from '../core/db/connection';
 import { GroupCommit, lastPerKey } from '../core/db/group-commit';
 import type { NewDistillRecord } from '../core/db/types';
 import type { Endpoint } from '../core/llm/gateway';
@@ -27,11 +28,18 @@ const StrongAnswer = z.object({
 });
 /** A malformed structured reply is asked again this many times (with a salt) before the question fails. */
 const STRUCTURED_ATTEMPTS = 3;
+/** How long a batch of records is tried again while the database is away. */
+const RECORD_RETRY_MS = 60_000;
 
 export function distillActivities({ db, llm }: ActivityDeps) {
-  // Records of many questions in one upsert (each still by its business key).
+  // Records of many questions in one upsert (each still by its business key, so a statement cut
+  // off by a database restart simply runs again).
   const records = new GroupCommit<NewDistillRecord, void>(async (rows) => {
-    await db
+    await retryOnConnectionLoss(() => upsertRecords(rows), RECORD_RETRY_MS);
+    return rows.map(() => undefined);
+  });
+  const upsertRecords = (rows: NewDistillRecord[]) =>
+    db
       .insertInto('distill_records')
       .values(lastPerKey(rows, (r) => compositeKey(r.campaign_id, r.iteration, r.question_id)))
       .onConflict((oc) =>
@@ -46,8 +54,6 @@ export function distillActivities({ db, llm }: ActivityDeps) {
         })),
       )
       .execute();
-    return rows.map(() => undefined);
-  });
   return {
     async distillBatch(input: BatchInput): Promise<BatchResult> {
       const { campaignId, iteration } = input;

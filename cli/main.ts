@@ -68,7 +68,11 @@ program
 
 program
   .command('worker')
-  .description('Run a worker for TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE / DATABASE_URL (or the local stack)')
+  .description(
+    'Run a worker for TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE / DATABASE_URL (or the local stack); ' +
+      'it waits for PostgreSQL and Temporal when they are down or restarting, and exits non-zero only ' +
+      'for a configuration error',
+  )
   .option('--task-queue <name>', 'the campaign task queue (default: $METEOR_TASK_QUEUE or "meteor")')
   .option(
     '--queues <list>',

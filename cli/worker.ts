@@ -1,14 +1,28 @@
 /** `meteorctl worker`: a worker for the configured Temporal and PostgreSQL. */
 import path from 'node:path';
 import { DEFAULT_STATE_DIR, resolveServices } from '../client/connect';
-import { temporalConnectError, temporalConnectionOptions } from '../core/temporal-connection';
+import {
+  isTemporalUnreachable,
+  temporalConnectError,
+  temporalFailureReason,
+  temporalConnectionOptions,
+} from '../core/temporal-connection';
 import { migrateToLatest } from '../core/db/migrate';
 import { Connection } from '@temporalio/client';
+import { NativeConnection, Runtime } from '@temporalio/worker';
 import { ensureSearchAttributes } from '../infra/stack/search-attributes';
 import { parseArtifactUri } from '../core/artifacts';
-import { UserError } from '../core/errors';
+import { sql } from 'kysely';
+import { createDb, isConnectionLoss } from '../core/db/connection';
+import { waitUntilReachable } from '../core/dependency-watch';
+import { errorMessage, UserError } from '../core/errors';
 import { installWorkerRuntime } from '../workers/runtime';
-import { createMeteorWorker, DEFAULT_DB_POOL_MAX, DEFAULT_FINETUNE_QUEUE } from '../workers/worker';
+import {
+  createMeteorWorker,
+  databaseHost,
+  DEFAULT_DB_POOL_MAX,
+  DEFAULT_FINETUNE_QUEUE,
+} from '../workers/worker';
 
 export function artifactsDir(env: NodeJS.ProcessEnv = process.env): string {
   return env.METEOR_ARTIFACTS_DIR || path.join(env.METEOR_HOME || DEFAULT_STATE_DIR, 'artifacts');
@@ -60,7 +74,34 @@ export async function runWorker(opts: {
   const storeUri = process.env.METEOR_ARTIFACTS_URI;
   if (storeUri) parseArtifactUri(storeUri, 'METEOR_ARTIFACTS_URI');
   const services = await resolveServices();
+  // Started before PostgreSQL or Temporal (a host booting, the whole stack restarting), the worker
+  // waits for them; it exits only for what waiting cannot fix, saying what to fix.
+  const log = (line: string) => Runtime.instance().logger.warn(line);
+  const database = databaseHost(services.databaseUrl);
+  await waitUntilReachable({
+    name: `PostgreSQL at ${database}`,
+    attempt: () => pingDatabase(services.databaseUrl),
+    unreachable: isConnectionLoss,
+    log,
+  }).catch((err: unknown) => {
+    throw isConnectionSetting(err)
+      ? new UserError(`Cannot use PostgreSQL at ${database} (DATABASE_URL): ${errorMessage(err)}`)
+      : err;
+  });
   await migrateToLatest(services.databaseUrl);
+  // Only "nothing listens yet" is waited for: a TLS or auth failure is for the operator to fix.
+  await waitUntilReachable({
+    name: `the Temporal server at ${services.temporalAddress}`,
+    attempt: async () => {
+      const probe = await NativeConnection.connect(temporalConnectionOptions(services.temporalAddress));
+      await probe.close();
+    },
+    unreachable: isTemporalUnreachable,
+    reason: temporalFailureReason,
+    log,
+  }).catch((err: unknown) => {
+    throw temporalConnectError(services.temporalAddress, err);
+  });
   let connection: Connection;
   try {
     connection = await Connection.connect(temporalConnectionOptions(services.temporalAddress));
@@ -85,4 +126,20 @@ export async function runWorker(opts: {
     `meteor worker on task queues ${w.queues.map((q) => `"${q}"`).join(', ')} (${services.temporalAddress}, namespace ${services.namespace}; at most ${poolMax} PostgreSQL connections)\n`,
   );
   await w.run();
+}
+
+/** PostgreSQL refusing what DATABASE_URL says: a host that does not resolve, a login or database it does not know. */
+function isConnectionSetting(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && (code === 'ENOTFOUND' || code.startsWith('28') || code === '3D000');
+}
+
+/** One statement on a connection of its own: whether DATABASE_URL leads to a database that answers. */
+async function pingDatabase(databaseUrl: string): Promise<void> {
+  const db = createDb(databaseUrl, { max: 1 });
+  try {
+    await sql`select 1`.execute(db);
+  } finally {
+    await db.destroy();
+  }
 }

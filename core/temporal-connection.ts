@@ -116,3 +116,21 @@ export function temporalConnectError(
         : '; check that TEMPORAL_TLS_CA signed the server certificate and that its name matches TEMPORAL_TLS_SERVER_NAME or the address, and whether the server wants a client certificate (TEMPORAL_TLS_CERT, TEMPORAL_TLS_KEY)';
   return new UserError(`Cannot reach Temporal at ${address}${how}: ${reason}${hint}`);
 }
+
+/**
+ * A connection failure that means nothing answers at the address yet (refused, no route, a name
+ * that does not resolve for now) — waited for at a worker's start — rather than TLS or auth.
+ */
+export function isTemporalUnreachable(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  return /tcp connect error|ConnectionRefused|Connection refused|ECONNREFUSED|HostUnreachable|NetworkUnreachable/i.test(
+    err.message,
+  );
+}
+
+/** The SDK's transport error in a few words ("Connection refused"), else its message. */
+export function temporalFailureReason(err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  const inner = [...message.matchAll(/message: "([^"]+)"/g)].pop()?.[1];
+  return inner ?? message;
+}

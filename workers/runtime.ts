@@ -13,11 +13,27 @@ import { DefaultLogger, Runtime, type LogEntry, type LogLevel } from '@temporali
 
 let installed = false;
 
+/** The native side's warnings go through our logger (and its filter), not straight to the console. */
+const CORE_LOGS_FORWARDED = { logging: { filter: { core: 'WARN', other: 'ERROR' }, forward: {} } } as const;
+
 const EXPECTED = /^No workflows registered, not polling for workflow tasks/;
+
+/**
+ * What the SDK's native side says on each retry of a call to a Temporal server it cannot reach
+ * (a line per poll, per completion, per retry). The worker's outage watch tells the outage once
+ * instead, and when it is over (workers/worker.ts).
+ */
+const UNREACHABLE = /Unavailable|service is currently unavailable|tcp connect error|transport error/i;
+
+export function isUnreachableServerNoise(entry: Pick<LogEntry, 'message' | 'meta'>): boolean {
+  if (entry.meta?.sdkComponent !== 'core') return false;
+  if (entry.meta.target === 'temporalio_client::retry') return true;
+  return UNREACHABLE.test(`${entry.message} ${String(entry.meta.error ?? '')}`);
+}
 
 function logger(level: LogLevel): DefaultLogger {
   return new DefaultLogger(level, (entry: LogEntry) => {
-    if (EXPECTED.test(entry.message)) return;
+    if (EXPECTED.test(entry.message) || isUnreachableServerNoise(entry)) return;
     const meta = entry.meta && Object.keys(entry.meta).length > 0 ? ` ${JSON.stringify(entry.meta)}` : '';
     process.stderr.write(
       `${new Date(Number(entry.timestampNanos / 1_000_000n)).toISOString()} [${entry.level}] ${entry.message}${meta}\n`,
@@ -28,14 +44,18 @@ function logger(level: LogLevel): DefaultLogger {
 export function installDevRuntime(): void {
   if (installed) return;
   installed = true;
-  Runtime.install({ logger: logger(process.env.METEOR_VERBOSE ? 'INFO' : 'WARN'), shutdownSignals: [] });
+  Runtime.install({
+    logger: logger(process.env.METEOR_VERBOSE ? 'INFO' : 'WARN'),
+    shutdownSignals: [],
+    telemetryOptions: CORE_LOGS_FORWARDED,
+  });
 }
 
 export function installWorkerRuntime(env: NodeJS.ProcessEnv = process.env): void {
   if (installed) return;
   installed = true;
   tuneWorkerHeap(env);
-  Runtime.install({ logger: logger('INFO') });
+  Runtime.install({ logger: logger('INFO'), telemetryOptions: CORE_LOGS_FORWARDED });
 }
 
 /** How far the heap may grow past its live size before a full collection (V8's own: up to 4×). */

@@ -6,11 +6,13 @@
  */
 import os from 'node:os';
 import path from 'node:path';
-import { NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { NativeConnection, Runtime, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { sql } from 'kysely';
 import { createActivities, type ActivityDeps } from '../activities';
 import { hostQueue } from '../activities/finetune/backends';
 import { createArtifactStores } from '../core/artifacts';
 import { getCampaign } from '../core/campaigns';
+import { DependencyWatch, type OutageLogger } from '../core/dependency-watch';
 import { createDb, type Db } from '../core/db/connection';
 import { adapterHealer } from '../core/llm/adapters';
 import { databaseBudgetGuard } from '../core/llm/budget-guard';
@@ -28,6 +30,15 @@ export const DEFAULT_FINETUNE_QUEUE = 'meteor-gpu';
  * A deployment needs workers × this (+ 4 per meteorctl client) below the server's max_connections.
  */
 export const DEFAULT_DB_POOL_MAX = 20;
+/**
+ * How long a statement waits for a connection while PostgreSQL is unreachable before it fails (and
+ * its activity retries): a restart or a managed database's failover is over well within it.
+ */
+export const DB_RECONNECT_WITHIN_MS = 60_000;
+/** How often the worker makes sure the Temporal server answers (the SDK retries its polls quietly). */
+const TEMPORAL_CHECK_EVERY_MS = 3_000;
+/** The SDK retries a call to an unreachable server for a long while; the probe gives up sooner. */
+const TEMPORAL_PROBE_TIMEOUT_MS = 2_000;
 // A folder, not require.resolve('../workflows'): Node's resolver alone (vitest) does not know .ts;
 // the bundler resolves the folder's index.ts itself.
 export const WORKFLOWS_PATH = path.join(__dirname, '..', 'workflows');
@@ -55,6 +66,8 @@ export interface MeteorWorkerOptions {
   maxConcurrentActivities?: number;
   /** How long in-flight activities may finish after a shutdown request (above the LLM timeout). */
   shutdownGraceTime?: string;
+  /** Where outages of PostgreSQL and Temporal are told (default: the Temporal runtime's logger). */
+  logOutage?: OutageLogger;
 }
 
 export interface MeteorWorker {
@@ -78,9 +91,19 @@ export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
 export async function createMeteorWorker(opts: MeteorWorkerOptions): Promise<MeteorWorker> {
   const env = opts.env ?? process.env;
   const hostId = opts.hostId ?? env.METEOR_HOST_ID ?? os.hostname();
+  const logOutage = opts.logOutage ?? ((message: string) => Runtime.instance().logger.warn(message));
+  // Each outage is told once, with what waits meanwhile, and again when it is over.
+  const postgres = new DependencyWatch({
+    name: `PostgreSQL at ${databaseHost(opts.databaseUrl)}`,
+    waiting: `statements wait up to ${DB_RECONNECT_WITHIN_MS / 1000} s for it, activities retry after that`,
+    probe: async () => void (await sql`select 1`.execute(db)),
+    log: logOutage,
+  });
   const db = createDb(opts.databaseUrl, {
     max: opts.dbPoolMax ?? DEFAULT_DB_POOL_MAX,
     applicationName: opts.dbApplicationName ?? `meteor-worker:${hostId}`,
+    reconnectWithinMs: DB_RECONNECT_WITHIN_MS,
+    onConnectionLost: (err) => postgres.lost(err),
   });
   let connection: NativeConnection;
   try {
@@ -89,6 +112,23 @@ export async function createMeteorWorker(opts: MeteorWorkerOptions): Promise<Met
     await db.destroy();
     throw temporalConnectError(opts.temporalAddress, err, env);
   }
+  const temporal = new DependencyWatch({
+    name: `the Temporal server at ${opts.temporalAddress}`,
+    waiting: 'polls and activity results are retried until it is back; running activities go on',
+    probe: async () => {
+      await withTimeout(
+        connection.workflowService.getSystemInfo({}),
+        TEMPORAL_PROBE_TIMEOUT_MS,
+        `no answer within ${TEMPORAL_PROBE_TIMEOUT_MS / 1000} s`,
+      );
+    },
+    log: logOutage,
+  });
+  temporal.checkEvery(TEMPORAL_CHECK_EVERY_MS);
+  const closeWatches = () => {
+    postgres.close();
+    temporal.close();
+  };
   const artifactsDir = path.resolve(opts.artifactsDir);
   // Endpoint limits live in Postgres, shared with every other worker; this holds our leases.
   const limiter = new EndpointLimiter(db);
@@ -99,7 +139,7 @@ export async function createMeteorWorker(opts: MeteorWorkerOptions): Promise<Met
       env,
       adapterHealer(db, env, async (id) => (await getCampaign(db, id)).spec),
       limiter,
-      { budget: databaseBudgetGuard(db), health: databaseEndpointHealth(db) },
+      { budget: databaseBudgetGuard(db), health: databaseEndpointHealth(db), outageLog: logOutage },
     ),
     artifactsDir,
     artifacts: createArtifactStores({ artifactsDir, env }),
@@ -143,6 +183,7 @@ export async function createMeteorWorker(opts: MeteorWorkerOptions): Promise<Met
       queues.push(queue);
     }
   } catch (err) {
+    closeWatches();
     await connection.close();
     await limiter.close();
     await db.destroy();
@@ -156,6 +197,7 @@ export async function createMeteorWorker(opts: MeteorWorkerOptions): Promise<Met
       try {
         await Promise.all(workers.map((w) => w.run()));
       } finally {
+        closeWatches();
         await connection.close();
         await limiter.close();
         await db.destroy();
@@ -165,4 +207,24 @@ export async function createMeteorWorker(opts: MeteorWorkerOptions): Promise<Met
       for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
     },
   };
+}
+
+/** host:port/database of a PostgreSQL URL, for messages: never its user or password. */
+export function databaseHost(databaseUrl: string): string {
+  try {
+    const u = new URL(databaseUrl);
+    return `${u.hostname}${u.port ? `:${u.port}` : ''}${u.pathname}`;
+  } catch {
+    return 'DATABASE_URL';
+  }
+}
+
+/** `work`, or a rejection after `ms`: the SDK keeps retrying a call to an unreachable server. */
+function withTimeout<T>(work: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(message)), ms);
+  });
+  work.catch(() => undefined); // may settle after the race is decided
+  return Promise.race([work, late]).finally(() => clearTimeout(timer));
 }

@@ -15,7 +15,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
-import type { Db } from '../db/connection';
+import { retryOnConnectionLoss, type Db } from '../db/connection';
 import { GroupCommit } from '../db/group-commit';
 import { compositeKey } from '../composite-key';
 import { RenewalTimer } from '../renewal-timer';
@@ -36,6 +36,9 @@ export interface ClaimOptions {
 }
 
 export const DEFAULT_CLAIM_OPTIONS: ClaimOptions = { leaseMs: 15_000, pollMs: 250 };
+
+/** How long a claim statement cut off by a database restart is tried again. */
+const RECONNECT_RETRY_MS = 30_000;
 
 /** The `ok` row of a request in `llm_calls`. */
 export interface LoggedAnswer {
@@ -75,7 +78,11 @@ export class RequestClaims {
     private readonly db: Db,
     private readonly opts: ClaimOptions = DEFAULT_CLAIM_OPTIONS,
   ) {
-    this.lookups = new GroupCommit((items) => this.lookupOrClaim(items));
+    // Idempotent per owner (a claim already ours is ours again), so a statement cut off by a
+    // database restart may simply run again.
+    this.lookups = new GroupCommit((items) =>
+      retryOnConnectionLoss(() => this.lookupOrClaim(items), RECONNECT_RETRY_MS),
+    );
     this.renewal = new RenewalTimer(this.opts.leaseMs / 3, () => this.renew());
   }
 
@@ -98,7 +105,7 @@ export class RequestClaims {
       const answer = await answered();
       if (answer !== null) return { answer };
       await sleep(this.opts.pollMs, signal);
-      if (await this.tryTake(key, owner)) {
+      if (await retryOnConnectionLoss(() => this.tryTake(key, owner), RECONNECT_RETRY_MS)) {
         const claim = this.hold(key, owner);
         // The holder before us may have logged its answer between our look and our claim.
         const late = await answered();
@@ -142,7 +149,7 @@ export class RequestClaims {
         from k where k.ord not in (select ord from found)
         on conflict (campaign_id, stage, iteration, request_hash) do update
           set owner = excluded.owner, lease_until = excluded.lease_until
-          where llm_call_claims.lease_until < now()
+          where llm_call_claims.lease_until < now() or llm_call_claims.owner = excluded.owner
         returning owner
       )
       select k.ord, f.id, f.response, f.prompt_tokens, f.completion_tokens, f.cost_usd,
@@ -173,7 +180,12 @@ export class RequestClaims {
         oc
           .columns(['campaign_id', 'stage', 'iteration', 'request_hash'])
           .doUpdateSet({ owner, lease_until: this.leaseEnd() })
-          .where('llm_call_claims.lease_until', '<', sql<Date>`now()`),
+          .where((eb) =>
+            eb.or([
+              eb('llm_call_claims.lease_until', '<', sql<Date>`now()`),
+              eb('llm_call_claims.owner', '=', owner),
+            ]),
+          ),
       )
       .returning('owner')
       .executeTakeFirst();

@@ -21,12 +21,13 @@ import type {
   ChatCompletion,
   ChatCompletionCreateParamsNonStreaming,
 } from 'openai/resources/chat/completions';
-import type { Db } from '../db/connection';
+import { retryOnConnectionLoss, type Db } from '../db/connection';
 import type { NewLlmCall } from '../db/types';
 import type { EndpointSpec, Role } from '../spec';
 import type { ModelHealer } from './adapters';
 import type { BudgetGuard } from './budget-guard';
 import { compositeKey } from '../composite-key';
+import { DependencyWatch, type OutageLogger } from '../dependency-watch';
 import { GroupCommit } from '../db/group-commit';
 import { ANSWERED_LEASE, RequestClaims, type LoggedAnswer } from './claims';
 import { EndpointOutageError, isOutageFailure, type EndpointHealth } from './endpoint-health';
@@ -197,6 +198,14 @@ function requestBody(ep: Endpoint, req: ChatRequest): RequestBody {
 }
 
 /** Exponential backoff with jitter, never shorter than what the server asked for. */
+/**
+ * How long an answer already paid for is retried into the log while the database is away (a
+ * restart, a failover): losing it would mean paying for it again.
+ */
+const PAID_LOG_RETRY_MS = 120_000;
+/** How long giving a claim back is retried; one not given back lapses with its lease (15 s). */
+const CLAIM_RELEASE_RETRY_MS = 30_000;
+
 function backoffMs(attempt: number, retryAfterSec: number | null): number {
   const exp = Math.min(20_000, 500 * 2 ** (attempt - 1)) * (0.5 + Math.random());
   return Math.min(60_000, Math.max(exp, (retryAfterSec ?? 0) * 1000));
@@ -206,6 +215,8 @@ function backoffMs(attempt: number, retryAfterSec: number | null): number {
 export interface GatewayGuards {
   budget?: BudgetGuard;
   health?: EndpointHealth;
+  /** Where this process tells a model server it cannot reach, once per outage (the worker's log). */
+  outageLog?: OutageLogger;
 }
 
 export class LlmGateway {
@@ -215,6 +226,8 @@ export class LlmGateway {
   private readonly secrets: Set<string>;
   private readonly claims: RequestClaims;
   private readonly okLog: GroupCommit<PaidCall, string | null>;
+  /** Model servers this process could not reach, by limit key (only with guards.outageLog). */
+  private readonly unreachable = new Map<string, DependencyWatch>();
 
   constructor(
     private readonly db: Db,
@@ -227,7 +240,9 @@ export class LlmGateway {
   ) {
     this.secrets = new Set(secretValues(env));
     this.claims = new RequestClaims(db);
-    this.okLog = new GroupCommit((rows) => this.writeOk(rows));
+    this.okLog = new GroupCommit((rows) =>
+      retryOnConnectionLoss((retried) => this.writeOk(rows, retried), PAID_LOG_RETRY_MS),
+    );
   }
 
   async chat(scope: LlmCallScope, ep: Endpoint, req: ChatRequest): Promise<ChatResult> {
@@ -251,8 +266,11 @@ export class LlmGateway {
       return result;
     } finally {
       if (answered) claimed.claim.answered();
-      // A claim left behind (the database gone meanwhile) lapses with its lease.
-      else await claimed.claim.release().catch(() => undefined);
+      // A claim left behind (the database gone for longer) lapses with its lease.
+      else
+        await retryOnConnectionLoss(() => claimed.claim.release(), CLAIM_RELEASE_RETRY_MS).catch(
+          () => undefined,
+        );
     }
   }
 
@@ -327,6 +345,8 @@ export class LlmGateway {
         }
         await lease.release();
         if (failure.aborted) throw err;
+        if (err instanceof OpenAI.APIConnectionError)
+          this.serverWatch(limitKey, logKey.base_url).lost(failure.message);
         await this.db
           .insertInto('llm_calls')
           .values({
@@ -371,8 +391,11 @@ export class LlmGateway {
         continue;
       }
       try {
-        await this.guards.health?.succeeded(healthKey);
-        return await this.logSuccess(scope, ep, logKey, completion, Date.now() - started);
+        const result = await this.logSuccess(scope, ep, logKey, completion, Date.now() - started);
+        // After the log, and best effort: the answer is paid for and logged whatever happens here.
+        await this.guards.health?.succeeded(healthKey).catch(() => undefined);
+        this.unreachable.get(limitKey)?.ok();
+        return result;
       } finally {
         await lease.release();
       }
@@ -449,8 +472,10 @@ export class LlmGateway {
   /**
    * Logs paid answers as `ok`, many per statement, and marks their claims answered in the same
    * statement (claims.ts); per row, its id — or null where an `ok` row of that request existed.
+   * `retried`: an earlier try may have committed before its connection was cut, so rows already
+   * logged with this very answer (same completion id and latency) count as this write's.
    */
-  private async writeOk(rows: PaidCall[]): Promise<Array<string | null>> {
+  private async writeOk(rows: PaidCall[], retried = false): Promise<Array<string | null>> {
     const col = <V>(f: (r: PaidCall) => V) => rows.map(f);
     const { rows: out } = await sql<{
       id: string;
@@ -483,7 +508,16 @@ export class LlmGateway {
         from r where c.campaign_id = r.campaign_id and c.stage = r.stage and c.iteration = r.iteration
           and c.request_hash = r.request_hash
       )
-      select id, campaign_id, stage, iteration, request_hash from ins`.execute(this.db);
+      select id, campaign_id, stage, iteration, request_hash from ins
+      ${
+        retried
+          ? sql`union all
+      select l.id, l.campaign_id, l.stage, l.iteration, l.request_hash
+      from r join llm_calls l on l.campaign_id = r.campaign_id and l.stage = r.stage
+        and l.iteration = r.iteration and l.request_hash = r.request_hash and l.status = 'ok'
+        and l.response->>'id' = (r.response::jsonb)->>'id' and l.latency_ms = r.latency_ms`
+          : sql``
+      }`.execute(this.db);
     const key = (r: Omit<(typeof out)[number], 'id'>) =>
       compositeKey(r.campaign_id, r.stage, r.iteration, r.request_hash);
     const ids = new Map(out.map((o) => [key(o), o.id]));
@@ -505,6 +539,23 @@ export class LlmGateway {
       this.limitKeys.set(memo, key);
     }
     return key;
+  }
+
+  /** The outage watch of a model server, told by failed and answered calls (no probe: calls cost). */
+  private serverWatch(limitKey: string, baseURL: string): Pick<DependencyWatch, 'lost'> {
+    const log = this.guards.outageLog;
+    if (!log) return { lost: () => undefined };
+    let watch = this.unreachable.get(limitKey);
+    if (!watch) {
+      watch = new DependencyWatch({
+        name: `the model server at ${baseURL}`,
+        waiting:
+          'its calls retry with backoff, and a campaign pauses once it has been down for outage.pauseAfter',
+        log,
+      });
+      this.unreachable.set(limitKey, watch);
+    }
+    return watch;
   }
 
   private clientFor(ep: Endpoint): OpenAI {

@@ -19,7 +19,7 @@
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import { sql } from 'kysely';
-import type { Db } from '../db/connection';
+import { retryOnConnectionLoss, type Db } from '../db/connection';
 import { GroupCommit } from '../db/group-commit';
 import { RenewalTimer } from '../renewal-timer';
 
@@ -185,8 +185,12 @@ export class EndpointLimiter {
     this.handoverMs = opts.handoverMs ?? 2_000;
     this.holder = opts.holder ?? `${os.hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
     this.renewal = new RenewalTimer(Math.max(100, this.leaseTtlMs / 3), () => this.renew());
+    // Idempotent, so tried again through a database restart; a slot not given back lapses with its TTL.
     this.returns = new GroupCommit(async (ids) => {
-      await sql`DELETE FROM endpoint_leases WHERE id = ANY(${ids}::bigint[])`.execute(this.db);
+      await retryOnConnectionLoss(
+        () => sql`DELETE FROM endpoint_leases WHERE id = ANY(${ids}::bigint[])`.execute(this.db),
+        this.leaseTtlMs,
+      );
       return ids.map(() => undefined);
     });
   }

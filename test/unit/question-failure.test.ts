@@ -34,15 +34,19 @@ describe('classifyQuestionFailure', () => {
     expect(JSON.stringify(verdict)).not.toContain('sk-abcdefghijklmnopqrstuvwx');
   });
 
-  it("keeps configuration, endpoint-wide and database errors the batch's (fatal)", () => {
+  it("keeps configuration and endpoint-wide errors the batch's (fatal)", () => {
     expect(classifyQuestionFailure(new UserError('bad spec'), 1)).toBe('fatal');
     expect(classifyQuestionFailure(new LlmFatalError('401', { httpStatus: 401 }), 1)).toBe('fatal');
-    // Postgres restarting: the activity retries until it is back, the question is not to blame.
+  });
+
+  it('retries a database restart at any attempt, without blaming the question or stopping the others', () => {
+    // 'retry', not 'fatal': the other questions go on (their paid answers get logged), then the
+    // activity retries until the database is back; never given up on, whatever the attempt.
     const pgDown = Object.assign(new Error('terminating connection due to administrator command'), {
       code: '57P01',
     });
-    expect(classifyQuestionFailure(pgDown, 9)).toBe('fatal');
-    expect(classifyQuestionFailure(new Error('Connection terminated unexpectedly'), 9)).toBe('fatal');
+    expect(classifyQuestionFailure(pgDown, 9)).toBe('retry');
+    expect(classifyQuestionFailure(new Error('Connection terminated unexpectedly'), 9)).toBe('retry');
   });
 
   it('halts the batch for a budget reached or an outage, at any attempt', () => {
