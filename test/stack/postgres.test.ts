@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { cp, chmod, lstat, mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -10,6 +9,7 @@ import { isProcessAlive } from '../../infra/stack/pids';
 import { findFreePort } from '../../infra/stack/ports';
 import { startPostgres } from '../../infra/stack/postgres';
 import { permits, reachableBy, type UnixUser } from '../../infra/stack/postgres-placement';
+import { pgCtlRestart } from '../support/pg-ctl';
 
 const isRoot = process.getuid?.() === 0;
 let scratch: string;
@@ -115,13 +115,7 @@ describe('startPostgres', () => {
     const server = await startPostgres({ dataDir, port: await findFreePort() });
     let restartedPid: number | null = null;
     try {
-      const pgCtl = [path.join(server.binDir, 'pg_ctl'), 'restart', '-D', server.dataDir, '-m', 'fast', '-w'];
-      // The new server's output goes to a log file: pipes would keep execFileSync waiting for it.
-      pgCtl.push('-l', path.join(server.dataDir, 'restart.log'));
-      // As root, as the server's own user, the way an operator would (pg_ctl refuses root).
-      if (isRoot)
-        execFileSync('runuser', ['-u', 'postgres', '--', ...pgCtl], { stdio: 'ignore', timeout: 60_000 });
-      else execFileSync(pgCtl[0] ?? 'pg_ctl', pgCtl.slice(1), { stdio: 'ignore', timeout: 60_000 });
+      await pgCtlRestart(server, 'fast');
       restartedPid = await postmasterPid(server.dataDir);
       expect(restartedPid).not.toBe(server.pid);
       expect(isProcessAlive(restartedPid)).toBe(true);

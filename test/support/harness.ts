@@ -63,6 +63,8 @@ export interface HarnessOptions {
   workerEnv?: Record<string, string>;
   /** The simulator wants this key (and echoes a wrong one in its 401s, as OpenAI does). */
   sim?: Pick<SimOptions, 'apiKey' | 'echoKeyIn401'>;
+  /** PostgreSQL and Temporal of the test's own (default: the ones global-setup started). */
+  services?: Services;
 }
 
 /** The fine-tune queue of a harness: its own, so harnesses never take each other's jobs. */
@@ -106,7 +108,7 @@ export function services(): Services {
 export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> {
   // Worker runtime logs at WARN and above (METEOR_VERBOSE=1 for all).
   installDevRuntime();
-  const svc = services();
+  const svc = opts.services ?? services();
   const tmp = await mkdtemp(path.join(os.tmpdir(), 'meteor-e2e-'));
   const artifactsDir = path.join(tmp, 'artifacts');
   await mkdir(artifactsDir, { recursive: true });

@@ -27,11 +27,18 @@ export function workerProcessEnv(extra: Record<string, string | undefined> = {})
   return env;
 }
 
+export interface SpawnOptions {
+  label?: string;
+  startTimeoutMs?: number;
+  /** Called with everything printed so far on each output, also while it starts. */
+  onOutput?: (output: string) => void;
+}
+
 /** Starts `meteorctl worker ...args`; resolves once it polls its queues (or rejects with its output). */
 export async function spawnWorkerProcess(
   args: string[],
   env: NodeJS.ProcessEnv,
-  opts: { label?: string; startTimeoutMs?: number } = {},
+  opts: SpawnOptions = {},
 ): Promise<WorkerProcess> {
   const label = opts.label ?? 'worker';
   const timeoutMs = opts.startTimeoutMs ?? 90_000;
@@ -41,8 +48,12 @@ export async function spawnWorkerProcess(
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
-  child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
+  const seen = (d: Buffer) => {
+    out += d.toString();
+    opts.onOutput?.(out);
+  };
+  child.stdout?.on('data', seen);
+  child.stderr?.on('data', seen);
   await new Promise<void>((resolve, reject) => {
     const onData = () => {
       if (out.includes('meteor worker on task queue')) done();
@@ -75,7 +86,7 @@ export async function spawnWorkerProcess(
 export function spawnHarnessWorker(
   h: Pick<Harness, 'taskQueue' | 'artifactsDir'>,
   extraEnv: Record<string, string | undefined> = {},
-  opts: { label?: string; startTimeoutMs?: number } = {},
+  opts: SpawnOptions = {},
 ): Promise<WorkerProcess> {
   return spawnWorkerProcess(
     ['--task-queue', h.taskQueue, '--queues', `${h.taskQueue},${fineTuneQueueOf(h.taskQueue)}`],
