@@ -1,9 +1,10 @@
 /**
- * An outage of something a long-running process depends on (PostgreSQL, the Temporal server),
- * told once when it starts and once when it ends — not a line per failed retry. Whoever sees a
- * failure that means "it is gone" calls `lost()`; the watch then probes, backing off up to
- * `maxProbeEveryMs`, until the probe succeeds and says how long it was down. The work itself
- * retries on its own (activities); the watch only tells the operator what is going on.
+ * An outage of something a long-running process depends on (PostgreSQL, the Temporal server, a
+ * model server), told once when it starts and once when it ends — not a line per failed retry.
+ * Whoever sees a failure that means "it is gone" calls `lost()`; the watch then probes, backing off
+ * up to `maxProbeEveryMs`, until the probe succeeds (or, without a probe, until `ok()`) and says
+ * how long it was down. The work itself retries on its own (activities); the watch only tells the
+ * operator what is going on. `waitUntilReachable` is the same at start-up.
  */
 import { errorMessage } from './errors';
 
@@ -25,8 +26,6 @@ export interface DependencyWatchOptions {
   firstProbeMs?: number;
   /** Longest wait between probes (default 5 s). */
   maxProbeEveryMs?: number;
-  /** Test hook: the clock. */
-  now?: () => number;
 }
 
 export class DependencyWatch {
@@ -34,11 +33,8 @@ export class DependencyWatch {
   private timer: NodeJS.Timeout | null = null;
   private checker: NodeJS.Timeout | null = null;
   private closed = false;
-  private readonly now: () => number;
 
-  constructor(private readonly opts: DependencyWatchOptions) {
-    this.now = opts.now ?? Date.now;
-  }
+  constructor(private readonly opts: DependencyWatchOptions) {}
 
   /** Whether an outage is going on (lost, not yet probed back). */
   get down(): boolean {
@@ -48,7 +44,7 @@ export class DependencyWatch {
   /** A failure that means the dependency is unreachable; the first of an outage is logged. */
   lost(err: unknown): void {
     if (this.closed || this.downSince !== null) return;
-    this.downSince = this.now();
+    this.downSince = Date.now();
     this.opts.log(`${this.opts.name} is unreachable (${oneLine(err)}); ${this.opts.waiting}`);
     if (this.opts.probe) this.schedule(this.opts.firstProbeMs ?? 500);
   }
@@ -58,7 +54,7 @@ export class DependencyWatch {
     if (this.downSince === null) return;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
-    const seconds = (this.now() - this.downSince) / 1000;
+    const seconds = (Date.now() - this.downSince) / 1000;
     this.downSince = null;
     if (!this.closed) this.opts.log(`${this.opts.name} is back after ${seconds.toFixed(1)} s`);
   }

@@ -197,7 +197,6 @@ function requestBody(ep: Endpoint, req: ChatRequest): RequestBody {
   };
 }
 
-/** Exponential backoff with jitter, never shorter than what the server asked for. */
 /**
  * How long an answer already paid for is retried into the log while the database is away (a
  * restart, a failover): losing it would mean paying for it again.
@@ -206,6 +205,7 @@ const PAID_LOG_RETRY_MS = 120_000;
 /** How long giving a claim back is retried; one not given back lapses with its lease (15 s). */
 const CLAIM_RELEASE_RETRY_MS = 30_000;
 
+/** Exponential backoff with jitter, never shorter than what the server asked for. */
 function backoffMs(attempt: number, retryAfterSec: number | null): number {
   const exp = Math.min(20_000, 500 * 2 ** (attempt - 1)) * (0.5 + Math.random());
   return Math.min(60_000, Math.max(exp, (retryAfterSec ?? 0) * 1000));

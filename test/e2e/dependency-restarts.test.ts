@@ -8,7 +8,6 @@
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrateToLatest } from '../../core/db/migrate';
 import { startSimServer, type RequestCount } from '../../infra/sim/server';
@@ -23,6 +22,7 @@ import {
 import type { campaignWorkflow } from '../../workflows/campaign';
 import {
   countRows,
+  distillRecordCounts,
   EXAMPLE_EVAL,
   EXAMPLE_TRAIN,
   exampleQuestions,
@@ -177,15 +177,7 @@ async function completes(workflowId: string, timeoutMs = 120_000): Promise<void>
 }
 
 async function expectOneRecordPerQuestion(campaignId: string): Promise<void> {
-  const records = await h.clients.db
-    .selectFrom('distill_records')
-    .select([
-      sql<number>`count(*)::int`.as('n'),
-      sql<number>`count(distinct question_id)::int`.as('distinct'),
-    ])
-    .where('campaign_id', '=', campaignId)
-    .executeTakeFirstOrThrow();
-  expect(records).toEqual({ n: QUESTIONS, distinct: QUESTIONS });
+  expect(await distillRecordCounts(h, campaignId)).toEqual({ n: QUESTIONS, distinct: QUESTIONS });
 }
 
 function expectSameWorker(pid: number | undefined): void {

@@ -8,7 +8,15 @@ import type { ChildProcess } from 'node:child_process';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { campaignWorkflow } from '../../workflows/campaign';
-import { countRows, launch, startHarness, waitFor, writeSpec, type Harness } from '../support/harness';
+import {
+  countRows,
+  distillRecordCounts,
+  launch,
+  startHarness,
+  waitFor,
+  writeSpec,
+  type Harness,
+} from '../support/harness';
 import { paidTwice } from '../support/paid-twice';
 import { exited, spawnHarnessWorker, stopProcesses, type WorkerProcess } from '../support/worker-process';
 
@@ -100,15 +108,10 @@ describe('a worker killed with SIGKILL in the middle of Stage 1', () => {
     expect(result.state).toBe('completed');
 
     const db = h.clients.db;
-    const records = await db
-      .selectFrom('distill_records')
-      .select([
-        sql<number>`count(*)::int`.as('n'),
-        sql<number>`count(distinct question_id)::int`.as('distinct'),
-      ])
-      .where('campaign_id', '=', campaignId)
-      .executeTakeFirstOrThrow();
-    expect(records).toEqual({ n: TRAIN_QUESTIONS, distinct: TRAIN_QUESTIONS });
+    expect(await distillRecordCounts(h, campaignId)).toEqual({
+      n: TRAIN_QUESTIONS,
+      distinct: TRAIN_QUESTIONS,
+    });
 
     const served = h.sim.stats().served;
     const okCalls = await countOkCalls(campaignId);

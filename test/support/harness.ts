@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { sql } from 'kysely';
 import { inject } from 'vitest';
 import { parse, stringify } from 'yaml';
 import type { ActivityDeps } from '../../activities';
@@ -416,6 +417,21 @@ export async function countRows(
     .where('campaign_id', '=', campaignId)
     .executeTakeFirstOrThrow();
   return Number(row.n);
+}
+
+/** A campaign's distill records: how many, and for how many distinct questions (one each, if all is well). */
+export async function distillRecordCounts(
+  h: Pick<Harness, 'clients'>,
+  campaignId: string,
+): Promise<{ n: number; distinct: number }> {
+  return h.clients.db
+    .selectFrom('distill_records')
+    .select([
+      sql<number>`count(*)::int`.as('n'),
+      sql<number>`count(distinct question_id)::int`.as('distinct'),
+    ])
+    .where('campaign_id', '=', campaignId)
+    .executeTakeFirstOrThrow();
 }
 
 /** The question ids of a campaign's distill records, sorted. */
