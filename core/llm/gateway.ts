@@ -226,7 +226,7 @@ export class LlmGateway {
   private readonly secrets: Set<string>;
   private readonly claims: RequestClaims;
   private readonly okLog: GroupCommit<PaidCall, string | null>;
-  /** Model servers this process could not reach, by limit key (only with guards.outageLog). */
+  /** Model servers this process could not reach, by base URL (only with guards.outageLog). */
   private readonly unreachable = new Map<string, DependencyWatch>();
 
   constructor(
@@ -345,8 +345,9 @@ export class LlmGateway {
         }
         await lease.release();
         if (failure.aborted) throw err;
-        if (err instanceof OpenAI.APIConnectionError)
-          this.serverWatch(limitKey, logKey.base_url).lost(failure.message);
+        // Refused or reset, not merely slow: a timeout is the request's, and is in the call log.
+        if (err instanceof OpenAI.APIConnectionError && !(err instanceof OpenAI.APIConnectionTimeoutError))
+          this.serverWatch(logKey.base_url).lost(failure.message);
         await this.db
           .insertInto('llm_calls')
           .values({
@@ -394,7 +395,7 @@ export class LlmGateway {
         const result = await this.logSuccess(scope, ep, logKey, completion, Date.now() - started);
         // After the log, and best effort: the answer is paid for and logged whatever happens here.
         await this.guards.health?.succeeded(healthKey).catch(() => undefined);
-        this.unreachable.get(limitKey)?.ok();
+        this.unreachable.get(logKey.base_url)?.ok();
         return result;
       } finally {
         await lease.release();
@@ -542,10 +543,10 @@ export class LlmGateway {
   }
 
   /** The outage watch of a model server, told by failed and answered calls (no probe: calls cost). */
-  private serverWatch(limitKey: string, baseURL: string): Pick<DependencyWatch, 'lost'> {
+  private serverWatch(baseURL: string): Pick<DependencyWatch, 'lost'> {
     const log = this.guards.outageLog;
     if (!log) return { lost: () => undefined };
-    let watch = this.unreachable.get(limitKey);
+    let watch = this.unreachable.get(baseURL);
     if (!watch) {
       watch = new DependencyWatch({
         name: `the model server at ${baseURL}`,
@@ -553,7 +554,7 @@ export class LlmGateway {
           'its calls retry with backoff, and a campaign pauses once it has been down for outage.pauseAfter',
         log,
       });
-      this.unreachable.set(limitKey, watch);
+      this.unreachable.set(baseURL, watch);
     }
     return watch;
   }
