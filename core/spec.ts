@@ -118,7 +118,9 @@ export const DEFAULT_MAX_FAILED_FRACTION = 0.02;
 /** Options every batched stage has. */
 const batching = {
   enabled: z.boolean().default(true),
-  batchSize: positiveInt.max(500).default(25).describe('Questions per batch activity'),
+  // 100 for distill: per-batch orchestration (activity task, heartbeats, history events) is then
+  // spread over enough calls to be small beside them; pause still lands between batches.
+  batchSize: positiveInt.max(500).default(100).describe('Questions per batch activity'),
   parallelBatches: positiveInt
     .max(200)
     .optional()
@@ -151,7 +153,7 @@ export const DistillStageSchema = z
       .default(false)
       .describe("Put the guideline in the SFT prompt (default: question → answer, as the paper's code)"),
   })
-  .default({ enabled: true, batchSize: 25, includeGuidelineInSft: false })
+  .default({ enabled: true, batchSize: 100, includeGuidelineInSft: false })
   .describe('Stage 1: weak-to-strong guideline distillation');
 export type DistillStageSpec = z.infer<typeof DistillStageSchema>;
 
