@@ -19,6 +19,8 @@ export interface BareClientRun {
   /** Requests in flight at once, per endpoint (the spec's `concurrency` of each). */
   weakConcurrency: number;
   strongConcurrency: number;
+  /** The client's fetch; unset: Node's global fetch, as a script would use. */
+  fetch?: typeof fetch;
 }
 
 export interface BareClientResult {
@@ -29,7 +31,13 @@ export interface BareClientResult {
 }
 
 export async function runBareClient(run: BareClientRun): Promise<BareClientResult> {
-  const client = new OpenAI({ baseURL: run.baseURL, apiKey: 'none', maxRetries: 0, timeout: 60_000 });
+  const client = new OpenAI({
+    baseURL: run.baseURL,
+    apiKey: 'none',
+    maxRetries: 0,
+    timeout: 60_000,
+    ...(run.fetch ? { fetch: run.fetch } : {}),
+  });
   const doneAt: number[] = [];
   const started = Date.now();
   // Per endpoint, as the platform's limits do: the weak and strong calls of different questions overlap.

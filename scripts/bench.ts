@@ -13,13 +13,27 @@
  * distill_records.created_at. The bound is what the endpoints' concurrency allows:
  * min(weak, strong concurrency) / latency. Beside it, in the same run and against the same
  * simulator, the same calls made with the bare `openai` client (bench-bare-client.ts), and the
- * ratio of the two. Results: a table on stdout and bench-results/bench-<date>.json.
+ * ratio of the two; then once more with the bare client on the gateway's HTTP transport
+ * (core/llm/http-transport.ts), so the ratio without that transport's own saving is known too.
+ * Each run asks its own questions — same shape, other texts — because the simulator caches its
+ * lookup by question text and would serve a repeat more cheaply. Results: a table on stdout and
+ * bench-results/bench-<date>.json.
  *
  * Env: METEOR_BENCH_QUESTIONS (default 1000; a list such as "10000,100000" runs each and reports
  * how throughput scales), METEOR_BENCH_LATENCIES (default "1000,50", in ms),
  * METEOR_BENCH_CONCURRENCY (per endpoint, default 32), METEOR_BENCH_BARE=0 (skip the bare client),
- * METEOR_BENCH_PARALLEL_BATCHES (default: the product's own choice), METEOR_BENCH_WORKER_NODE_ARGS
- * (node flags for the worker, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" to profile it).
+ * METEOR_BENCH_BATCH_SIZE and METEOR_BENCH_PARALLEL_BATCHES (default: the product's own choice),
+ * METEOR_BENCH_WORKER_NODE_ARGS
+ * (node flags for the worker, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" to profile it),
+ * METEOR_BENCH_SIM_NODE_ARGS (the same for the simulator),
+ * METEOR_BENCH_WARMUP (questions of the warm-up round, default 500; 0 skips it).
+ *
+ * Both sides are measured warm: before the measured campaign the same worker runs a warm-up
+ * campaign of other questions, and before the measured bare-client run the client does a warm-up
+ * round. Without it the comparison is skewed by the order: V8 compiles the simulator's and the
+ * worker's hot code during the first few hundred calls, so whichever side ran first paid the
+ * simulator's warm-up (about twice the CPU per call) — and a campaign of 10⁵ questions is warm
+ * for all but its first minute.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -35,10 +49,11 @@ import { connect, REPO_ROOT, type Clients, type Services } from '../client/conne
 import { launchCampaign } from '../client/launch';
 import { migrateToLatest } from '../core/db/migrate';
 import type { Db } from '../core/db/connection';
-import type { CampaignSpecInput } from '../core/spec';
+import { DistillStageSchema, type CampaignSpecInput } from '../core/spec';
 import { loadSpecFile } from '../core/spec-file';
 import type { SimStats } from '../infra/sim/stats';
-import { runBareClient, type BareClientResult } from './bench-bare-client';
+import { runBareClient, type BareClientResult, type BareClientRun } from './bench-bare-client';
+import { createHttpTransport } from '../core/llm/http-transport';
 import { startLocalStack } from '../infra/stack/local-stack';
 import { isProcessAlive, processCommandLine, waitForProcessExit } from '../infra/stack/pids';
 import { findFreePort } from '../infra/stack/ports';
@@ -52,10 +67,14 @@ const LATENCIES_MS = (process.env.METEOR_BENCH_LATENCIES ?? '1000,50')
   .filter((n) => Number.isFinite(n) && n > 0);
 /** Extra node flags for the worker process, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof". */
 const WORKER_NODE_ARGS = (process.env.METEOR_BENCH_WORKER_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+/** The same for the simulator's process (METEOR_BENCH_SIM_NODE_ARGS). */
+const SIM_NODE_ARGS = (process.env.METEOR_BENCH_SIM_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
 const WEAK_CONCURRENCY = positiveIntEnv('METEOR_BENCH_CONCURRENCY', 32);
 const STRONG_CONCURRENCY = WEAK_CONCURRENCY;
 const RUN_BARE_CLIENT = process.env.METEOR_BENCH_BARE !== '0';
-const BATCH_SIZE = 25;
+const WARMUP_QUESTIONS = nonNegativeIntEnv('METEOR_BENCH_WARMUP', 500);
+/** Unset: the product's default. */
+const BATCH_SIZE = positiveIntEnv('METEOR_BENCH_BATCH_SIZE', DistillStageSchema.parse(undefined).batchSize);
 const TRAIN_SECONDS = '1';
 /** Unset: the product's default (enough batches to fill both endpoints twice over). */
 const PARALLEL_BATCHES = process.env.METEOR_BENCH_PARALLEL_BATCHES
@@ -67,6 +86,15 @@ const SCENARIO_TIMEOUT_PER_QUESTION_MS = 50;
 const WORKER_READY_TIMEOUT_MS = 120_000;
 const WORKER_READY_LINE = 'meteor worker on task queue';
 const SAMPLE_EVERY_MS = 200;
+/** The question label of each run (see syntheticQuestions); the measured two of one length. */
+const QUESTION_LABELS = {
+  platform: 'Synthetic question',
+  bare: 'Yardstick question',
+  transport: 'Transport question',
+  platformWarmUp: 'Warm-up question',
+  bareWarmUp: 'Warm-up yardstick question',
+  transportWarmUp: 'Warm-up transport question',
+} as const;
 const KNOWLEDGE_FILES = ['train.jsonl', 'eval.jsonl'].map((f) =>
   path.join(REPO_ROOT, 'examples', 'kubernetes-ops', f),
 );
@@ -494,6 +522,11 @@ interface ScenarioResult {
     | null;
   /** throughputQps / bareClient.throughputQps (issue 9's goal: ≥ 0.8 at 50 ms, ≥ 0.95 at 1 s). */
   ratioToBareClient: number | null;
+  /**
+   * Like for like: the bare client again, on the gateway's HTTP transport instead of the global
+   * fetch, so that the ratio without the transport's own saving is on record too.
+   */
+  bareClientSameTransport: { throughputQps: number; ratio: number } | null;
 }
 
 async function runScenario(
@@ -504,7 +537,10 @@ async function runScenario(
 ): Promise<ScenarioResult> {
   const dir = path.join(root, `scenario-${questions}q-${latencyMs}ms`);
   await mkdir(dir, { recursive: true });
-  await writeQuestions(path.join(dir, 'train.jsonl'), questions);
+  await writeQuestions(
+    path.join(dir, 'train.jsonl'),
+    syntheticQuestions(questions, QUESTION_LABELS.platform),
+  );
 
   const sim = await startSimProcess(latencyMs, path.join(dir, 'simulator.log'));
   try {
@@ -525,6 +561,9 @@ async function runScenario(
     try {
       const clients = await connect({ ...services, taskQueue });
       try {
+        if (WARMUP_QUESTIONS > 0) {
+          await warmUpWorker(clients, path.join(dir, 'warm-up'), sim.url, latencyMs, taskQueue, worker);
+        }
         const dbBytesBefore = await databaseBytes(clients.db);
         const launchedAt = Date.now();
         const { campaignId, workflowId } = await launchCampaign(clients, loaded);
@@ -543,47 +582,40 @@ async function runScenario(
           vmHwm,
           dbBytesBefore,
         });
-        if (!RUN_BARE_CLIENT) return { ...platform, bareClient: null, ratioToBareClient: null };
-        log(`${latencyMs} ms: the same calls with the bare openai client`);
+        if (!RUN_BARE_CLIENT) {
+          return { ...platform, bareClient: null, ratioToBareClient: null, bareClientSameTransport: null };
+        }
         const spec = benchSpec(sim.url, questions, latencyMs, `${taskQueue}-gpu`);
-        const before = {
-          t: Date.now(),
-          cpu: processCpuMs([process.pid, sim.pid]),
-          requests: (await sim.stats()).requests,
-        };
-        const bare = await runBareClient({
+        const bareRun = {
           baseURL: sim.url,
           weakModel: spec.models.weak.model,
           strongModel: spec.models.strong.model,
           domain: spec.domain,
-          questions: await readQuestions(path.join(dir, 'train.jsonl')),
           weakConcurrency: WEAK_CONCURRENCY,
           strongConcurrency: STRONG_CONCURRENCY,
-        });
-        const after = { cpu: processCpuMs([process.pid, sim.pid]), requests: (await sim.stats()).requests };
-        const bareCalls = after.requests - before.requests;
-        const perCall = (pid: number) => {
-          const a = before.cpu.get(pid);
-          const b = after.cpu.get(pid);
-          return a === undefined || b === undefined || bareCalls <= 0 ? null : round((b - a) / bareCalls, 3);
         };
-        const client = perCall(process.pid);
-        const modelServer = perCall(sim.pid);
-        worker.sampler.sample();
-        const idle = worker.sampler.cpuUse(before.t, Date.now())?.coresUsed ?? null;
+        log(`${latencyMs} ms: the same calls with the bare openai client`);
+        const bare = await measureBareClient(sim, worker, bareRun, questions, 'bare');
+        log(`${latencyMs} ms: again, the bare client on the gateway's HTTP transport`);
+        const transport = createHttpTransport();
+        const sameTransport = await measureBareClient(
+          sim,
+          worker,
+          { ...bareRun, fetch: transport.fetch },
+          questions,
+          'transport',
+        );
+        transport.close();
+        const ratio = (yardstick: BareClientResult) =>
+          yardstick.throughputQps > 0 ? round(platform.throughputQps / yardstick.throughputQps, 2) : 0;
         return {
           ...platform,
-          bareClient: {
-            ...bare,
-            cpuMsPerCall: client === null || modelServer === null ? null : { client, modelServer },
-            platformIdleCores: idle && {
-              worker: idle.worker,
-              postgres: idle.postgres,
-              temporal: idle.temporal,
-            },
+          bareClient: bare,
+          ratioToBareClient: ratio(bare),
+          bareClientSameTransport: {
+            throughputQps: sameTransport.throughputQps,
+            ratio: ratio(sameTransport),
           },
-          ratioToBareClient:
-            bare.throughputQps > 0 ? round(platform.throughputQps / bare.throughputQps, 2) : 0,
         };
       } finally {
         await clients.close();
@@ -597,6 +629,49 @@ async function runScenario(
   } finally {
     await sim.close();
   }
+}
+
+type MeasuredBareClient = NonNullable<ScenarioResult['bareClient']>;
+
+/** A warm-up round, then the measured one, with the CPU per call of the client and the simulator. */
+async function measureBareClient(
+  sim: SimProcess,
+  worker: WorkerProcess,
+  run: Omit<BareClientRun, 'questions'>,
+  questions: number,
+  side: 'bare' | 'transport',
+): Promise<MeasuredBareClient> {
+  if (WARMUP_QUESTIONS > 0) {
+    await runBareClient({
+      ...run,
+      questions: syntheticQuestions(WARMUP_QUESTIONS, QUESTION_LABELS[`${side}WarmUp`]),
+    });
+  }
+  const before = {
+    t: Date.now(),
+    cpu: processCpuMs([process.pid, sim.pid]),
+    requests: (await sim.stats()).requests,
+  };
+  const bare = await runBareClient({
+    ...run,
+    questions: syntheticQuestions(questions, QUESTION_LABELS[side]),
+  });
+  const after = { cpu: processCpuMs([process.pid, sim.pid]), requests: (await sim.stats()).requests };
+  const bareCalls = after.requests - before.requests;
+  const perCall = (pid: number) => {
+    const a = before.cpu.get(pid);
+    const b = after.cpu.get(pid);
+    return a === undefined || b === undefined || bareCalls <= 0 ? null : round((b - a) / bareCalls, 3);
+  };
+  const client = perCall(process.pid);
+  const modelServer = perCall(sim.pid);
+  worker.sampler.sample();
+  const idle = worker.sampler.cpuUse(before.t, Date.now())?.coresUsed ?? null;
+  return {
+    ...bare,
+    cpuMsPerCall: client === null || modelServer === null ? null : { client, modelServer },
+    platformIdleCores: idle && { worker: idle.worker, postgres: idle.postgres, temporal: idle.temporal },
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -615,6 +690,7 @@ async function startSimProcess(latencyMs: number, logFile: string): Promise<SimP
   const child = spawn(
     process.execPath,
     [
+      ...SIM_NODE_ARGS,
       '--import',
       'tsx',
       path.join(REPO_ROOT, 'infra', 'sim', 'main.ts'),
@@ -690,6 +766,32 @@ async function databaseBytes(db: Db): Promise<number> {
   return Number(rows[0]?.n ?? 0);
 }
 
+/**
+ * A campaign of WARMUP_QUESTIONS other questions on the same worker and simulator, so that the
+ * measured campaign meets warm code (see the module comment). Its own spec name and questions:
+ * none of its calls can be reused by the measured campaign.
+ */
+async function warmUpWorker(
+  clients: Clients,
+  dir: string,
+  simUrl: string,
+  latencyMs: number,
+  taskQueue: string,
+  worker: WorkerProcess,
+): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  await writeQuestions(
+    path.join(dir, 'train.jsonl'),
+    syntheticQuestions(WARMUP_QUESTIONS, QUESTION_LABELS.platformWarmUp),
+  );
+  const spec = benchSpec(simUrl, WARMUP_QUESTIONS, latencyMs, `${taskQueue}-gpu`);
+  const specFile = path.join(dir, 'campaign.yaml');
+  await writeFile(specFile, stringify({ ...spec, name: `${spec.name}-warm-up` }));
+  const { campaignId } = await launchCampaign(clients, await loadSpecFile(specFile));
+  log(`${latencyMs} ms: warm-up campaign ${campaignId}, ${WARMUP_QUESTIONS} questions`);
+  await waitForCampaign(clients.db, campaignId, worker, WARMUP_QUESTIONS, latencyMs);
+}
+
 async function waitForCampaign(
   db: Db,
   campaignId: string,
@@ -743,7 +845,7 @@ async function collect(
     worker: WorkerProcess;
     vmHwm: number | null;
   },
-): Promise<Omit<ScenarioResult, 'bareClient' | 'ratioToBareClient'>> {
+): Promise<Omit<ScenarioResult, 'bareClient' | 'ratioToBareClient' | 'bareClientSameTransport'>> {
   const { db, temporal } = clients;
   const { campaignId, latencyMs } = run;
   const records = await db
@@ -901,25 +1003,28 @@ async function historyOf(
 // ---------------------------------------------------------------------------------------------
 // Inputs.
 
-async function writeQuestions(file: string, n: number): Promise<void> {
-  const lines: string[] = [];
-  for (let i = 1; i <= n; i++) {
+/**
+ * Questions of one shape: `${label} ${i}: how should an operator diagnose and fix <topic> (case i)?`.
+ * Each run gets its own label (of one length), so that no run meets the simulator's lookup cache
+ * warmed by another: a repeated question is cheaper for it to answer, as a prompt cache makes it
+ * for a real server, and that would favour whichever side ran second.
+ */
+function syntheticQuestions(n: number, label: string): Array<{ id: string; question: string }> {
+  return Array.from({ length: n }, (_, k) => {
+    const i = k + 1;
     const topic = TOPICS[i % TOPICS.length] ?? TOPICS[0];
-    lines.push(
-      JSON.stringify({
-        id: `syn-${String(i).padStart(5, '0')}`,
-        question: `Synthetic question ${i}: how should an operator diagnose and fix ${topic} (case ${i})?`,
-      }),
-    );
-  }
-  await writeFile(file, `${lines.join('\n')}\n`);
+    return {
+      id: `syn-${String(i).padStart(5, '0')}`,
+      question: `${label} ${i}: how should an operator diagnose and fix ${topic} (case ${i})?`,
+    };
+  });
 }
 
-async function readQuestions(file: string): Promise<Array<{ question: string }>> {
-  return (await readFile(file, 'utf8'))
-    .split('\n')
-    .filter((line) => line.trim() !== '')
-    .map((line) => JSON.parse(line) as { question: string });
+async function writeQuestions(
+  file: string,
+  questions: Array<{ id: string; question: string }>,
+): Promise<void> {
+  await writeFile(file, `${questions.map((q) => JSON.stringify(q)).join('\n')}\n`);
 }
 
 /** The example campaign's shape, with this benchmark's concurrency and batch size. */
@@ -974,6 +1079,10 @@ function printTable(results: ScenarioResult[]): void {
   const rows: Array<[string, (r: ScenarioResult) => string]> = [
     ['simulator latency', (r) => `${r.latencyMs} ms`],
     ['questions', (r) => String(r.questions)],
+    [
+      'warm-up round first, each side',
+      () => (WARMUP_QUESTIONS > 0 ? `${WARMUP_QUESTIONS} questions` : 'none'),
+    ],
     ['records made', (r) => String(r.records)],
     ['weak / strong concurrency', (r) => `${r.weakConcurrency} / ${r.strongConcurrency}`],
     ['batch size × parallel batches', (r) => `${r.batchSize} × ${r.parallelBatches ?? '?'}`],
@@ -986,6 +1095,13 @@ function printTable(results: ScenarioResult[]): void {
       (r) => (r.bareClient ? `${r.bareClient.throughputQps} q/s` : 'skipped'),
     ],
     ['ratio to the bare client', (r) => r.ratioToBareClient?.toFixed(2) ?? 'n/a'],
+    [
+      'bare client on the gateway transport, ratio',
+      (r) =>
+        r.bareClientSameTransport
+          ? `${r.bareClientSameTransport.throughputQps} q/s, ${r.bareClientSameTransport.ratio.toFixed(2)}`
+          : 'skipped',
+    ],
     ['bound min(conc.) / latency', (r) => `${r.boundQps} q/s`],
     ['ratio to bound', (r) => `${(r.ratioToBound * 100).toFixed(1)} %`],
     ['LLM calls (distill ok / errors)', (r) => `${r.llmCalls.distillOk} / ${r.llmCalls.distillErrors}`],
@@ -1171,6 +1287,7 @@ async function main(): Promise<void> {
       weakConcurrency: WEAK_CONCURRENCY,
       strongConcurrency: STRONG_CONCURRENCY,
       batchSize: BATCH_SIZE,
+      warmUpQuestions: WARMUP_QUESTIONS,
       fineTuneSimSeconds: Number(TRAIN_SECONDS),
       throughputDefinition: '(records − 1) / (last − first distill_records.created_at)',
       boundDefinition: 'min(weak, strong concurrency) / simulator latency',
@@ -1193,6 +1310,14 @@ function positiveIntListEnv(name: string, fallback: number[]): number[] {
     if (!Number.isInteger(n) || n <= 0) throw new Error(`${name} must list positive integers, got "${raw}"`);
     return n;
   });
+}
+
+function nonNegativeIntEnv(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw.trim() === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`${name} must be an integer ≥ 0, got "${raw}"`);
+  return n;
 }
 
 function positiveIntEnv(name: string, fallback: number): number {
