@@ -11,7 +11,7 @@
  *
  * What it keeps from fetch: abort through `init.signal` rejects with an `AbortError` (the client's
  * timeout and the activity's cancellation), redirects are followed (303 → GET; Authorization is
- * dropped across origins), gzip/deflate/br bodies are decoded, and a failure is a `TypeError` —
+ * dropped across origins; any other `redirect` mode goes to the global fetch), gzip/deflate/br bodies are decoded, and a failure is a `TypeError` —
  * whose message here names the socket error (`connect ECONNREFUSED …`), which the call log then
  * shows instead of undici's bare "fetch failed".
  */
@@ -49,7 +49,8 @@ export function createHttpTransport(options: HttpTransportOptions = {}): HttpTra
     const body = init?.body;
     const plainBody =
       body === undefined || body === null || typeof body === 'string' || body instanceof Uint8Array;
-    if (input instanceof Request || !plainBody) return fetch(input, init);
+    const followsRedirects = init?.redirect === undefined || init.redirect === 'follow';
+    if (input instanceof Request || !plainBody || !followsRedirects) return fetch(input, init);
     let url = new URL(input);
     let method = (init?.method ?? 'GET').toUpperCase();
     let payload = body ?? undefined;
@@ -58,21 +59,16 @@ export function createHttpTransport(options: HttpTransportOptions = {}): HttpTra
       if (url.protocol !== 'http:' && url.protocol !== 'https:') {
         throw failed(new Error(`unsupported protocol ${url.protocol}`));
       }
-      const reply = await send(
-        agents[url.protocol],
+      const reply = await send({
+        agent: agents[url.protocol],
         url,
         method,
         headers,
-        payload,
-        init?.signal ?? undefined,
-      );
+        body: payload,
+        signal: init?.signal ?? undefined,
+      });
       const location = reply.headers.get('location');
-      if (!isRedirect(reply.status) || location === null || init?.redirect === 'manual') {
-        if (init?.redirect === 'error' && isRedirect(reply.status)) {
-          throw failed(new Error(`redirect (${reply.status}) refused`));
-        }
-        return reply.response();
-      }
+      if (!isRedirect(reply.status) || location === null) return reply.response();
       if (redirects >= maxRedirects) {
         throw failed(new Error(`more than ${maxRedirects} redirects`));
       }
@@ -103,35 +99,32 @@ interface Reply {
   response(): Response;
 }
 
+interface Outgoing {
+  agent: http.Agent;
+  url: URL;
+  method: string;
+  headers: Record<string, string>;
+  body: string | Uint8Array | undefined;
+  signal: AbortSignal | undefined;
+}
+
 /**
  * One request. A socket reused from the pool that the server had already closed fails before any
  * byte of a response; Node's docs advise sending such a request again, on a fresh socket.
  */
-async function send(
-  agent: http.Agent,
-  url: URL,
-  method: string,
-  headers: Record<string, string>,
-  body: string | Uint8Array | undefined,
-  signal: AbortSignal | undefined,
-): Promise<Reply> {
+async function send(out: Outgoing): Promise<Reply> {
   try {
-    return await sendOnce(agent, url, method, headers, body, signal, false);
+    return await sendOnce(out, false);
   } catch (err) {
     if (!(err instanceof StaleSocketError)) throw err;
-    return sendOnce(agent, url, method, headers, body, signal, true);
+    return sendOnce(out, true);
   }
 }
 
 class StaleSocketError extends Error {}
 
 function sendOnce(
-  agent: http.Agent,
-  url: URL,
-  method: string,
-  headers: Record<string, string>,
-  body: string | Uint8Array | undefined,
-  signal: AbortSignal | undefined,
+  { agent, url, method, headers, body, signal }: Outgoing,
   freshSocket: boolean,
 ): Promise<Reply> {
   return new Promise<Reply>((resolve, reject) => {
