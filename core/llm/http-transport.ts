@@ -10,10 +10,11 @@
  * object, a stream or form body) goes to the global fetch unchanged.
  *
  * What it keeps from fetch: abort through `init.signal` rejects with an `AbortError` (the client's
- * timeout and the activity's cancellation), redirects are followed (303 → GET; Authorization is
- * dropped across origins; any other `redirect` mode goes to the global fetch), gzip/deflate/br bodies are decoded, and a failure is a `TypeError` —
- * whose message here names the socket error (`connect ECONNREFUSED …`), which the call log then
- * shows instead of undici's bare "fetch failed".
+ * timeout and the activity's cancellation); redirects are followed (303 → GET; Authorization is
+ * dropped across origins; a `redirect` mode other than `follow` goes to the global fetch);
+ * gzip/deflate/br bodies are decoded; a failure is a `TypeError` — whose message here names the
+ * socket error (`connect ECONNREFUSED …`), which the call log then shows instead of undici's bare
+ * "fetch failed".
  */
 import http from 'node:http';
 import https from 'node:https';
