@@ -51,6 +51,7 @@ import { migrateToLatest } from '../core/db/migrate';
 import type { Db } from '../core/db/connection';
 import { DistillStageSchema, type CampaignSpecInput } from '../core/spec';
 import { loadSpecFile } from '../core/spec-file';
+import { paidTwice } from '../infra/sim/request-hashes';
 import type { SimStats } from '../infra/sim/stats';
 import { runBareClient, type BareClientResult, type BareClientRun } from './bench-bare-client';
 import { createHttpTransport } from '../core/llm/http-transport';
@@ -493,6 +494,8 @@ interface ScenarioResult {
     simulatorRequests: number;
     /** Of those, answered 200 (a request answered without a logged row would show here). */
     simulatorServed: number;
+    /** Identical requests the simulator answered 200 more than once, and the answers beyond the first: paid twice. */
+    simulatorPaidTwice: { requests: number; extraAnswers: number };
     /** Latency the worker saw (llm_calls.latency_ms of the distill calls): simulated + overhead. */
     latencyMsP50: number;
     latencyMsP95: number;
@@ -892,6 +895,7 @@ async function collect(
   const finished = new Date(stage.finished_at).getTime();
   const started = new Date(stage.started_at).getTime();
   const simStats = await sim.stats();
+  const twice = paidTwice(simStats.requestCounts);
   const { sampler } = run.worker;
   const cpuDuringRecords = sampler.cpuUse(
     new Date(records.first).getTime(),
@@ -935,6 +939,10 @@ async function collect(
       allStages: calls.all,
       simulatorRequests: simStats.requests,
       simulatorServed: simStats.served,
+      simulatorPaidTwice: {
+        requests: twice.length,
+        extraAnswers: twice.reduce((sum, t) => sum + t.served - 1, 0),
+      },
       latencyMsP50: round(calls.p50, 1),
       latencyMsP95: round(calls.p95, 1),
     },
@@ -1108,6 +1116,10 @@ function printTable(results: ScenarioResult[]): void {
     [
       'simulator requests (answered)',
       (r) => `${r.llmCalls.simulatorRequests} (${r.llmCalls.simulatorServed})`,
+    ],
+    [
+      'simulator: requests paid twice (extra answers)',
+      (r) => `${r.llmCalls.simulatorPaidTwice.requests} (${r.llmCalls.simulatorPaidTwice.extraAnswers})`,
     ],
     ['LLM call latency seen, p50 / p95', (r) => `${r.llmCalls.latencyMsP50} / ${r.llmCalls.latencyMsP95} ms`],
     ['worker RSS when ready (idle)', (r) => fmtMiB(r.workerRssMiB.atReady)],
