@@ -17,7 +17,7 @@
  */
 import { Context } from '@temporalio/activity';
 import { sql } from 'kysely';
-import { isConnectionLoss, type Db } from '../core/db/connection';
+import { isConnectionLoss, isTransactionConflict, type Db } from '../core/db/connection';
 import type { QuestionRow } from '../core/db/types';
 import { BudgetReachedError } from '../core/llm/budget-guard';
 import { EndpointOutageError } from '../core/llm/endpoint-health';
@@ -80,10 +80,10 @@ export function classifyQuestionFailure(err: unknown, activityAttempt: number): 
     if (err.detail.endpointWide || status === null || !QUESTION_REJECTED.has(status)) return 'fatal';
     return { failed: { reason: err.message, httpStatus: status } };
   }
-  // The database away for a moment (a restart, a failover): not the question's fault, and never a
-  // reason to give up on it. The other questions go on, so answers already paid for are logged
-  // rather than paid again, and the activity retries until the database is back.
-  if (isConnectionLoss(err)) return 'retry';
+  // The database away for a moment (a restart, a failover) or a deadlock it broke: not the
+  // question's fault, and never a reason to give up on it. The other questions go on, so answers
+  // already paid for are logged rather than paid again, and the activity retries.
+  if (isConnectionLoss(err) || isTransactionConflict(err)) return 'retry';
   if (err instanceof LlmTransientError) {
     if (activityAttempt < GIVE_UP_TRANSIENT_ATTEMPT) return 'retry';
     return {

@@ -85,10 +85,21 @@ export function isConnectionLoss(err: unknown): boolean {
 }
 
 /**
+ * A deadlock (40P01) or serialization failure (40001): PostgreSQL rolled the transaction back
+ * whole, and running it again is what its documentation prescribes. Nobody's fault, least of all
+ * one question's.
+ */
+export function isTransactionConflict(err: unknown): boolean {
+  const code = err instanceof Error ? (err as { code?: unknown }).code : undefined;
+  return code === '40P01' || code === '40001';
+}
+
+/**
  * Runs `statement` again while it fails with a connection loss, for up to `withinMs` (backing off
  * up to 2 s): for work that must not be lost to a database restart, such as logging an answer
  * already paid for. A statement cut off mid-flight may have committed, so only statements that are
  * idempotent — or that are told they are a retry (`retried`) and check — may go through here.
+ * A transaction conflict (a deadlock victim) is run again too: it surely did not commit.
  */
 export async function retryOnConnectionLoss<T>(
   statement: (retried: boolean) => Promise<T>,
@@ -100,7 +111,7 @@ export async function retryOnConnectionLoss<T>(
     try {
       return await statement(attempt > 0);
     } catch (err) {
-      if (!isConnectionLoss(err) || Date.now() + waitMs > deadline) throw err;
+      if (!(isConnectionLoss(err) || isTransactionConflict(err)) || Date.now() + waitMs > deadline) throw err;
       await sleep(waitMs);
     }
   }

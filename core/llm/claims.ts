@@ -221,18 +221,30 @@ export class RequestClaims {
     };
   }
 
-  /** Pushes the lease of every claim this process holds; a missed renewal only risks a logged duplicate. */
+  /**
+   * Pushes the lease of every claim this process holds; a missed renewal only risks a logged
+   * duplicate. Rows another statement has locked are left out (`skip locked`): they are being
+   * marked answered or given back right now, and waiting on them while holding the others is how
+   * this update and the logging of answers deadlocked (each locks its rows in its own order), and
+   * the deadlock's victim — the answers of a whole group commit — was paid for again.
+   */
   private async renew(): Promise<void> {
     if (this.held.size === 0) return;
     const owners = [...this.held.keys()];
     const keys = [...this.held.values()];
     await sql`
+      with mine as (
+        select c.ctid as row from llm_call_claims c
+        join unnest(${keys.map((k) => k.campaignId)}::text[], ${keys.map((k) => k.stage)}::text[],
+          ${keys.map((k) => k.iteration)}::int[], ${keys.map((k) => k.requestHash)}::text[], ${owners}::text[])
+          as k(campaign_id, stage, iteration, request_hash, owner)
+        on c.campaign_id = k.campaign_id and c.stage = k.stage and c.iteration = k.iteration
+          and c.request_hash = k.request_hash and c.owner = k.owner
+        where c.lease_until <> 'infinity'
+        for update of c skip locked
+      )
       update llm_call_claims c set lease_until = now() + make_interval(secs => ${this.opts.leaseMs / 1000})
-      from unnest(${keys.map((k) => k.campaignId)}::text[], ${keys.map((k) => k.stage)}::text[],
-        ${keys.map((k) => k.iteration)}::int[], ${keys.map((k) => k.requestHash)}::text[], ${owners}::text[])
-        as k(campaign_id, stage, iteration, request_hash, owner)
-      where c.campaign_id = k.campaign_id and c.stage = k.stage and c.iteration = k.iteration
-        and c.request_hash = k.request_hash and c.owner = k.owner and c.lease_until <> 'infinity'`
+      from mine where c.ctid = mine.row`
       .execute(this.db)
       .catch(() => undefined);
   }

@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sql } from 'kysely';
 import { campaignStatus } from '../../client/status';
 import { loadSpecFile } from '../../core/spec-file';
+import { RequestClaims } from '../../core/llm/claims';
 import { estimateCost, LlmGateway, type ChatRequest, type Endpoint } from '../../core/llm/gateway';
 import { requestHash } from '../../infra/sim/server';
 import { launch, startHarness, waitFor, writeSpec, type Harness } from '../support/harness';
@@ -206,5 +207,33 @@ describe('overlapping attempts of one batch', () => {
     process.stderr.write(
       `[overlap] lapsed claim: server served 2 times, status cost $${paid.toFixed(6)} (= both answers)\n`,
     );
+  });
+
+  it('renewing held claims never waits on a claim another statement has locked (no deadlock with the answer log)', async () => {
+    // Short leases, renewed every 200 ms. Claim A and B, then lock B from another transaction as
+    // the statement logging B's answer does: A must still be renewed. Waiting on B instead is how
+    // renewal and the answer log deadlocked in 100k-question runs, and the victim was paid again.
+    const claims = new RequestClaims(h.clients.db, { leaseMs: 600, pollMs: 50 });
+    const key = (requestHash: string) => ({ ...scope('renew-skip-locked'), requestHash });
+    const none = async () => null;
+    const a = await claims.claimOrWait(key('a'), none, (row) => row);
+    const b = await claims.claimOrWait(key('b'), none, (row) => row);
+    expect('claim' in a && 'claim' in b).toBe(true);
+    await h.clients.db.transaction().execute(async (trx) => {
+      await sql`select 1 from llm_call_claims where campaign_id = ${campaignId}
+        and stage = 'renew-skip-locked' and request_hash = 'b' for update`.execute(trx);
+      // Two leases' time with B locked: A lapsed unless the renewals went on without B. Read on
+      // this transaction's own connection (clock_timestamp: now() is its start), because renewals
+      // stuck on B would hold the pool's.
+      await new Promise((resolve) => setTimeout(resolve, 1_200));
+      const { rows } = await sql<{ live: boolean }>`
+        select lease_until > clock_timestamp() as live from llm_call_claims
+        where campaign_id = ${campaignId} and stage = 'renew-skip-locked' and request_hash = 'a'`.execute(
+        trx,
+      );
+      expect(rows[0]?.live).toBe(true);
+    });
+    if ('claim' in a) await a.claim.release();
+    if ('claim' in b) await b.claim.release();
   });
 });

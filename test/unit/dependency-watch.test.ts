@@ -117,6 +117,21 @@ describe('retryOnConnectionLoss', () => {
     expect(seen).toEqual([false, true, true]);
   });
 
+  it('runs a deadlock victim again: PostgreSQL rolled it back whole', async () => {
+    const seen: boolean[] = [];
+    const out = await retryOnConnectionLoss(
+      async (retried) => {
+        seen.push(retried);
+        if (seen.length < 2) throw coded('40P01', 'deadlock detected');
+        return 'logged';
+      },
+      60_000,
+      noWait,
+    );
+    expect(out).toBe('logged');
+    expect(seen).toEqual([false, true]);
+  });
+
   it('does not retry other errors', async () => {
     let calls = 0;
     await expect(

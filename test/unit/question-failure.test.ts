@@ -49,6 +49,12 @@ describe('classifyQuestionFailure', () => {
     expect(classifyQuestionFailure(new Error('Connection terminated unexpectedly'), 9)).toBe('retry');
   });
 
+  it('retries a deadlock PostgreSQL broke without aborting the batch (its paid answers get logged)', () => {
+    const deadlock = Object.assign(new Error('deadlock detected'), { code: '40P01' });
+    expect(classifyQuestionFailure(deadlock, 1)).toBe('retry');
+    expect(classifyQuestionFailure(deadlock, 9)).toBe('retry');
+  });
+
   it('halts the batch for a budget reached or an outage, at any attempt', () => {
     expect(classifyQuestionFailure(new BudgetReachedError('budget reached: $1 of $1'), 9)).toEqual({
       halt: { reason: 'budget reached: $1 of $1', probe: null },
