@@ -8,7 +8,6 @@
  * questions are skipped, and a round made again reuses the logged LLM calls (same request hash).
  */
 import { Context } from '@temporalio/activity';
-import { z } from 'zod';
 import { getCampaign } from '../core/campaigns';
 import type { AssessRoundsTable, QuestionRow } from '../core/db/types';
 import type { ChatResult, Endpoint } from '../core/llm/gateway';
@@ -16,6 +15,7 @@ import { askStructured } from '../core/llm/structured';
 import {
   ASSESS_PROMPT_VERSIONS,
   ASSESSMENT_VERDICT_SCHEMA,
+  AssessmentVerdict,
   assessAnswerPrompt,
   reanswerPrompt,
   verdictPrompt,
@@ -23,8 +23,6 @@ import {
 import type { BatchInput, BatchResult } from '../workflows/types';
 import type { ActivityDeps } from './context';
 import { runQuestionBatch } from './batch';
-
-const VerdictReply = z.object({ correct: z.boolean(), feedback: z.string() });
 
 type Verdict = AssessRoundsTable['verdict'];
 
@@ -101,7 +99,7 @@ export function assessActivities({ db, llm }: ActivityDeps) {
                 temperature: 0,
                 salt: `round-${round}`,
               },
-              VerdictReply,
+              AssessmentVerdict,
               opts.verdictAttempts,
             );
 

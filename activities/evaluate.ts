@@ -5,12 +5,17 @@
  * first. Every answer and every judgment is upserted by its business key as soon as it is made,
  * and a retried attempt skips what exists. A judge reply that never parses is recorded as
  * `unparseable` with its raw text; the statistics count it as a tie.
+ *
+ * The self-correction probe (`selfCorrection`, SCoRe): per model — the base and each candidate —
+ * and question, the model revises its answer after SCoRe's second-turn instruction (greedy, as the
+ * first), and the strong model gives its stage-2 verdict on each attempt; one row per model and
+ * question, written once all three calls are made (a retry reuses the logged ones).
  */
 import { Context } from '@temporalio/activity';
 import { z } from 'zod';
 import { getCampaign } from '../core/campaigns';
 import { compositeKey } from '../core/composite-key';
-import type { QuestionRow } from '../core/db/types';
+import type { AttemptVerdict, QuestionRow } from '../core/db/types';
 import {
   EVAL_DIMENSIONS,
   JUDGMENT_POSITIONS,
@@ -21,10 +26,15 @@ import { UserError } from '../core/errors';
 import type { Endpoint } from '../core/llm/gateway';
 import { askStructured } from '../core/llm/structured';
 import {
+  ASSESS_PROMPT_VERSIONS,
+  ASSESSMENT_VERDICT_SCHEMA,
+  AssessmentVerdict,
   evalAnswerPrompt,
   EVALUATE_PROMPT_VERSIONS,
   PAIRWISE_JUDGMENT_SCHEMA,
   pairwiseJudgePrompt,
+  selfRevisionPrompt,
+  verdictPrompt,
 } from '../core/prompts';
 import { baseModelLabel } from '../core/records/evaluate';
 import type { BatchInput, BatchResult } from '../workflows/types';
@@ -103,8 +113,9 @@ export function evaluateActivities({ db, llm }: ActivityDeps) {
         throw new UserError(`campaign ${campaignId} has no models.judge endpoint: the evaluation needs one`);
       }
       const weak: Endpoint = { ...spec.models.weak, role: 'weak' };
+      const strong: Endpoint = { ...spec.models.strong, role: 'strong' };
       const judge: Endpoint = { ...spec.models.judge, role: 'judge' };
-      const judgeAttempts = spec.stages.evaluate.judgeAttempts;
+      const { judgeAttempts, selfCorrection } = spec.stages.evaluate;
       const base: Model = { label: await baseModelLabel(db, campaignId), servedModel: input.modelIn };
       const candidates: Model[] = (input.candidates ?? []).filter((c) => c.label !== base.label);
       const labels = [base.label, ...candidates.map((c) => c.label)];
@@ -112,6 +123,10 @@ export function evaluateActivities({ db, llm }: ActivityDeps) {
       // What exists already: a retried attempt reuses answers and skips finished judgments.
       const answers = new Map<string, Answer>();
       const judged = new Set<string>();
+      /** (model, question) pairs whose self-correction probe is recorded. */
+      const probed = new Set<string>();
+      const unprobed = (q: QuestionRow) =>
+        selfCorrection ? [base, ...candidates].filter((m) => !probed.has(compositeKey(m.label, q.id))) : [];
       const missing = (q: QuestionRow) =>
         candidates.flatMap((c) =>
           JUDGMENT_POSITIONS.filter((p) => !judged.has(compositeKey(c.label, q.id, p))).map((p) => ({
@@ -124,7 +139,7 @@ export function evaluateActivities({ db, llm }: ActivityDeps) {
         maxFailedFraction: spec.stages.evaluate.maxFailedFraction,
         async pending(questions) {
           const ids = questions.map((q) => q.id);
-          const [answerRows, judgmentRows] = await Promise.all([
+          const [answerRows, judgmentRows, probeRows] = await Promise.all([
             db
               .selectFrom('eval_answers')
               .select(['model_label', 'question_id', 'answer', 'call_id'])
@@ -138,14 +153,26 @@ export function evaluateActivities({ db, llm }: ActivityDeps) {
               .where('campaign_id', '=', campaignId)
               .where('question_id', 'in', ids)
               .execute(),
+            selfCorrection
+              ? db
+                  .selectFrom('self_corrections')
+                  .select(['model_label', 'question_id'])
+                  .where('campaign_id', '=', campaignId)
+                  .where('model_label', 'in', labels)
+                  .where('question_id', 'in', ids)
+                  .execute()
+              : [],
           ]);
           for (const r of answerRows) {
             answers.set(compositeKey(r.model_label, r.question_id), { text: r.answer, callId: r.call_id });
           }
           for (const r of judgmentRows) judged.add(compositeKey(r.model_label, r.question_id, r.position));
-          // A question is done once its base answer and every judgment of every candidate exist.
+          for (const r of probeRows) probed.add(compositeKey(r.model_label, r.question_id));
+          // A question is done once its base answer, every judgment of every candidate and every
+          // model's self-correction probe exist.
           return questions.filter(
-            (q) => missing(q).length > 0 || !answers.has(compositeKey(base.label, q.id)),
+            (q) =>
+              missing(q).length > 0 || unprobed(q).length > 0 || !answers.has(compositeKey(base.label, q.id)),
           );
         },
         async work(q, scope, counts) {
@@ -245,20 +272,70 @@ export function evaluateActivities({ db, llm }: ActivityDeps) {
             counts.created++;
           };
 
+          /** Attempt 1 is the model's evaluation answer; attempt 2 its revision; both judged. */
+          const probe = async (m: Model, q: QuestionRow, first: Answer): Promise<void> => {
+            const revision = await llm.chat(scope, weak, {
+              purpose: 'self-revision',
+              promptVersion: EVALUATE_PROMPT_VERSIONS.selfRevision,
+              messages: selfRevisionPrompt(spec.domain, q, first.text),
+              model: m.servedModel,
+              temperature: 0,
+            });
+            const verdictOn = (text: string, attempt: 1 | 2) =>
+              askStructured(
+                llm,
+                scope,
+                strong,
+                {
+                  purpose: 'self-correction-verdict',
+                  promptVersion: ASSESS_PROMPT_VERSIONS.verdict,
+                  messages: verdictPrompt(spec.domain, q, text),
+                  jsonSchema: ASSESSMENT_VERDICT_SCHEMA,
+                  temperature: 0,
+                  // Each attempt has its own logged verdict, even when the revision repeats the answer.
+                  salt: `attempt-${attempt}`,
+                },
+                AssessmentVerdict,
+                judgeAttempts,
+              );
+            const [t1, t2] = await Promise.all([verdictOn(first.text, 1), verdictOn(revision.content, 2)]);
+            const verdictOf = (v: AssessmentVerdict | null): AttemptVerdict =>
+              v === null ? 'unparseable' : v.correct ? 'correct' : 'incorrect';
+            const made = {
+              served_model: m.servedModel,
+              revision: revision.content,
+              revision_call_id: revision.callId,
+              verdict_t1: verdictOf(t1.value),
+              feedback_t1: t1.value?.feedback ?? null,
+              verdict_t1_call_id: t1.call.callId,
+              verdict_t2: verdictOf(t2.value),
+              feedback_t2: t2.value?.feedback ?? null,
+              verdict_t2_call_id: t2.call.callId,
+            };
+            await db
+              .insertInto('self_corrections')
+              .values({ campaign_id: campaignId, model_label: m.label, question_id: q.id, ...made })
+              .onConflict((oc) => oc.columns(['campaign_id', 'model_label', 'question_id']).doUpdateSet(made))
+              .execute();
+          };
+
           const baseAnswer = await answerOf(base, q);
           const byCandidate = new Map<string, JudgmentPosition[]>();
           for (const { c, p } of missing(q))
             byCandidate.set(c.label, [...(byCandidate.get(c.label) ?? []), p]);
-          await allSettledOrThrow(
-            candidates
-              .filter((c) => byCandidate.has(c.label))
+          const toProbe = new Set(unprobed(q).map((m) => m.label));
+          await allSettledOrThrow([
+            ...(toProbe.has(base.label) ? [probe(base, q, baseAnswer)] : []),
+            ...candidates
+              .filter((c) => byCandidate.has(c.label) || toProbe.has(c.label))
               .map(async (c) => {
                 const modelAnswer = await answerOf(c, q);
-                await allSettledOrThrow(
-                  (byCandidate.get(c.label) ?? []).map((p) => judgePair(c, p, q, modelAnswer, baseAnswer)),
-                );
+                await allSettledOrThrow([
+                  ...(byCandidate.get(c.label) ?? []).map((p) => judgePair(c, p, q, modelAnswer, baseAnswer)),
+                  ...(toProbe.has(c.label) ? [probe(c, q, modelAnswer)] : []),
+                ]);
               }),
-          );
+          ]);
         },
       });
     },

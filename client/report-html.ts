@@ -9,6 +9,7 @@
  * lineage nodes `g.node_marks`, edges `g.edge_marks`, node labels `g.label_marks`.
  */
 import type { TopLevelSpec } from 'vega-lite';
+import type { SelfCorrectionStats } from '../core/evaluation/self-correction';
 import type { DimensionStats } from '../core/evaluation/stats';
 import { BASE_COLOR, colorOf, esc, INK, MUTED, OUTCOME_COLORS, renderChart, STAGE_COLORS } from './charts';
 import {
@@ -539,6 +540,56 @@ function stageTable(r: CampaignReport): string {
 <tfoot><tr><td>total</td><td></td><td></td><td></td><td></td><td class="num">${t.calls.toLocaleString('en-US')}</td><td class="num">${t.promptTokens.toLocaleString('en-US')}</td><td class="num">${t.completionTokens.toLocaleString('en-US')}</td><td class="num">${usd(t.costUsd)}</td></tr></tfoot></table>`;
 }
 
+const signedPct = (x: number) => `${x > 0 ? '+' : x < 0 ? '−' : ''}${(100 * Math.abs(x)).toFixed(1)}%`;
+
+/** SCoRe's metrics, one row per model or stage iteration, each with its 95% CI. */
+function selfCorrectionTable(
+  entries: ReadonlyArray<{ title: string; stats: SelfCorrectionStats }>,
+  heading = 'model',
+): string {
+  const withCi = (x: number, ci: { lo: number; hi: number }, signed = false) => {
+    const f = signed ? signedPct : (v: number) => pct(v, 1);
+    return `<strong>${f(x)}</strong><span class="ci">${f(ci.lo)} – ${f(ci.hi)}</span>`;
+  };
+  const row = ({ title, stats: s }: { title: string; stats: SelfCorrectionStats }) =>
+    `<tr data-self-correction="${esc(title)}"><td>${esc(title)}</td><td class="num">${s.n}</td><td class="num">${withCi(s.accT1, s.ci.accT1)}</td><td class="num">${withCi(s.accT2, s.ci.accT2)}</td><td class="num">${withCi(s.delta, s.ci.delta, true)}</td><td class="num">${withCi(s.deltaIC, s.ci.deltaIC)}</td><td class="num">${withCi(s.deltaCI, s.ci.deltaCI)}</td></tr>`;
+  return `<table class="self-correction"><thead><tr><th>${esc(heading)}</th><th class="num">n</th><th class="num">Acc@t1</th><th class="num">Acc@t2</th><th class="num">Δ(t1,t2)</th><th class="num">Δi→c</th><th class="num">Δc→i</th></tr></thead>
+<tbody>${entries.map(row).join('')}</tbody></table>`;
+}
+
+/** The self-correction section: the evaluation's probe per model, and stage 2's rounds. */
+function selfCorrectionSection(r: CampaignReport): string {
+  const ev = r.evaluation;
+  const probed = ev
+    ? [
+        ...(ev.baseSelfCorrection ? [{ title: `${ev.baseModel} (base)`, stats: ev.baseSelfCorrection }] : []),
+        ...ev.models.flatMap((m) =>
+          m.selfCorrection ? [{ title: modelTitle(m), stats: m.selfCorrection }] : [],
+        ),
+      ]
+    : [];
+  const assessed = r.stages.flatMap((s) =>
+    s.selfCorrection ? [{ title: `${s.stage} #${s.iteration} (${s.modelIn})`, stats: s.selfCorrection }] : [],
+  );
+  if (probed.length === 0 && assessed.length === 0) return '';
+  return `<section id="self-correction">
+<h2>Self-correction</h2>
+${
+  probed.length > 0 && ev
+    ? `<p class="method">${esc(ev.selfCorrectionMethod)} Under each value, its 95% CI.</p>
+${selfCorrectionTable(probed)}`
+    : ''
+}
+${
+  assessed.length > 0
+    ? `<h3>Stage 2 rounds</h3>
+<p class="method">Round 1, then round 2 after the strong model's feedback. A correct answer is not asked again, so Δc→i is 0 by construction.</p>
+${selfCorrectionTable(assessed, 'iteration (model)')}`
+    : ''
+}
+</section>`;
+}
+
 /** Each fine-tune: where it ran, its job id, how long it took and its final training loss. */
 function fineTuneTable(r: CampaignReport): string {
   if (r.fineTunes.length === 0) return '<p class="empty">No fine-tunes yet.</p>';
@@ -580,6 +631,8 @@ tfoot td{font-weight:650;border-bottom:none}
 .vs{color:${MUTED};font-weight:400}
 .w{color:${OUTCOME_COLORS.win};font-weight:650}.t{color:#6b6f73}.l{color:${OUTCOME_COLORS.loss};font-weight:650}
 .empty{color:${MUTED};font-style:italic}
+table.self-correction th{text-transform:none}
+.ci{display:block;color:${MUTED};font-size:12px;white-space:nowrap}
 footer{color:${MUTED};font-size:12.5px;margin-top:22px}
 `;
 
@@ -647,6 +700,7 @@ ${c.error ? `<p class="sim-banner"><strong>ERROR</strong>${esc(c.error)}</p>` : 
 <h2>Evaluation${ev ? ` against the base model ${esc(ev.baseModel)}` : ''}</h2>
 ${evaluation}
 </section>
+${selfCorrectionSection(r)}
 <section id="stages">
 <h2>Stages</h2>
 <p class="method">Records, training-set rows, tokens and estimated cost (at the spec's pricing) per stage and iteration.</p>

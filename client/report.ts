@@ -19,8 +19,10 @@ import {
   type ModelEvaluation,
 } from '../core/evaluation/stats';
 import { EVAL_DIMENSIONS } from '../core/evaluation/stats';
+import { selfCorrectionStats, type SelfCorrectionStats } from '../core/evaluation/self-correction';
 import { stageRecordCount } from '../core/records';
-import { baseModelLabel } from '../core/records/evaluate';
+import { assessAttempts } from '../core/records/assess';
+import { baseModelLabel, selfCorrectionAttempts } from '../core/records/evaluate';
 import { STAGES, type StageName } from '../workflows/types';
 
 export interface StageReport {
@@ -45,6 +47,11 @@ export interface StageReport {
   costUsd: number;
   startedAt: string;
   finishedAt: string | null;
+  /**
+   * Stage 2 only: SCoRe's metrics from its first and second rounds (null elsewhere, or before a
+   * question has both); a correct first answer is not asked again, so Δc→i is 0 by construction.
+   */
+  selfCorrection: SelfCorrectionStats | null;
 }
 
 export interface LineageNode {
@@ -63,6 +70,8 @@ export interface ModelReport extends ModelEvaluation {
   servedModel: string | null;
   stage: StageName | null;
   iteration: number | null;
+  /** SCoRe's metrics from the evaluation's self-correction probe; null when it did not run. */
+  selfCorrection: SelfCorrectionStats | null;
 }
 
 export interface EvaluationReport {
@@ -78,6 +87,10 @@ export interface EvaluationReport {
   lengthUnit: 'words';
   method: string;
   models: ModelReport[];
+  /** The base model's self-correction probe (SCoRe's metrics); null when it did not run. */
+  baseSelfCorrection: SelfCorrectionStats | null;
+  /** How the self-correction probe works, for the renderings. */
+  selfCorrectionMethod: string;
 }
 
 export interface CampaignReport {
@@ -107,6 +120,12 @@ export interface CampaignReport {
 export const SIMULATION_NOTICE =
   "SIMULATION: this campaign's models are the project's model simulator (sim-*), not real models. " +
   'Its numbers exercise the platform and say nothing about METEOR or any real model.';
+
+export const SELF_CORRECTION_METHOD =
+  "Self-correction (SCoRe): each model answers, is asked to revise with SCoRe's second-turn instruction " +
+  '(it might be wrong; not told whether it is), and the strong model judges both attempts. Acc@t1, Acc@t2, ' +
+  'Δ = Acc@t2 − Acc@t1, Δi→c (wrong → right), Δc→i (right → wrong), as shares of the questions with both ' +
+  'verdicts; 95% CI by percentile bootstrap over questions.';
 
 export const TIE_RULE =
   'Each pair is judged twice with the answers swapped; a dimension is a win (or loss) only when both ' +
@@ -156,6 +175,7 @@ export async function buildReport(db: Db, campaignId: string): Promise<CampaignR
     baseModelLabel(db, campaignId),
   ]);
 
+  const bootstrap = { resamples: spec.stages.evaluate.bootstrapResamples, seed: spec.stages.evaluate.seed };
   const order = (s: string) => STAGES.indexOf(s as StageName);
   runs.sort((a, b) => order(a.stage) - order(b.stage) || a.iteration - b.iteration);
   const stages: StageReport[] = await Promise.all(
@@ -191,6 +211,10 @@ export async function buildReport(db: Db, campaignId: string): Promise<CampaignR
         costUsd: c?.cost ?? 0,
         startedAt: iso(r.started_at) as string,
         finishedAt: iso(r.finished_at),
+        selfCorrection:
+          r.stage === 'assess'
+            ? selfCorrectionStats(await assessAttempts(db, campaignId, r.iteration), bootstrap)
+            : null,
       };
     }),
   );
@@ -248,10 +272,7 @@ export async function buildReport(db: Db, campaignId: string): Promise<CampaignR
     totals,
     lineage,
     fineTunes: await listFineTunes(db, campaignId),
-    evaluation: await evaluationReport(db, campaignId, baseLabel, evalCount.n, lineage, {
-      resamples: spec.stages.evaluate.bootstrapResamples,
-      seed: spec.stages.evaluate.seed,
-    }),
+    evaluation: await evaluationReport(db, campaignId, baseLabel, evalCount.n, lineage, bootstrap),
   };
 }
 
@@ -298,6 +319,8 @@ async function evaluationReport(
     lengths.push({ modelLabel: a.model_label, questionId: a.question_id, words: wordCount(a.answer) });
   }
   const evaluated = evaluateModels(judgments, lengths, { baseLabel, ...opts });
+  const probes = await selfCorrectionAttempts(db, campaignId);
+  const selfCorrectionOf = (label: string) => selfCorrectionStats(probes.get(label) ?? [], opts);
   return {
     baseModel: baseLabel,
     judgeModels: [...new Set(rows.map((r) => r.judge_model))].sort(),
@@ -316,12 +339,16 @@ async function evaluationReport(
         servedModel: node?.servedModel ?? null,
         stage: node?.stage ?? null,
         iteration: node?.iteration ?? null,
+        selfCorrection: selfCorrectionOf(m.modelLabel),
       };
     }),
+    baseSelfCorrection: selfCorrectionOf(baseLabel),
+    selfCorrectionMethod: SELF_CORRECTION_METHOD,
   };
 }
 
 const pct = (x: number | null) => (x === null ? '-' : `${(100 * x).toFixed(1)}%`);
+const signedPct = (x: number) => `${x > 0 ? '+' : x < 0 ? '−' : ''}${(100 * Math.abs(x)).toFixed(1)}%`;
 const num = (x: number | null, digits = 1) => (x === null ? '-' : x.toFixed(digits));
 const int = (x: number) => Math.round(x).toLocaleString('en-US');
 
@@ -342,6 +369,26 @@ export function modelTitle(m: {
   iteration: number | null;
 }): string {
   return m.stage ? `${m.modelLabel} (${m.stage} #${m.iteration})` : m.modelLabel;
+}
+
+/** Rows of a self-correction table: one per model (or stage iteration) with its SCoRe metrics. */
+export function selfCorrectionRows(
+  entries: ReadonlyArray<{ title: string; stats: SelfCorrectionStats }>,
+  heading = 'model',
+): string[][] {
+  return [
+    [`  ${heading}`, 'n', 'Acc@t1', 'Acc@t2', 'Δ(t1,t2)', '95% CI of Δ', 'Δi→c', 'Δc→i'],
+    ...entries.map(({ title, stats: s }) => [
+      `  ${title}`,
+      String(s.n),
+      pct(s.accT1),
+      pct(s.accT2),
+      signedPct(s.delta),
+      `[${signedPct(s.ci.delta.lo)}, ${signedPct(s.ci.delta.hi)}]`,
+      pct(s.deltaIC),
+      pct(s.deltaCI),
+    ]),
+  ];
 }
 
 /** The report as terminal text. */
@@ -394,6 +441,16 @@ export function renderReportText(r: CampaignReport): string {
       ];
       lines.push(...table(rows, ['l', 'r', 'r', 'r', 'r', 'r']));
     }
+    const probed = [
+      ...(ev.baseSelfCorrection ? [{ title: `${ev.baseModel} (base)`, stats: ev.baseSelfCorrection }] : []),
+      ...ev.models.flatMap((m) =>
+        m.selfCorrection ? [{ title: modelTitle(m), stats: m.selfCorrection }] : [],
+      ),
+    ];
+    if (probed.length > 0) {
+      lines.push('', 'self-correction on the held-out questions', `  ${ev.selfCorrectionMethod}`);
+      lines.push(...table(selfCorrectionRows(probed), ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r']));
+    }
   }
 
   lines.push('', 'stages');
@@ -427,6 +484,19 @@ export function renderReportText(r: CampaignReport): string {
     ],
   ];
   lines.push(...table(stageRows, ['l', 'l', 'l', 'r', 'r', 'r', 'r', 'r', 'r']));
+  const assessed = r.stages.flatMap((s) =>
+    s.selfCorrection ? [{ title: `${s.stage} #${s.iteration} (${s.modelIn})`, stats: s.selfCorrection }] : [],
+  );
+  if (assessed.length > 0) {
+    lines.push(
+      '',
+      'self-assessment rounds (stage 2): round 1 → round 2 after the strong model’s feedback; a correct ' +
+        'answer is not asked again, so Δc→i is 0 by construction',
+    );
+    lines.push(
+      ...table(selfCorrectionRows(assessed, 'iteration (model)'), ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r']),
+    );
+  }
   const failedStages = r.stages.filter((s) => s.failed > 0);
   if (failedStages.length > 0) {
     lines.push('', 'failed questions (retry with `meteorctl campaign retry-failed`)');

@@ -9,6 +9,7 @@ import * as m006 from './006_endpoint_limits';
 import * as m008 from './008_outage_budget';
 import * as m009 from './009_duplicate_calls';
 import * as m010 from './010_spend_per_statement';
+import * as m011 from './011_self_correction';
 
 export const migrations: Record<string, Migration> = {
   '001_init': m001,
@@ -20,4 +21,5 @@ export const migrations: Record<string, Migration> = {
   '008_outage_budget': m008,
   '009_duplicate_calls': m009,
   '010_spend_per_statement': m010,
+  '011_self_correction': m011,
 };

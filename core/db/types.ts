@@ -282,6 +282,26 @@ export interface EvalAnswersTable {
   created_at: Timestamp;
 }
 
+export type AttemptVerdict = 'correct' | 'incorrect' | 'unparseable';
+
+/** The evaluation's self-correction probe of one model on one held-out question (migration 011). */
+export interface SelfCorrectionsTable {
+  campaign_id: string;
+  model_label: string;
+  question_id: string;
+  served_model: string;
+  /** The second attempt; the first is the model's `eval_answers` row. */
+  revision: string;
+  revision_call_id: BigId;
+  verdict_t1: AttemptVerdict;
+  feedback_t1: string | null;
+  verdict_t1_call_id: BigId;
+  verdict_t2: AttemptVerdict;
+  feedback_t2: string | null;
+  verdict_t2_call_id: BigId;
+  created_at: Timestamp;
+}
+
 export type JudgmentSide = 'model' | 'base' | 'tie';
 
 export interface JudgmentsTable {
@@ -384,6 +404,7 @@ export interface Database {
   preference_pairs: PreferencePairsTable;
   eval_answers: EvalAnswersTable;
   judgments: JudgmentsTable;
+  self_corrections: SelfCorrectionsTable;
   lines: LinesTable;
   line_heldout: LineHeldoutTable;
   line_iterations: LineIterationsTable;

@@ -7,6 +7,7 @@
  * The user messages carry labelled blocks (`Question:`, `Reference answer:`, `Answer:`,
  * `Previous answer:`, `Feedback:`), each label alone on its line, instructions before them.
  */
+import { z } from 'zod';
 import type { SftExample } from '../dataset-formats';
 import type { ChatMessage } from '../llm/types';
 import { renderQuestion, sftSystemPrompt, type QuestionText } from './common';
@@ -52,10 +53,8 @@ export const ASSESSMENT_VERDICT_SCHEMA = {
 } as const;
 
 /** The verdict, as the reply parsed from ASSESSMENT_VERDICT_SCHEMA (and as a critique example's target). */
-export interface AssessmentVerdict {
-  correct: boolean;
-  feedback: string;
-}
+export const AssessmentVerdict = z.object({ correct: z.boolean(), feedback: z.string() });
+export type AssessmentVerdict = z.infer<typeof AssessmentVerdict>;
 
 /** Stage 2, strong model: is the answer correct? Reply per ASSESSMENT_VERDICT_SCHEMA. */
 export function verdictPrompt(

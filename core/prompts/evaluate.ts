@@ -3,6 +3,8 @@
  * trained to (the SFT system prompt, the question alone, greedy); the judge compares two answers on
  * five dimensions, with MT-Bench-style delimited answers, and replies per PAIRWISE_JUDGMENT_SCHEMA.
  * The activity asks twice per pair with the positions swapped; the statistics combine the two.
+ * The self-correction probe asks each model to revise its answer (SCoRe's instruction); the strong
+ * model's stage-2 verdict (assess.ts) then judges both attempts.
  */
 import { EVAL_DIMENSIONS } from '../evaluation/stats';
 import type { ChatMessage } from '../llm/types';
@@ -11,6 +13,7 @@ import { renderQuestion, sftSystemPrompt, type QuestionText } from './common';
 export const EVALUATE_PROMPT_VERSIONS = {
   answer: 'eval-answer.v1',
   judge: 'pairwise-judge.v1',
+  selfRevision: 'self-revision.v1',
 } as const;
 
 /** A model's answer to a held-out question: the same messages it was fine-tuned on. */
@@ -18,6 +21,23 @@ export function evalAnswerPrompt(domain: string, q: QuestionText): ChatMessage[]
   return [
     { role: 'system', content: sftSystemPrompt(domain) },
     { role: 'user', content: renderQuestion(q) },
+  ];
+}
+
+/**
+ * SCoRe's second-turn instruction (REFERENCE §7): it says there *might* be an error and asks for a
+ * revision, without telling the model whether its first attempt was right.
+ */
+export const SELF_REVISION_INSTRUCTION =
+  'There might be an error in the solution above because of lack of understanding of the question. ' +
+  'Please correct the error, if any, and rewrite the solution.';
+
+/** The self-correction probe's second attempt: the first answer, then SCoRe's instruction. */
+export function selfRevisionPrompt(domain: string, q: QuestionText, firstAnswer: string): ChatMessage[] {
+  return [
+    ...evalAnswerPrompt(domain, q),
+    { role: 'assistant', content: firstAnswer },
+    { role: 'user', content: SELF_REVISION_INSTRUCTION },
   ];
 }
 

@@ -10,6 +10,7 @@ import type { AssessRoundsTable } from '../db/types';
 import type { SftExample } from '../dataset-formats';
 import { critiqueExample, renderQuestion, sftSystemPrompt } from '../prompts';
 import type { AssessStageSpec } from '../spec';
+import { attemptOutcome, selfCorrectionRates, type TwoAttempts } from '../evaluation/self-correction';
 
 type Verdict = AssessRoundsTable['verdict'];
 
@@ -159,6 +160,32 @@ export async function assessRecordCount(db: Db, campaignId: string, iteration: n
   return row.n;
 }
 
+/**
+ * The first and second attempts of each question of one iteration, for SCoRe's metrics: round 1's
+ * verdict, then round 2's — or round 1's again when it was correct, since a correct answer is not
+ * asked again (so Δc→i is 0 here by construction; the evaluation's probe measures it). A question
+ * judged incorrect without a second round (maxRounds 1, or given up on) has no second attempt.
+ */
+export async function assessAttempts(db: Db, campaignId: string, iteration: number): Promise<TwoAttempts[]> {
+  const rows = await db
+    .selectFrom('assess_rounds')
+    .select([
+      'question_id',
+      sql<Verdict | null>`max(verdict) filter (where round = 1)`.as('v1'),
+      sql<Verdict | null>`max(verdict) filter (where round = 2)`.as('v2'),
+    ])
+    .where('campaign_id', '=', campaignId)
+    .where('iteration', '=', iteration)
+    .groupBy('question_id')
+    .execute();
+  return rows.flatMap((r): TwoAttempts[] => {
+    if (r.v1 === null) return [];
+    const t1 = attemptOutcome(r.v1);
+    const v2 = r.v2 ?? (r.v1 === 'correct' ? r.v1 : null);
+    return [{ t1, t2: v2 === null ? null : attemptOutcome(v2) }];
+  });
+}
+
 /** Figures of one iteration, kept in `stage_runs.metrics`. */
 export async function assessMetrics(
   db: Db,
@@ -190,7 +217,15 @@ export async function assessMetrics(
       sql<number>`coalesce(sum(p.rounds), 0)::int`.as('rounds'),
     ])
     .executeTakeFirstOrThrow();
+  const score = selfCorrectionRates(await assessAttempts(db, campaignId, iteration));
   return {
+    ...(score && {
+      accT1: score.accT1,
+      accT2: score.accT2,
+      delta: score.delta,
+      deltaIC: score.deltaIC,
+      deltaCI: score.deltaCI,
+    }),
     questions: row.questions,
     solved: row.solved,
     solvedFirstRound: row.solvedFirstRound,

@@ -7,6 +7,8 @@
 import { sql } from 'kysely';
 import type { Db } from '../db/connection';
 import { auditHeader } from './shared';
+import type { AttemptVerdict } from '../db/types';
+import { attemptOutcome, type TwoAttempts } from '../evaluation/self-correction';
 
 /** The base model's label: the root of the lineage (M0). */
 export async function baseModelLabel(db: Db, campaignId: string): Promise<string> {
@@ -33,7 +35,7 @@ export async function evaluateMetrics(
   campaignId: string,
   _iteration: number,
 ): Promise<Record<string, number>> {
-  const [j, a] = await Promise.all([
+  const [j, a, p] = await Promise.all([
     db
       .selectFrom('judgments')
       .select([
@@ -48,11 +50,60 @@ export async function evaluateMetrics(
       .select(sql<number>`count(*)::int`.as('n'))
       .where('campaign_id', '=', campaignId)
       .executeTakeFirstOrThrow(),
+    db
+      .selectFrom('self_corrections')
+      .select(sql<number>`count(*)::int`.as('n'))
+      .where('campaign_id', '=', campaignId)
+      .executeTakeFirstOrThrow(),
   ]);
-  return { judgments: j.n, unparseable: j.unparseable, judgmentsRetried: j.retried, answers: a.n };
+  return {
+    judgments: j.n,
+    unparseable: j.unparseable,
+    judgmentsRetried: j.retried,
+    answers: a.n,
+    selfCorrectionProbes: p.n,
+  };
 }
 
-/** One JSON object per judgment, with the question, both answers, the raw judge text and the LLM call ids. */
+/** Each model's two attempts per held-out question from its self-correction probe, by model label. */
+export async function selfCorrectionAttempts(
+  db: Db,
+  campaignId: string,
+): Promise<Map<string, TwoAttempts[]>> {
+  const rows = await db
+    .selectFrom('self_corrections')
+    .select(['model_label', 'verdict_t1', 'verdict_t2'])
+    .where('campaign_id', '=', campaignId)
+    .orderBy('model_label')
+    .orderBy('question_id')
+    .execute();
+  const byModel = new Map<string, TwoAttempts[]>();
+  for (const r of rows) {
+    const list = byModel.get(r.model_label) ?? [];
+    list.push({ t1: attemptOutcome(r.verdict_t1), t2: attemptOutcome(r.verdict_t2) });
+    byModel.set(r.model_label, list);
+  }
+  return byModel;
+}
+
+type Judged = [verdict: AttemptVerdict | null, feedback: string | null, callId: string | null];
+
+/** A model's self-correction probe on the question as an audit line shows it, or null when not run. */
+function probeOf(revision: string | null, revisionCall: string | null, t1: Judged, t2: Judged) {
+  if (revision === null) return null;
+  return {
+    // Attempt 1 is the model's answer above.
+    revision,
+    verdicts: { t1: t1[0], t2: t2[0] },
+    feedback: { t1: t1[1], t2: t2[1] },
+    llmCallIds: { revision: revisionCall, verdictT1: t1[2], verdictT2: t2[2] },
+  };
+}
+
+/**
+ * One JSON object per judgment, with the question, both answers, the raw judge text and the LLM
+ * call ids; each answer with its model's self-correction probe on the question (null when none).
+ */
 export async function* evaluateAudit(db: Db, campaignId: string): AsyncGenerator<Record<string, unknown>> {
   const baseLabel = await baseModelLabel(db, campaignId);
   const rows = db
@@ -71,6 +122,18 @@ export async function* evaluateAudit(db: Db, campaignId: string): AsyncGenerator
         .onRef('ba.campaign_id', '=', 'j.campaign_id')
         .on('ba.model_label', '=', baseLabel)
         .onRef('ba.question_id', '=', 'j.question_id'),
+    )
+    .leftJoin('self_corrections as ms', (jn) =>
+      jn
+        .onRef('ms.campaign_id', '=', 'j.campaign_id')
+        .onRef('ms.model_label', '=', 'j.model_label')
+        .onRef('ms.question_id', '=', 'j.question_id'),
+    )
+    .leftJoin('self_corrections as bs', (jn) =>
+      jn
+        .onRef('bs.campaign_id', '=', 'j.campaign_id')
+        .on('bs.model_label', '=', baseLabel)
+        .onRef('bs.question_id', '=', 'j.question_id'),
     )
     .select([
       'j.model_label',
@@ -94,6 +157,22 @@ export async function* evaluateAudit(db: Db, campaignId: string): AsyncGenerator
       'ba.served_model as base_served',
       'ba.answer as base_answer',
       'ba.call_id as base_call_id',
+      'ms.revision as m_revision',
+      'ms.revision_call_id as m_revision_call',
+      'ms.verdict_t1 as m_v1',
+      'ms.feedback_t1 as m_f1',
+      'ms.verdict_t1_call_id as m_v1_call',
+      'ms.verdict_t2 as m_v2',
+      'ms.feedback_t2 as m_f2',
+      'ms.verdict_t2_call_id as m_v2_call',
+      'bs.revision as b_revision',
+      'bs.revision_call_id as b_revision_call',
+      'bs.verdict_t1 as b_v1',
+      'bs.feedback_t1 as b_f1',
+      'bs.verdict_t1_call_id as b_v1_call',
+      'bs.verdict_t2 as b_v2',
+      'bs.feedback_t2 as b_f2',
+      'bs.verdict_t2_call_id as b_v2_call',
     ])
     .where('j.campaign_id', '=', campaignId)
     .orderBy('j.model_label')
@@ -102,8 +181,28 @@ export async function* evaluateAudit(db: Db, campaignId: string): AsyncGenerator
   for await (const r of rows.stream(500)) {
     yield {
       ...auditHeader(campaignId, 'evaluate', 1, r),
-      model: { label: r.model_label, servedModel: r.model_served, answer: r.model_answer },
-      base: { label: baseLabel, servedModel: r.base_served, answer: r.base_answer },
+      model: {
+        label: r.model_label,
+        servedModel: r.model_served,
+        answer: r.model_answer,
+        selfCorrection: probeOf(
+          r.m_revision,
+          r.m_revision_call,
+          [r.m_v1, r.m_f1, r.m_v1_call],
+          [r.m_v2, r.m_f2, r.m_v2_call],
+        ),
+      },
+      base: {
+        label: baseLabel,
+        servedModel: r.base_served,
+        answer: r.base_answer,
+        selfCorrection: probeOf(
+          r.b_revision,
+          r.b_revision_call,
+          [r.b_v1, r.b_f1, r.b_v1_call],
+          [r.b_v2, r.b_f2, r.b_v2_call],
+        ),
+      },
       // Which answer the judge saw first (as "Assistant A").
       position: r.position,
       judgeModel: r.judge_model,

@@ -17,7 +17,7 @@ import {
   verdictResolver,
 } from './grading';
 import { factsResolver, fillSchema } from './structured';
-import { hash32, normalize, pick } from './text';
+import { hash32, normalize, pick, sentences } from './text';
 import {
   CLOSINGS,
   generalizedPlan,
@@ -84,12 +84,45 @@ function answerPlan(
   return generalizedPlan(q, known?.reference, adapter.skills, nearest, variant);
 }
 
+/** Shares of self-revisions that complete the answer, and that second-guess it, by critique skill. */
+const SELF_FIX = { base: 0.15, perCritique: 0.35 };
+const SELF_BREAK = { base: 0.2 };
+
+/**
+ * A model asked to check its own answer, told only that it *might* be wrong (SCoRe's probe). Like
+ * the base models SCoRe measured, it mostly stands by its answer, sometimes adds what it held back,
+ * and sometimes talks itself out of a right answer; a fine-tune's critique skill makes it fix more
+ * and break less. Decided per model and question, so greedy revisions are reproducible.
+ */
+function selfRevised(
+  model: SimModel,
+  task: TaskInput,
+  known: KnowledgeItem | undefined,
+  style: ChoiceStyle,
+): string {
+  const previous = task.previousAnswer ?? '';
+  const critique = model.adapter?.skills.critique ?? 0;
+  const draw = hash32('self-revision', model.id, normalize(task.question)) / 2 ** 32;
+  const fix = SELF_FIX.base + SELF_FIX.perCritique * critique;
+  if (draw < fix) {
+    const fuller = render(answerPlan(model, task, known, style.variant), style.level + 2);
+    return `On review, the solution above leaves out steps. Corrected solution: ${fuller}`;
+  }
+  if (draw < fix + SELF_BREAK.base * (1 - critique)) {
+    const first = sentences(previous)[0] ?? previous;
+    return `On review, I am not confident in most of the solution above, so I keep only what I am sure of: ${first}`;
+  }
+  // Stands by it: the solution rewritten as it was.
+  return previous;
+}
+
 function answerText(
   model: SimModel,
   task: TaskInput,
   known: KnowledgeItem | undefined,
   style: ChoiceStyle,
 ): string {
+  if (task.selfRevision) return selfRevised(model, task, known, style);
   const text = render(answerPlan(model, task, known, style.variant), style.level);
   // The strong model varies only in completeness; chatty closings are the smaller models' habit.
   const chatty = model.kind === 'weak' || model.kind === 'adapter';

@@ -17,6 +17,8 @@ import { messageText } from './protocol';
 export type TaskKind = 'guideline' | 'strong_answer' | 'verdict' | 'judge' | 'structured' | 'answer';
 
 export const GUIDELINE_MARKER = 'Do not answer the question yourself';
+/** SCoRe's second-turn instruction: revise your own answer, told only that it *might* be wrong. */
+export const SELF_REVISION_MARKER = 'There might be an error in the solution above';
 
 export interface Section {
   /** lower-case label without punctuation, e.g. "answer a", "reference answer" */
@@ -38,6 +40,8 @@ export interface TaskInput {
   reference?: string;
   feedback?: string;
   previousAnswer?: string;
+  /** Asked to check its own previous answer with no feedback on it (the self-correction probe). */
+  selfRevision?: boolean;
   answerA?: string;
   answerB?: string;
   schemaName?: string;
@@ -200,6 +204,8 @@ export function readTask(
     (multiTurn ? texts[lastAssistantIdx]?.text : undefined);
   if (previous) input.previousAnswer = previous;
   if (feedback) input.feedback = feedback;
+  else if (multiTurn && kind === 'answer' && lastUser.includes(SELF_REVISION_MARKER))
+    input.selfRevision = true;
   else if (multiTurn && kind === 'answer') input.feedback = lastUser;
 
   for (const s of sections) {

@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { assessActivities } from '../../activities/assess';
+import { buildReport } from '../../client/report';
 import { LlmGateway } from '../../core/llm/gateway';
 import { CRITIQUE_QUESTION } from '../../core/prompts';
 import { auditRecords } from '../../core/records';
@@ -241,6 +242,51 @@ describe('stage 2: self-assessment', () => {
       rounds: rounds.filter((r) => r.iteration === 1).length,
       unparseableVerdicts: 0,
     });
+  });
+
+  it("reports SCoRe's metrics per iteration from rounds 1 and 2, recomputed here from the rounds", async () => {
+    const { campaignId } = main;
+    const rounds = await roundsOf(h, campaignId);
+    const report = await buildReport(h.clients.db, campaignId);
+    const runs = await h.clients.db
+      .selectFrom('stage_runs')
+      .select(['iteration', 'metrics'])
+      .where('campaign_id', '=', campaignId)
+      .where('stage', '=', 'assess')
+      .execute();
+    for (const it of [1, 2]) {
+      // Attempt 1 is round 1; attempt 2 is round 2, or round 1 again when it was right (not re-asked).
+      const pairs = [...byQuestion(rounds, it).values()].map((rs) => {
+        const t1 = rs[0]!.verdict === 'correct';
+        return { t1, t2: rs[1] ? rs[1].verdict === 'correct' : t1 };
+      });
+      const share = (f: (p: { t1: boolean; t2: boolean }) => boolean) =>
+        pairs.filter(f).length / pairs.length;
+      const want = {
+        accT1: share((p) => p.t1),
+        accT2: share((p) => p.t2),
+        delta: share((p) => p.t2) - share((p) => p.t1),
+        deltaIC: share((p) => !p.t1 && p.t2),
+        deltaCI: share((p) => p.t1 && !p.t2),
+      };
+      const got = report.stages.find((s) => s.stage === 'assess' && s.iteration === it)!.selfCorrection!;
+      expect(got.n).toBe(TRAIN);
+      const kept = runs.find((r) => r.iteration === it)!.metrics as Record<string, number>;
+      for (const m of ['accT1', 'accT2', 'delta', 'deltaIC', 'deltaCI'] as const) {
+        expect(got[m], `${it} ${m}`).toBeCloseTo(want[m], 9);
+        expect(kept[m], `stage_runs ${it} ${m}`).toBeCloseTo(want[m], 9);
+        expect(got.ci[m].lo).toBeLessThanOrEqual(got[m]);
+        expect(got.ci[m].hi).toBeGreaterThanOrEqual(got[m]);
+      }
+      // A right first answer is never asked again.
+      expect(got.deltaCI).toBe(0);
+    }
+    // The short question is fixed by its second round in iteration 1.
+    const it1 = report.stages.find((s) => s.stage === 'assess' && s.iteration === 1)!.selfCorrection!;
+    expect(it1.deltaIC).toBeGreaterThanOrEqual(1 / TRAIN);
+    expect(it1.accT2).toBeGreaterThan(it1.accT1);
+    // The other stages have none.
+    for (const s of report.stages.filter((x) => x.stage !== 'assess')) expect(s.selfCorrection).toBeNull();
   });
 
   it('stops at maxRounds, and only there or at a correct verdict', async () => {

@@ -320,6 +320,111 @@ describe('evaluation on the simulator (unbiased judge)', () => {
     );
   });
 
+  it("probes self-correction per model: a revision after SCoRe's instruction, both attempts judged, the metrics recomputed from the rows", async () => {
+    const { db } = h.clients;
+    const probes = await db
+      .selectFrom('self_corrections')
+      .selectAll()
+      .where('campaign_id', '=', id)
+      .orderBy('model_label')
+      .orderBy('question_id')
+      .execute();
+    // The base model and the candidate, on every held-out question.
+    expect(probes.filter((p) => p.model_label === 'M0')).toHaveLength(EVAL);
+    expect(probes.filter((p) => p.model_label === 'M1')).toHaveLength(EVAL);
+    const answers = await db
+      .selectFrom('eval_answers')
+      .select(['model_label', 'question_id', 'answer', 'served_model'])
+      .where('campaign_id', '=', id)
+      .execute();
+    const calls = new Map(
+      (
+        await db
+          .selectFrom('llm_calls')
+          .select(['id', 'purpose', 'role', 'stage', 'request'])
+          .where(
+            'id',
+            'in',
+            probes.flatMap((p) => [p.revision_call_id, p.verdict_t1_call_id, p.verdict_t2_call_id]),
+          )
+          .execute()
+      ).map((c) => [String(c.id), c]),
+    );
+    type Req = { model: string; messages: Array<{ role: string; content: string }> };
+    const instructions = new Set<string>();
+    for (const p of probes) {
+      const first = answers.find((a) => a.model_label === p.model_label && a.question_id === p.question_id)!;
+      const revision = calls.get(String(p.revision_call_id))!;
+      expect(revision).toMatchObject({ purpose: 'self-revision', role: 'weak', stage: 'evaluate' });
+      const req = revision.request as Req;
+      // The model revises its own evaluation answer, as the model it is, told nothing of its verdict.
+      expect(req.model).toBe(first.served_model);
+      expect(req.messages.map((m) => m.role)).toEqual(['system', 'user', 'assistant', 'user']);
+      expect(req.messages[2]!.content).toBe(first.answer);
+      instructions.add(req.messages[3]!.content);
+      expect(p.revision.length).toBeGreaterThan(0);
+      // Each attempt judged by the strong model: attempt 1 is the evaluation answer, 2 the revision.
+      for (const [callId, text] of [
+        [p.verdict_t1_call_id, first.answer],
+        [p.verdict_t2_call_id, p.revision],
+      ] as const) {
+        const v = calls.get(String(callId))!;
+        expect(v).toMatchObject({ purpose: 'self-correction-verdict', role: 'strong' });
+        expect((v.request as Req).messages.at(-1)!.content).toContain(text);
+      }
+      expect(['correct', 'incorrect']).toContain(p.verdict_t1);
+      expect(['correct', 'incorrect']).toContain(p.verdict_t2);
+    }
+    // One instruction for every question and model: it cannot tell a model whether it was right.
+    expect(instructions.size).toBe(1);
+    expect([...instructions][0]).toMatch(/might be an error/);
+
+    // The report's SCoRe metrics, recomputed here from the rows.
+    const report = await buildReport(db, id);
+    const recount = (label: string) => {
+      const mine = probes.filter((p) => p.model_label === label);
+      const right = (v: string) => v === 'correct';
+      const share = (f: (p: (typeof mine)[number]) => boolean) => mine.filter(f).length / mine.length;
+      return {
+        n: mine.length,
+        accT1: share((p) => right(p.verdict_t1)),
+        accT2: share((p) => right(p.verdict_t2)),
+        delta: share((p) => right(p.verdict_t2)) - share((p) => right(p.verdict_t1)),
+        deltaIC: share((p) => !right(p.verdict_t1) && right(p.verdict_t2)),
+        deltaCI: share((p) => right(p.verdict_t1) && !right(p.verdict_t2)),
+      };
+    };
+    const ev = report.evaluation!;
+    for (const [label, got] of [
+      ['M0', ev.baseSelfCorrection],
+      ['M1', ev.models[0]!.selfCorrection],
+    ] as const) {
+      expect(got, label).not.toBeNull();
+      const want = recount(label);
+      expect(got!.n).toBe(want.n);
+      for (const m of ['accT1', 'accT2', 'delta', 'deltaIC', 'deltaCI'] as const) {
+        expect(got![m], `${label} ${m}`).toBeCloseTo(want[m], 9);
+        expect(got!.ci[m].lo).toBeLessThanOrEqual(got![m]);
+        expect(got!.ci[m].hi).toBeGreaterThanOrEqual(got![m]);
+      }
+    }
+    // The simulated fine-tune learned the training answers; its first attempts are more often right.
+    expect(ev.models[0]!.selfCorrection!.accT1).toBeGreaterThanOrEqual(ev.baseSelfCorrection!.accT1);
+
+    // The audit line of each judgment carries both models' probes on its question.
+    for await (const line of auditRecords(db, id, 'evaluate')) {
+      for (const side of ['model', 'base'] as const) {
+        const who = line[side] as { label: string; selfCorrection: { llmCallIds: Record<string, string> } };
+        const p = probes.find((x) => x.model_label === who.label && x.question_id === line.questionId)!;
+        expect(who.selfCorrection.llmCallIds).toEqual({
+          revision: String(p.revision_call_id),
+          verdictT1: String(p.verdict_t1_call_id),
+          verdictT2: String(p.verdict_t2_call_id),
+        });
+      }
+    }
+  });
+
   it('a rerun redoes nothing; a lost judgment is redone from the logged calls', async () => {
     const { db } = h.clients;
     const acts = evaluateActivities({

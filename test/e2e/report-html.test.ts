@@ -119,6 +119,29 @@ describe('the HTML report in a browser', () => {
     );
   });
 
+  it("has SCoRe's self-correction metrics per model and per stage-2 iteration, in JSON, text and HTML", async () => {
+    const ev = report.evaluation!;
+    const metrics = ['accT1', 'accT2', 'delta', 'deltaIC', 'deltaCI'] as const;
+    const probed = [ev.baseSelfCorrection, ...ev.models.map((m) => m.selfCorrection)];
+    const assess = report.stages.filter((s) => s.stage === 'assess').map((s) => s.selfCorrection);
+    for (const sc of [...probed, ...assess]) {
+      expect(sc).not.toBeNull();
+      expect(sc!.n).toBeGreaterThan(0);
+      for (const m of metrics) {
+        expect(sc![m]).toBeGreaterThanOrEqual(m === 'delta' ? -1 : 0);
+        expect(sc![m]).toBeLessThanOrEqual(1);
+      }
+      expect(sc!.delta).toBeCloseTo(sc!.deltaIC - sc!.deltaCI, 12);
+    }
+    expect(probed.map((sc) => sc!.n)).toEqual(probed.map(() => EVAL));
+    expect(textReport).toContain('self-correction on the held-out questions');
+    expect(textReport).toMatch(/M0 \(base\)\s+\d+\s+[\d.]+%\s+[\d.]+%/);
+    const html = await readFile(htmlFile, 'utf8');
+    expect(html).toContain('<section id="self-correction">');
+    // One row per evaluated model (the base first), then one per stage-2 iteration.
+    expect(html.match(/<tr data-self-correction=/g)).toHaveLength(probed.length + assess.length);
+  });
+
   it('is one self-contained file: no script, no external resource', async () => {
     const html = await readFile(htmlFile, 'utf8');
     expect(html).not.toMatch(/<script/i);
