@@ -9,7 +9,8 @@ import { migrateToLatest } from '../core/db/migrate';
 import { onShutdown, shutdown } from '../infra/stack/processes';
 import { startLocalStack, type LocalStack } from '../infra/stack/local-stack';
 import { startSimServer, type SimServer } from '../infra/sim/server';
-import { createMeteorWorker, DEFAULT_TASK_QUEUE } from '../workers/worker';
+import { DEFAULT_TASK_QUEUE } from '../workers/defaults';
+import { createMeteorWorker } from '../workers/worker';
 import { artifactsDir } from './worker';
 import { installDevRuntime } from '../workers/runtime';
 

@@ -24,8 +24,6 @@ import type { TrainingStage } from '../workflows/types';
 import { loadSpecFile } from '../core/spec-file';
 import { resumeSignal, pauseSignal } from '../workflows/messages';
 import { ProgressView, renderStatus } from './progress';
-import { runDev } from './dev';
-import { runWorker } from './worker';
 import { printJson, withClients } from './common';
 import { lineCommand } from './line';
 
@@ -63,6 +61,8 @@ program
   .option('--no-sim', 'do not start the model simulator')
   .option('--sim-port <port>', 'port of the model simulator', '8787')
   .action(async (opts: { worker: boolean; sim: boolean; simPort: string }) => {
+    // Loaded on use: the worker and the stack are the heaviest modules, and other commands need neither.
+    const { runDev } = await import('./dev');
     await runDev({ worker: opts.worker, sim: opts.sim, simPort: Number(opts.simPort) });
   });
 
@@ -87,6 +87,7 @@ program
       'the server must allow workers × n, plus 4 per meteorctl command',
   )
   .action(async (opts: { taskQueue?: string; queues?: string; dbPoolMax?: string }) => {
+    const { runWorker } = await import('./worker');
     await runWorker(opts);
   });
 

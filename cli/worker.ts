@@ -17,12 +17,8 @@ import { createDb, isConnectionLoss } from '../core/db/connection';
 import { waitUntilReachable } from '../core/dependency-watch';
 import { errorMessage, UserError } from '../core/errors';
 import { installWorkerRuntime } from '../workers/runtime';
-import {
-  createMeteorWorker,
-  databaseHost,
-  DEFAULT_DB_POOL_MAX,
-  DEFAULT_FINETUNE_QUEUE,
-} from '../workers/worker';
+import { DEFAULT_DB_POOL_MAX, DEFAULT_FINETUNE_QUEUE } from '../workers/defaults';
+import { createMeteorWorker, databaseHost } from '../workers/worker';
 
 export function artifactsDir(env: NodeJS.ProcessEnv = process.env): string {
   return env.METEOR_ARTIFACTS_DIR || path.join(env.METEOR_HOME || DEFAULT_STATE_DIR, 'artifacts');

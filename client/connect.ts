@@ -7,9 +7,9 @@ import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { createDb, type Db } from '../core/db/connection';
 import { UserError } from '../core/errors';
-import { readStackFile } from '../infra/stack/local-stack';
+import { readStackFile } from '../infra/stack/stack-file';
 import { temporalConnectError, temporalConnectionOptions } from '../core/temporal-connection';
-import { DEFAULT_TASK_QUEUE } from '../workers/worker';
+import { DEFAULT_TASK_QUEUE } from '../workers/defaults';
 
 export const REPO_ROOT = path.resolve(__dirname, '..');
 export const DEFAULT_STATE_DIR = path.join(REPO_ROOT, '.meteor');

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { connect, DEFAULT_STATE_DIR } from '../client/connect';
 import { readStackFile } from '../infra/stack/local-stack';
-import { DEFAULT_TASK_QUEUE } from '../workers/worker';
+import { DEFAULT_TASK_QUEUE } from '../workers/defaults';
 import { launchCampaign } from '../client/launch';
 import { buildReport, renderReportText } from '../client/report';
 import { renderReportHtml } from '../client/report-html';

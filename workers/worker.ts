@@ -20,16 +20,9 @@ import { databaseEndpointHealth } from '../core/llm/endpoint-health';
 import { LlmGateway } from '../core/llm/gateway';
 import { EndpointLimiter } from '../core/llm/limiter';
 import { temporalConnectError, temporalConnectionOptions } from '../core/temporal-connection';
+import { DEFAULT_DB_POOL_MAX, DEFAULT_FINETUNE_QUEUE } from './defaults';
 import { bundleWorkflowsInChild } from './workflow-bundle';
 
-export const DEFAULT_TASK_QUEUE = 'meteor';
-/** The spec's default `fineTune.queue`. */
-export const DEFAULT_FINETUNE_QUEUE = 'meteor-gpu';
-/**
- * PostgreSQL connections one worker process opens at most (`--db-pool-max`, METEOR_DB_POOL_MAX).
- * A deployment needs workers × this (+ 4 per meteorctl client) below the server's max_connections.
- */
-export const DEFAULT_DB_POOL_MAX = 20;
 /**
  * How long a statement waits for a connection while PostgreSQL is unreachable before it fails (and
  * its activity retries): a restart or a managed database's failover is over well within it.

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { dbPoolMax } from '../../cli/worker';
 import { temporalConnectError, temporalConnectionOptions } from '../../core/temporal-connection';
 import { UserError } from '../../core/errors';
-import { DEFAULT_DB_POOL_MAX } from '../../workers/worker';
+import { DEFAULT_DB_POOL_MAX } from '../../workers/defaults';
 
 const files: Record<string, string> = {
   '/etc/meteor/client.pem': 'CLIENT CERT',
