@@ -7,3 +7,4 @@ export * from './distill';
 export * from './assess';
 export * from './contrast';
 export * from './evaluate';
+export * from './mcts';

@@ -17,7 +17,7 @@ import {
   verdictResolver,
 } from './grading';
 import { factsResolver, fillSchema } from './structured';
-import { hash32, normalize, pick, sentences } from './text';
+import { hash32, normalize, pick, recall, sentences } from './text';
 import {
   CLOSINGS,
   generalizedPlan,
@@ -131,6 +131,21 @@ function answerText(
   return withClosing;
 }
 
+/**
+ * A tree search's next step by this model: the first sentence of its own answer that the steps so
+ * far and the proposals already rejected do not have — so what it proposes is what it knows.
+ */
+function nextStep(
+  model: SimModel,
+  task: TaskInput,
+  known: KnowledgeItem | undefined,
+  style: ChoiceStyle,
+): string {
+  const taken = new Set([...(task.steps ?? []), ...(task.earlierSteps ?? [])].map(normalize));
+  const own = sentences(render(answerPlan(model, task, known, style.variant), BEST_BEAM_LEVEL));
+  return own.find((s) => !taken.has(normalize(s))) ?? 'Together, the steps above answer the question.';
+}
+
 function referenceFor(task: TaskInput, known: KnowledgeItem | undefined): string {
   return task.reference ?? known?.reference ?? syntheticAnswer(task.question);
 }
@@ -199,6 +214,24 @@ export function generate(
       case 'answer': {
         const answer = answerText(model, task, known, style);
         return task.jsonObject ? JSON.stringify({ answer }) : answer;
+      }
+      case 'step':
+        return `Next step: ${nextStep(model, task, known, style)}`;
+      case 'reflection': {
+        // Solved once the steps would pass the critic; else the first point they still miss.
+        const v = verdict(referenceFor(task, known), (task.steps ?? []).join(' '));
+        const nextFocus = v.correct ? '' : (v.feedback.split('It should also say: ')[1] ?? v.feedback);
+        return structured(
+          task,
+          { solved: v.correct, nextFocus },
+          factsResolver({ solved: v.correct, nextfocus: nextFocus }),
+        );
+      }
+      case 'step_score': {
+        const coverage = recall(referenceFor(task, known), (task.steps ?? []).join(' '));
+        const score = Math.round(100 * coverage) / 10;
+        const reason = `The reasoning covers about ${Math.round(coverage * 100)}% of what the answer needs.`;
+        return structured(task, { reason, score }, factsResolver({ reason, score }));
       }
     }
   });

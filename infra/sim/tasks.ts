@@ -14,11 +14,22 @@
 import type { ChatMessageBody } from './protocol';
 import { messageText } from './protocol';
 
-export type TaskKind = 'guideline' | 'strong_answer' | 'verdict' | 'judge' | 'structured' | 'answer';
+export type TaskKind =
+  | 'guideline'
+  | 'strong_answer'
+  | 'verdict'
+  | 'judge'
+  | 'structured'
+  | 'answer'
+  | 'step'
+  | 'reflection'
+  | 'step_score';
 
 export const GUIDELINE_MARKER = 'Do not answer the question yourself';
 /** SCoRe's second-turn instruction: revise your own answer, told only that it *might* be wrong. */
 export const SELF_REVISION_MARKER = 'There might be an error in the solution above';
+/** A tree search's step proposal (SRA-MCTS, core/prompts/mcts.ts). */
+export const STEP_PROPOSAL_MARKER = 'Propose the next reasoning step';
 
 export interface Section {
   /** lower-case label without punctuation, e.g. "answer a", "reference answer" */
@@ -42,6 +53,9 @@ export interface TaskInput {
   previousAnswer?: string;
   /** Asked to check its own previous answer with no feedback on it (the self-correction probe). */
   selfRevision?: boolean;
+  /** A tree search's reasoning so far, and the step proposals it already rejected. */
+  steps?: string[];
+  earlierSteps?: string[];
   answerA?: string;
   answerB?: string;
   schemaName?: string;
@@ -161,8 +175,11 @@ export function readTask(
   // A model's critique of its own answers (contrast stage): graded like the verdict and the judge.
   else if (schemaName === 'self_critique') kind = 'verdict';
   else if (schemaName === 'pairwise_self_critique') kind = 'judge';
+  else if (schemaName === 'mcts_reflection') kind = 'reflection';
+  else if (schemaName === 'mcts_step_score') kind = 'step_score';
   else if (schemaName) kind = 'structured';
   else if (system.some((s) => s.includes(GUIDELINE_MARKER))) kind = 'guideline';
+  else if (system.some((s) => s.includes(STEP_PROPOSAL_MARKER))) kind = 'step';
   // The strong-answer prompt spells its JSON out, so json_object mode (no schema) is recognised too.
   else if (responseFormat?.type === 'json_object' && system.some((s) => s.includes('"guidelineCorrect"')))
     kind = 'strong_answer';
@@ -198,6 +215,11 @@ export function readTask(
 
   const reference = lastSection(sections, isReferenceLabel);
   if (reference) input.reference = reference;
+  const steps = lastSection(sections, (l) => /\breasoning so far\b/.test(l));
+  if (steps !== undefined || kind === 'step' || kind === 'reflection' || kind === 'step_score') {
+    input.steps = numberedItems(steps ?? '');
+    input.earlierSteps = numberedItems(lastSection(sections, (l) => /\brejected reasoning\b/.test(l)) ?? '');
+  }
   const feedback = lastSection(sections, (l) => /\b(feedback|critique|advice)\b/.test(l));
   const previous =
     lastSection(sections, (l) => /\b(answer|response)\b/.test(l) && isPreviousLabel(l)) ??
@@ -224,6 +246,15 @@ export function readTask(
   if (candidate) input.candidate = candidate;
   else if (kind === 'verdict') input.candidate = input.previousAnswer ?? lastAssistantText(texts) ?? lastUser;
   return input;
+}
+
+/** "1. a\n2. b" → ["a", "b"]; "None" → []. */
+function numberedItems(block: string): string[] {
+  return block
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !/^none$/i.test(l))
+    .map((l) => l.replace(/^\d+\.\s*/, ''));
 }
 
 function lastAssistantText(texts: ReadonlyArray<{ role: string; text: string }>): string | undefined {
