@@ -8,3 +8,4 @@ export * from './assess';
 export * from './contrast';
 export * from './evaluate';
 export * from './mcts';
+export * from './rstar';

@@ -160,8 +160,7 @@ export async function handleChatCompletion(
   );
   const choices = malformReplies(deps, rec, task.schemaName, task.schema, body, generated);
   const maxTokens = body.max_completion_tokens ?? body.max_tokens ?? undefined;
-  const structured =
-    task.kind !== 'answer' && task.kind !== 'guideline' && task.kind !== 'step' ? true : task.jsonObject;
+  const structured = !['answer', 'guideline', 'step', 'rstar'].includes(task.kind) ? true : task.jsonObject;
   const out = choices.map((content, index) => {
     // Plain text is cut at max_tokens like a real server; JSON replies are left whole so they parse.
     const cut = !structured && maxTokens !== undefined && tokenCount(content) > maxTokens;

@@ -17,7 +17,7 @@ import {
   verdictResolver,
 } from './grading';
 import { factsResolver, fillSchema } from './structured';
-import { hash32, normalize, pick, recall, sentences } from './text';
+import { hash32, keyTerms, normalize, pick, recall, sentences } from './text';
 import {
   CLOSINGS,
   generalizedPlan,
@@ -28,6 +28,7 @@ import {
   revise,
   strongPlan,
   syntheticAnswer,
+  termsOf,
   weakPlan,
 } from './writing';
 
@@ -146,6 +147,43 @@ function nextStep(
   return own.find((s) => !taken.has(normalize(s))) ?? 'Together, the steps above answer the question.';
 }
 
+/**
+ * An rStar action by this model: steps are the sentences of its own answer, a final answer the
+ * key terms of what it would answer in full — samples that word their answer differently name
+ * other terms, so self-consistency and the discriminator have something to count.
+ */
+function rstarReply(
+  model: SimModel,
+  task: TaskInput,
+  known: KnowledgeItem | undefined,
+  style: ChoiceStyle,
+): string {
+  const steps = task.steps ?? [];
+  const own = render(answerPlan(model, task, known, style.variant), BEST_BEAM_LEVEL);
+  const answer = `The answer is: ${keyTerms(own, 3).join(', ')}`;
+  const covered = (more: string) => verdict(referenceFor(task, known), [...steps, more].join(' ')).correct;
+  switch (task.action) {
+    case 'A5':
+      return `Conditions: ${termsOf(task.question, 4).join('; ')}`;
+    case 'A2': {
+      const taken = new Set(steps.map(normalize));
+      const rest = sentences(own).filter((s) => !taken.has(normalize(s)));
+      return `${rest.join(' ')}\n${answer}`;
+    }
+    case 'A3': {
+      const sub = nextStep(model, task, known, style);
+      const text = `Sub-question: What does ${termsOf(sub, 2).join(' and ')} change here?\nSub-answer: ${sub}`;
+      return covered(sub) ? `${text}\n${answer}` : text;
+    }
+    case 'A4':
+      return `Sub-answer: ${nextStep(model, { ...task, steps: steps.slice(0, -1) }, known, style)}`;
+    default: {
+      const step = nextStep(model, task, known, style);
+      return covered(step) ? `Next step: ${step}\n${answer}` : `Next step: ${step}`;
+    }
+  }
+}
+
 function referenceFor(task: TaskInput, known: KnowledgeItem | undefined): string {
   return task.reference ?? known?.reference ?? syntheticAnswer(task.question);
 }
@@ -217,6 +255,8 @@ export function generate(
       }
       case 'step':
         return `Next step: ${nextStep(model, task, known, style)}`;
+      case 'rstar':
+        return rstarReply(model, task, known, style);
       case 'reflection': {
         // Solved once the steps would pass the critic; else the first point they still miss.
         const v = verdict(referenceFor(task, known), (task.steps ?? []).join(' '));

@@ -23,13 +23,16 @@ export type TaskKind =
   | 'answer'
   | 'step'
   | 'reflection'
-  | 'step_score';
+  | 'step_score'
+  | 'rstar';
 
 export const GUIDELINE_MARKER = 'Do not answer the question yourself';
 /** SCoRe's second-turn instruction: revise your own answer, told only that it *might* be wrong. */
 export const SELF_REVISION_MARKER = 'There might be an error in the solution above';
 /** A tree search's step proposal (SRA-MCTS, core/prompts/mcts.ts). */
 export const STEP_PROPOSAL_MARKER = 'Propose the next reasoning step';
+/** An rStar generator action or discriminator completion (core/prompts/rstar.ts). */
+export const RSTAR_MARKER = 'Solve the question by reasoning actions';
 
 export interface Section {
   /** lower-case label without punctuation, e.g. "answer a", "reference answer" */
@@ -56,6 +59,8 @@ export interface TaskInput {
   /** A tree search's reasoning so far, and the step proposals it already rejected. */
   steps?: string[];
   earlierSteps?: string[];
+  /** The rStar action asked for (A1…A5). */
+  action?: 'A1' | 'A2' | 'A3' | 'A4' | 'A5';
   answerA?: string;
   answerB?: string;
   schemaName?: string;
@@ -180,6 +185,7 @@ export function readTask(
   else if (schemaName) kind = 'structured';
   else if (system.some((s) => s.includes(GUIDELINE_MARKER))) kind = 'guideline';
   else if (system.some((s) => s.includes(STEP_PROPOSAL_MARKER))) kind = 'step';
+  else if (system.some((s) => s.includes(RSTAR_MARKER))) kind = 'rstar';
   // The strong-answer prompt spells its JSON out, so json_object mode (no schema) is recognised too.
   else if (responseFormat?.type === 'json_object' && system.some((s) => s.includes('"guidelineCorrect"')))
     kind = 'strong_answer';
@@ -216,7 +222,9 @@ export function readTask(
   const reference = lastSection(sections, isReferenceLabel);
   if (reference) input.reference = reference;
   const steps = lastSection(sections, (l) => /\breasoning so far\b/.test(l));
-  if (steps !== undefined || kind === 'step' || kind === 'reflection' || kind === 'step_score') {
+  const action = /\bAction (A[1-5])\b/.exec(system.join('\n'))?.[1];
+  if (kind === 'rstar' && action) input.action = action as NonNullable<TaskInput['action']>;
+  if (steps !== undefined || ['step', 'reflection', 'step_score', 'rstar'].includes(kind)) {
     input.steps = numberedItems(steps ?? '');
     input.earlierSteps = numberedItems(lastSection(sections, (l) => /\brejected reasoning\b/.test(l)) ?? '');
   }

@@ -17,7 +17,7 @@ export interface AnswerPlan {
   lead: string;
 }
 
-function termsOf(question: string, max: number): string[] {
+export function termsOf(question: string, max: number): string[] {
   const terms = keyTerms(question.replace(/^synthetic question \d+:\s*/i, ''), max);
   return terms.length > 0 ? terms : ['the setup'];
 }

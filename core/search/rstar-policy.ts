@@ -1,0 +1,151 @@
+/**
+ * rStar's generator and discriminator through the gateway (prompts in core/prompts/rstar.ts).
+ * Each action is one request for `samples` completions (the request's `n`), so self-consistency
+ * costs one call: A2's completions are grouped by final answer (a child per answer, its
+ * confidence the share that agree); A1 makes a child per distinct step; A3 and A4 keep the
+ * majority sub-answer. Every call is logged and reused like any other.
+ */
+import type { ChatResult, Endpoint, LlmCallScope, LlmGateway } from '../llm/gateway';
+import {
+  extractFinalAnswer,
+  labelled,
+  RSTAR_PROMPT_VERSIONS,
+  rstarActionPrompt,
+  rstarDiscriminatePrompt,
+  withoutFinalAnswer,
+  type TrajectoryStep,
+} from '../prompts/rstar';
+import type { QuestionText } from '../prompts/common';
+import type { Discriminator, Generated, RStarAction, RStarNode, RStarPolicy } from './rstar';
+
+export interface LlmRStarOptions {
+  llm: LlmGateway;
+  scope: LlmCallScope;
+  endpoint: Endpoint;
+  /** The served model to call (an adapter) when not the endpoint's own. */
+  model?: string;
+  domain: string;
+  question: QuestionText;
+  /** Completions per action (self-consistency); A5 asks one, greedy. */
+  samples: number;
+  temperature: number;
+}
+
+/** Answers compare trimmed, lower-cased, without a final period. */
+export const normalizeAnswer = (a: string) =>
+  a
+    .trim()
+    .toLowerCase()
+    .replace(/[.!]+$/, '');
+
+const stepsOf = (path: readonly RStarNode[]): TrajectoryStep[] =>
+  path.map((n) => ({ action: n.action, text: n.text }));
+
+/** The most frequent value (first seen on a tie) and its share of `values`. */
+function majority(values: ReadonlyArray<string | null>): { value: string | null; share: number } {
+  const counts = new Map<string | null, number>();
+  for (const v of values)
+    counts.set(
+      v === null ? null : normalizeAnswer(v),
+      (counts.get(v === null ? null : normalizeAnswer(v)) ?? 0) + 1,
+    );
+  let best: string | null = null;
+  let n = 0;
+  for (const [k, c] of counts) if (c > n) [best, n] = [k, c];
+  const original = values.find((v) => v !== null && normalizeAnswer(v) === best) ?? null;
+  return { value: original, share: values.length === 0 ? 0 : n / values.length };
+}
+
+export function llmRStarPolicy(o: LlmRStarOptions): RStarPolicy {
+  const ask = (
+    path: readonly RStarNode[],
+    action: RStarAction,
+    n: number,
+    temperature: number,
+  ): Promise<ChatResult> =>
+    o.llm.chat(o.scope, o.endpoint, {
+      purpose: `rstar-${action}`,
+      promptVersion: RSTAR_PROMPT_VERSIONS.action,
+      messages: rstarActionPrompt(o.domain, o.question, stepsOf(path), action),
+      model: o.model,
+      temperature,
+      n,
+    });
+  return {
+    async generate(path, action): Promise<Generated[]> {
+      if (action === 'A5') {
+        const r = await ask(path, action, 1, 0);
+        return [{ text: r.content.trim(), answer: null, confidence: 0, final: false }];
+      }
+      const replies = (await ask(path, action, o.samples, o.temperature)).choices;
+      const answers = replies.map(extractFinalAnswer);
+      switch (action) {
+        case 'A2': {
+          const groups = new Map<string | null, number[]>();
+          answers.forEach((a, i) => {
+            const k = a === null ? null : normalizeAnswer(a);
+            groups.set(k, [...(groups.get(k) ?? []), i]);
+          });
+          return [...groups.values()].map((idx) => {
+            const first = idx[0] as number;
+            const answer = answers[first] ?? null;
+            return {
+              text: withoutFinalAnswer(replies[first] ?? ''),
+              answer,
+              confidence: answer === null ? 0 : idx.length / replies.length,
+              final: true,
+            };
+          });
+        }
+        case 'A1': {
+          const byStep = new Map<string, number[]>();
+          replies.forEach((r, i) => {
+            const step = labelled(r, 'Next step') ?? withoutFinalAnswer(r);
+            if (step) byStep.set(step, [...(byStep.get(step) ?? []), i]);
+          });
+          return [...byStep].map(([step, idx]) => {
+            const m = majority(idx.map((i) => answers[i] ?? null));
+            const agree = idx.filter(
+              (i) => m.value !== null && normalizeAnswer(answers[i] ?? '') === normalizeAnswer(m.value),
+            ).length;
+            return {
+              text: step,
+              answer: m.value,
+              confidence: m.value === null ? 0 : agree / replies.length,
+              final: m.value !== null,
+            };
+          });
+        }
+        case 'A3':
+        case 'A4': {
+          const sub = majority(replies.map((r) => labelled(r, 'Sub-answer')));
+          const question = action === 'A3' ? labelled(replies[0] ?? '', 'Sub-question') : null;
+          const final = majority(answers);
+          const text = `${question ? `Sub-question: ${question} ` : ''}Sub-answer: ${sub.value ?? ''}`.trim();
+          return [
+            {
+              text,
+              answer: final.value,
+              confidence: final.value === null ? sub.share : final.share,
+              final: final.value !== null && final.share >= 0.5,
+            },
+          ];
+        }
+      }
+    },
+  };
+}
+
+/** The discriminator: its own endpoint completes a cut trajectory, greedy; its final answer. */
+export function llmDiscriminator(o: Omit<LlmRStarOptions, 'samples' | 'temperature'>): Discriminator {
+  return async (prefix) => {
+    const r = await o.llm.chat(o.scope, o.endpoint, {
+      purpose: 'rstar-discriminate',
+      promptVersion: RSTAR_PROMPT_VERSIONS.discriminate,
+      messages: rstarDiscriminatePrompt(o.domain, o.question, stepsOf(prefix)),
+      model: o.model,
+      temperature: 0,
+    });
+    return extractFinalAnswer(r.content);
+  };
+}
