@@ -9,3 +9,4 @@ export * from './contrast';
 export * from './evaluate';
 export * from './mcts';
 export * from './rstar';
+export * from './evolve';

@@ -147,6 +147,49 @@ function nextStep(
   return own.find((s) => !taken.has(normalize(s))) ?? 'Together, the steps above answer the question.';
 }
 
+/** Shares of evolved questions that barely change the seed (the novelty check must drop them). */
+const EVOLVE_NEAR_COPY = 0.2;
+
+/**
+ * A question rewritten by the strong model (task evolution): the seed with a constraint, a cause,
+ * a concrete setting or more steps added, or a new question on the seed's terms — and, for a
+ * share of seeds, the seed nearly as it was, as real models sometimes return.
+ */
+function evolvedQuestion(task: TaskInput, seed: number, choice: number): { title: string; question: string } {
+  const q = task.question;
+  const t = termsOf(q, 4);
+  const h = hash32('evolve', seed, choice, normalize(q));
+  if (h / 2 ** 32 < EVOLVE_NEAR_COPY) return { title: '', question: `${q} Please explain.` };
+  const title = `${t[0] ?? 'The setup'}: a harder case`;
+  switch (task.evolveMethod) {
+    case 'add-constraints':
+      return {
+        title,
+        question: `${q} The fix must not restart any running workload and must keep ${t[1] ?? 'the service'} available throughout.`,
+      };
+    case 'deepen':
+      return {
+        title,
+        question: `${q} Why does this happen at the level of ${t[1] ?? 'the system'}, and what else does that cause break?`,
+      };
+    case 'concretize':
+      return {
+        title,
+        question: `${q} Assume three replicas behind one Service in a production namespace, with ${t[2] ?? 'quotas'} enforced.`,
+      };
+    case 'more-reasoning':
+      return {
+        title,
+        question: `${q} Walk through how to confirm the cause, then the fix, then how to verify it worked for ${t[1] ?? 'the workload'}.`,
+      };
+    default:
+      return {
+        title: `${t[1] ?? 'Another topic'} under load`,
+        question: `How should ${t[1] ?? 'the component'} be tuned when ${t[0] ?? 'the setup'} grows tenfold, and what signals show it is time to act?`,
+      };
+  }
+}
+
 /**
  * An rStar action by this model: steps are the sentences of its own answer, a final answer the
  * key terms of what it would answer in full — samples that word their answer differently name
@@ -207,7 +250,7 @@ export function generate(
   opts: GenerateOptions = {},
 ): string[] {
   const known = kb.find(task.question) ?? kb.find(task.text);
-  return styles(task.question, d).map((style) => {
+  return styles(task.question, d).map((style, i) => {
     switch (task.kind) {
       case 'guideline': {
         const text = guideline(task.question, task.domain, d.temperature > 0 ? style.variant : 0);
@@ -257,6 +300,10 @@ export function generate(
         return `Next step: ${nextStep(model, task, known, style)}`;
       case 'rstar':
         return rstarReply(model, task, known, style);
+      case 'evolve': {
+        const q = evolvedQuestion(task, d.seed, i);
+        return structured(task, q, factsResolver({ title: q.title, question: q.question }));
+      }
       case 'reflection': {
         // Solved once the steps would pass the critic; else the first point they still miss.
         const v = verdict(referenceFor(task, known), (task.steps ?? []).join(' '));

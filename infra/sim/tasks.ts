@@ -24,7 +24,8 @@ export type TaskKind =
   | 'step'
   | 'reflection'
   | 'step_score'
-  | 'rstar';
+  | 'rstar'
+  | 'evolve';
 
 export const GUIDELINE_MARKER = 'Do not answer the question yourself';
 /** SCoRe's second-turn instruction: revise your own answer, told only that it *might* be wrong. */
@@ -59,6 +60,8 @@ export interface TaskInput {
   /** A tree search's reasoning so far, and the step proposals it already rejected. */
   steps?: string[];
   earlierSteps?: string[];
+  /** Task evolution: the method asked for (`method: …` in the system prompt). */
+  evolveMethod?: string;
   /** The rStar action asked for (A1…A5). */
   action?: 'A1' | 'A2' | 'A3' | 'A4' | 'A5';
   answerA?: string;
@@ -182,6 +185,7 @@ export function readTask(
   else if (schemaName === 'pairwise_self_critique') kind = 'judge';
   else if (schemaName === 'mcts_reflection') kind = 'reflection';
   else if (schemaName === 'mcts_step_score') kind = 'step_score';
+  else if (schemaName === 'evolved_question') kind = 'evolve';
   else if (schemaName) kind = 'structured';
   else if (system.some((s) => s.includes(GUIDELINE_MARKER))) kind = 'guideline';
   else if (system.some((s) => s.includes(STEP_PROPOSAL_MARKER))) kind = 'step';
@@ -222,6 +226,8 @@ export function readTask(
   const reference = lastSection(sections, isReferenceLabel);
   if (reference) input.reference = reference;
   const steps = lastSection(sections, (l) => /\breasoning so far\b/.test(l));
+  const method = /\(method: ([a-z-]+)\)/.exec(system.join('\n'))?.[1];
+  if (kind === 'evolve' && method) input.evolveMethod = method;
   const action = /\bAction (A[1-5])\b/.exec(system.join('\n'))?.[1];
   if (kind === 'rstar' && action) input.action = action as NonNullable<TaskInput['action']>;
   if (steps !== undefined || ['step', 'reflection', 'step_score', 'rstar'].includes(kind)) {
