@@ -25,6 +25,8 @@ import { loadSpecFile } from '../core/spec-file';
 import { resumeSignal, pauseSignal } from '../workflows/messages';
 import { ProgressView, renderStatus } from './progress';
 import { printJson, withClients } from './common';
+import { runDev } from './dev';
+import { runWorker } from './worker';
 import { lineCommand } from './line';
 
 /** Writes JSONL to a file or stdout; returns the number of lines. */
@@ -61,8 +63,6 @@ program
   .option('--no-sim', 'do not start the model simulator')
   .option('--sim-port <port>', 'port of the model simulator', '8787')
   .action(async (opts: { worker: boolean; sim: boolean; simPort: string }) => {
-    // Loaded on use: the worker and the stack are the heaviest modules, and other commands need neither.
-    const { runDev } = await import('./dev');
     await runDev({ worker: opts.worker, sim: opts.sim, simPort: Number(opts.simPort) });
   });
 
@@ -87,7 +87,6 @@ program
       'the server must allow workers × n, plus 4 per meteorctl command',
   )
   .action(async (opts: { taskQueue?: string; queues?: string; dbPoolMax?: string }) => {
-    const { runWorker } = await import('./worker');
     await runWorker(opts);
   });
 
