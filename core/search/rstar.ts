@@ -22,6 +22,7 @@
  * off by a crash runs again with the same seeded draws (its calls answered from the call log).
  */
 import { mulberry32 } from '../evaluation/stats';
+import { SearchTree, type SearchNode, type SearchTreeStore } from './tree';
 
 export const RSTAR_ACTIONS = ['A1', 'A2', 'A3', 'A4', 'A5'] as const;
 export type RStarAction = (typeof RSTAR_ACTIONS)[number];
@@ -48,10 +49,7 @@ export const RSTAR_DEFAULTS: RStarOptions = {
   seed: 1,
 };
 
-export interface RStarNode {
-  id: number;
-  parentId: number | null;
-  depth: number;
+export interface RStarNode extends SearchNode {
   /** The action that made it (null: the root, the question itself). */
   action: RStarAction | null;
   /** What it adds to the trajectory (a step, a sub-question and its answer, a rephrasing...). */
@@ -87,10 +85,8 @@ export interface RStarPolicy {
 /** The second model: completes a trajectory cut after `prefix`; its final answer. */
 export type Discriminator = (prefix: readonly RStarNode[]) => Promise<string | null>;
 
-export interface RStarStore {
-  load(): Promise<{ nodes: RStarNode[]; rollout: number } | null>;
-  save(nodes: readonly RStarNode[], rollout: number): Promise<void>;
-}
+/** Where the tree is kept between rollouts; a step is a rollout. */
+export type RStarStore = SearchTreeStore<RStarNode>;
 
 /** The actions allowed after a node (rStar's rules: A4 only after A3, A5 only at the root). */
 export function allowedActions(node: Pick<RStarNode, 'action' | 'parentId'>): RStarAction[] {
@@ -121,9 +117,9 @@ export async function rstarSearch(
   const o = { ...RSTAR_DEFAULTS, ...options };
   const saved = await store.load();
   const tree = new RStarTree(saved?.nodes ?? [rootNode()]);
-  for (let rollout = (saved?.rollout ?? 0) + 1; rollout <= o.rollouts; rollout++) {
+  for (let rollout = (saved?.step ?? 0) + 1; rollout <= o.rollouts; rollout++) {
     const rand = mulberry32((o.seed * 1_000_003 + rollout) >>> 0);
-    tree.beginRollout();
+    tree.beginStep();
     const path = select(tree, o, rand);
     const leaf = path[path.length - 1] as RStarNode;
     await expand(tree, leaf, policy, o);
@@ -262,55 +258,16 @@ export async function mutualConsistency(
   return { candidates, pick };
 }
 
-/** The tree in memory, and which nodes a rollout changed. */
-export class RStarTree {
-  private readonly nodes: RStarNode[];
-  private readonly kids = new Map<number, RStarNode[]>();
-  private dirty = new Set<RStarNode>();
-
-  constructor(nodes: readonly RStarNode[]) {
-    this.nodes = [...nodes].sort((a, b) => a.id - b.id).map((n) => ({ ...n }));
-    for (const n of this.nodes) {
-      if (n.parentId !== null) this.kids.set(n.parentId, [...(this.kids.get(n.parentId) ?? []), n]);
-    }
-  }
-
-  get root(): RStarNode {
-    return this.nodes[0] as RStarNode;
-  }
-
-  get size(): number {
-    return this.nodes.length;
-  }
-
-  all(): readonly RStarNode[] {
-    return this.nodes;
-  }
-
-  children(node: RStarNode): readonly RStarNode[] {
-    return this.kids.get(node.id) ?? [];
-  }
-
-  /** The nodes from the root's child down to `node`. */
-  path(node: RStarNode): RStarNode[] {
-    const out: RStarNode[] = [];
-    for (let n: RStarNode | undefined = node; n && n.parentId !== null; n = this.nodes[n.parentId])
-      out.unshift(n);
-    return out;
-  }
-
+/** The tree in memory. */
+export class RStarTree extends SearchTree<RStarNode> {
   terminals(): RStarNode[] {
-    return this.nodes.filter((n) => n.terminal);
-  }
-
-  beginRollout(): void {
-    this.dirty = new Set();
+    return this.all().filter((n) => n.terminal);
   }
 
   add(parent: RStarNode, action: RStarAction, g: Generated, maxDepth: number): RStarNode {
     const depth = parent.depth + 1;
-    const node: RStarNode = {
-      id: this.nodes.length,
+    return this.insert({
+      id: this.size,
       parentId: parent.id,
       depth,
       action,
@@ -322,18 +279,6 @@ export class RStarTree {
       n: 0,
       expanded: false,
       explored: false,
-    };
-    this.nodes.push(node);
-    this.kids.set(parent.id, [...(this.kids.get(parent.id) ?? []), node]);
-    this.dirty.add(node);
-    return node;
-  }
-
-  touch(node: RStarNode): void {
-    this.dirty.add(node);
-  }
-
-  changed(): RStarNode[] {
-    return [...this.dirty].sort((a, b) => a.id - b.id).map((n) => ({ ...n }));
+    });
   }
 }

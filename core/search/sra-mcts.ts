@@ -23,6 +23,7 @@
  * seeded draws), so the gateway's call log answers them without paying twice.
  */
 import { mulberry32 } from '../evaluation/stats';
+import { SearchTree, type SearchNode, type SearchTreeStore } from './tree';
 
 /** The search's settings; the defaults are the paper's code's (MCTS_Task). */
 export interface SraMctsOptions {
@@ -62,11 +63,7 @@ export const SRA_MCTS_DEFAULTS: SraMctsOptions = {
 };
 
 /** A node of the tree: the step it adds to its parent's (the root adds none). */
-export interface TreeNode {
-  /** Creation order, from 0 (the root): the node's key in the store. */
-  id: number;
-  parentId: number | null;
-  depth: number;
+export interface TreeNode extends SearchNode {
   /** The reasoning step this node adds ('' for the root). */
   step: string;
   value: number;
@@ -94,13 +91,8 @@ export interface SraMctsPolicy {
   score(steps: readonly string[]): Promise<number>;
 }
 
-/** Where the tree is kept between rounds (a table, in the stage). */
-export interface SraMctsStore {
-  /** The tree and the last finished round, or null when the search has not started. */
-  load(): Promise<{ nodes: TreeNode[]; round: number } | null>;
-  /** Upserts the nodes new or changed in `round`, and records the round as finished. */
-  save(nodes: readonly TreeNode[], round: number): Promise<void>;
-}
+/** Where the tree is kept between rounds (a table, in the stage); a step is a round. */
+export type SraMctsStore = SearchTreeStore<TreeNode>;
 
 export interface SraMctsResult {
   /** The chosen path's steps, root excluded, in order. */
@@ -135,7 +127,7 @@ export async function sraMcts(
       },
     ],
   );
-  let round = saved?.round ?? 0;
+  let round = saved?.step ?? 0;
   while (round < o.iterationLimit) {
     // Seeded by the round: a round run again after a crash draws what it drew the first time.
     const rand = mulberry32((o.seed * 1_000_003 + round + 1) >>> 0);
@@ -291,51 +283,23 @@ function backPropagate(tree: Tree, from: TreeNode): void {
   }
 }
 
-/** The tree in memory, and which nodes a round changed. */
-export class Tree {
-  private readonly nodes: TreeNode[];
-  private readonly kids = new Map<number, TreeNode[]>();
-  private dirty = new Set<TreeNode>();
+/** The tree in memory, with the round that creates nodes. */
+export class Tree extends SearchTree<TreeNode> {
   private round = 0;
-
-  constructor(nodes: readonly TreeNode[]) {
-    this.nodes = [...nodes].sort((a, b) => a.id - b.id).map((n) => ({ ...n }));
-    for (const n of this.nodes) {
-      if (n.parentId !== null) this.kids.set(n.parentId, [...(this.kids.get(n.parentId) ?? []), n]);
-    }
-  }
-
-  get root(): TreeNode {
-    return this.nodes[0] as TreeNode;
-  }
-
-  get size(): number {
-    return this.nodes.length;
-  }
-
-  children(node: TreeNode): readonly TreeNode[] {
-    return this.kids.get(node.id) ?? [];
-  }
-
-  parent(node: TreeNode): TreeNode | null {
-    return node.parentId === null ? null : (this.nodes[node.parentId] ?? null);
-  }
 
   /** The steps from the root to `node`. */
   steps(node: TreeNode): string[] {
-    const out: string[] = [];
-    for (let n: TreeNode | null = node; n && n.parentId !== null; n = this.parent(n)) out.unshift(n.step);
-    return out;
+    return this.path(node).map((n) => n.step);
   }
 
   beginRound(round: number): void {
     this.round = round;
-    this.dirty = new Set();
+    this.beginStep();
   }
 
   add(parent: TreeNode, step: string): TreeNode {
-    const node: TreeNode = {
-      id: this.nodes.length,
+    return this.insert({
+      id: this.size,
       parentId: parent.id,
       depth: parent.depth + 1,
       step,
@@ -344,19 +308,7 @@ export class Tree {
       fullyExpanded: false,
       reflection: null,
       round: this.round,
-    };
-    this.nodes.push(node);
-    this.kids.set(parent.id, [...(this.kids.get(parent.id) ?? []), node]);
-    this.dirty.add(node);
-    return node;
-  }
-
-  touch(node: TreeNode): void {
-    this.dirty.add(node);
-  }
-
-  changed(): TreeNode[] {
-    return [...this.dirty].sort((a, b) => a.id - b.id).map((n) => ({ ...n }));
+    });
   }
 
   /** The highest-valued node under `node`: itself when unexpanded, else its best descendant (ties: the later). */

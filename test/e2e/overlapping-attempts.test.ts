@@ -9,11 +9,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sql } from 'kysely';
 import { campaignStatus } from '../../client/status';
-import { loadSpecFile } from '../../core/spec-file';
 import { RequestClaims } from '../../core/llm/claims';
 import { estimateCost, LlmGateway, type ChatRequest, type Endpoint } from '../../core/llm/gateway';
 import { requestHash } from '../../infra/sim/server';
-import { launch, startHarness, waitFor, writeSpec, type Harness } from '../support/harness';
+import { startHarness, waitFor, type Harness, campaignForCalls } from '../support/harness';
 
 let h: Harness;
 let ep: Endpoint;
@@ -22,12 +21,10 @@ let campaignId: string;
 beforeAll(async () => {
   // Slow enough answers that the second attempt starts while the first is in flight.
   h = await startHarness({ latencyMs: 600, worker: false });
-  const specPath = await writeSpec(h, { name: 'overlap' });
-  ep = { ...(await loadSpecFile(specPath)).spec.models.strong, role: 'strong' };
   // A campaign row for the calls; no worker runs it, so only this test's calls are logged.
-  const launched = await launch(h, specPath);
-  campaignId = launched.campaignId;
-  await h.clients.temporal.workflow.getHandle(launched.workflowId).terminate('calls made by the test');
+  const made = await campaignForCalls(h, { name: 'overlap' });
+  campaignId = made.campaignId;
+  ep = { ...made.spec.models.strong, role: 'strong' };
 });
 
 afterAll(async () => {

@@ -11,15 +11,14 @@ import type { Endpoint } from '../../core/llm/gateway';
 import { LlmGateway } from '../../core/llm/gateway';
 import { mutualConsistency, rstarSearch, type RStarNode, type RStarStore } from '../../core/search/rstar';
 import { llmDiscriminator, llmRStarPolicy, normalizeAnswer } from '../../core/search/rstar-policy';
-import { loadSpecFile } from '../../core/spec-file';
 import {
   exampleQuestions,
-  launch,
   startHarness,
-  writeSpec,
   type ExampleQuestion,
   type Harness,
+  campaignForCalls,
 } from '../support/harness';
+import { memoryTreeStore } from '../support/memory-tree-store';
 
 let h: Harness;
 let weak: Endpoint;
@@ -29,11 +28,9 @@ const DOMAIN = 'Kubernetes operations';
 
 beforeAll(async () => {
   h = await startHarness({ worker: false });
-  const specPath = await writeSpec(h, { name: 'rstar-search' });
-  weak = { ...(await loadSpecFile(specPath)).spec.models.weak, role: 'weak' };
-  const launched = await launch(h, specPath);
-  campaignId = launched.campaignId;
-  await h.clients.temporal.workflow.getHandle(launched.workflowId).terminate('calls made by the test');
+  const made = await campaignForCalls(h, { name: 'rstar-search' });
+  campaignId = made.campaignId;
+  weak = { ...made.spec.models.weak, role: 'weak' };
   questions = await exampleQuestions(2);
 }, 60_000);
 
@@ -41,25 +38,7 @@ afterAll(async () => {
   await h?.close();
 });
 
-function memoryStore(opts: { killAtRollout?: number } = {}) {
-  const nodes = new Map<number, RStarNode>();
-  let last = 0;
-  let kill = opts.killAtRollout;
-  const store: RStarStore = {
-    async load() {
-      return nodes.size === 0 ? null : { nodes: [...nodes.values()].map((n) => ({ ...n })), rollout: last };
-    },
-    async save(changed, rollout) {
-      if (kill === rollout) {
-        kill = undefined;
-        throw new Error('worker killed');
-      }
-      for (const n of changed) nodes.set(n.id, { ...n });
-      last = rollout;
-    },
-  };
-  return { store, nodes };
-}
+const memoryStore = (o?: Parameters<typeof memoryTreeStore>[0]) => memoryTreeStore<RStarNode>(o);
 
 const scope = (iteration: number) => ({ campaignId, stage: 'rstar-search', iteration });
 const question = (q: ExampleQuestion) => ({ title: q.title ?? null, question: q.question });
@@ -136,7 +115,7 @@ describe('rStar over HTTP (simulated models)', () => {
     const before = h.sim.stats().served;
     const reference = await search(q, 101, whole.store);
     const wholeRequests = h.sim.stats().served - before;
-    const crashing = memoryStore({ killAtRollout: 6 });
+    const crashing = memoryStore({ killAtStep: 6 });
     const start = h.sim.stats().served;
     await expect(search(q, 102, crashing.store)).rejects.toThrow('worker killed');
     const resumed = await search(q, 102, crashing.store);

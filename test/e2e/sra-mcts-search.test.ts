@@ -11,15 +11,14 @@ import type { Endpoint } from '../../core/llm/gateway';
 import { LlmGateway } from '../../core/llm/gateway';
 import { sraMcts, type SraMctsStore, type TreeNode } from '../../core/search/sra-mcts';
 import { llmSraMctsPolicy } from '../../core/search/sra-mcts-policy';
-import { loadSpecFile } from '../../core/spec-file';
 import {
   exampleQuestions,
-  launch,
   startHarness,
-  writeSpec,
   type ExampleQuestion,
   type Harness,
+  campaignForCalls,
 } from '../support/harness';
+import { memoryTreeStore } from '../support/memory-tree-store';
 
 let h: Harness;
 let ep: Endpoint;
@@ -29,12 +28,9 @@ const DOMAIN = 'Kubernetes operations';
 
 beforeAll(async () => {
   h = await startHarness({ worker: false });
-  const specPath = await writeSpec(h, { name: 'mcts-search' });
-  ep = { ...(await loadSpecFile(specPath)).spec.models.weak, role: 'weak' };
-  // A campaign row for the calls; no worker runs it.
-  const launched = await launch(h, specPath);
-  campaignId = launched.campaignId;
-  await h.clients.temporal.workflow.getHandle(launched.workflowId).terminate('calls made by the test');
+  const made = await campaignForCalls(h, { name: 'mcts-search' });
+  campaignId = made.campaignId;
+  ep = { ...made.spec.models.weak, role: 'weak' };
   questions = await exampleQuestions(3);
 }, 60_000);
 
@@ -42,25 +38,7 @@ afterAll(async () => {
   await h?.close();
 });
 
-function memoryStore(opts: { killAtRound?: number } = {}) {
-  const nodes = new Map<number, TreeNode>();
-  let round = 0;
-  let kill = opts.killAtRound;
-  const store: SraMctsStore = {
-    async load() {
-      return nodes.size === 0 ? null : { nodes: [...nodes.values()].map((n) => ({ ...n })), round };
-    },
-    async save(changed, r) {
-      if (kill === r) {
-        kill = undefined;
-        throw new Error('worker killed');
-      }
-      for (const n of changed) nodes.set(n.id, { ...n });
-      round = r;
-    },
-  };
-  return { store, nodes };
-}
+const memoryStore = (o?: Parameters<typeof memoryTreeStore>[0]) => memoryTreeStore<TreeNode>(o);
 
 const search = (
   q: ExampleQuestion,
@@ -115,7 +93,7 @@ describe('SRA-MCTS over HTTP (simulated model)', () => {
     const reference = await search(q, 101, whole.store);
     const wholeRequests = h.sim.stats().served - before;
 
-    const crashing = memoryStore({ killAtRound: 2 });
+    const crashing = memoryStore({ killAtStep: 2 });
     const start = h.sim.stats().served;
     // A new gateway for each attempt, as a restarted worker has.
     await expect(search(q, 102, crashing.store)).rejects.toThrow('worker killed');

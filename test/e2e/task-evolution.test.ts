@@ -10,16 +10,14 @@ import { evolveQuestion, type EvolutionOutcome } from '../../core/evolution/evol
 import { NoveltyFilter } from '../../core/evolution/novelty';
 import type { Endpoint } from '../../core/llm/gateway';
 import { LlmGateway } from '../../core/llm/gateway';
-import { loadSpecFile } from '../../core/spec-file';
 import { tokenJaccard } from '../../core/text-similarity';
 import {
   EXAMPLE_EVAL,
   exampleQuestions,
-  launch,
   startHarness,
-  writeSpec,
   type ExampleQuestion,
   type Harness,
+  campaignForCalls,
 } from '../support/harness';
 
 /** Rewrites keep much of their seed by design; a near-copy shares almost all of it. */
@@ -34,11 +32,9 @@ const text = (q: { title?: string | null; question: string }) =>
 
 beforeAll(async () => {
   h = await startHarness({ worker: false });
-  const specPath = await writeSpec(h, { name: 'evolution' });
-  strong = { ...(await loadSpecFile(specPath)).spec.models.strong, role: 'strong' };
-  const launched = await launch(h, specPath);
-  campaignId = launched.campaignId;
-  await h.clients.temporal.workflow.getHandle(launched.workflowId).terminate('calls made by the test');
+  const made = await campaignForCalls(h, { name: 'evolution' });
+  campaignId = made.campaignId;
+  strong = { ...made.spec.models.strong, role: 'strong' };
   train = await exampleQuestions(20);
   heldOut = (await readFile(EXAMPLE_EVAL, 'utf8'))
     .split('\n')

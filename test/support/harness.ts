@@ -16,6 +16,7 @@ import type { ActivityDeps } from '../../activities';
 import { connect, type Clients } from '../../client/connect';
 import { launchCampaign, type LaunchOptions, type Launched } from '../../client/launch';
 import { campaignStatus, type CampaignStatusView } from '../../client/status';
+import type { CampaignSpec } from '../../core/spec';
 import { loadSpecFile } from '../../core/spec-file';
 import { startSimServer, type SimOptions, type SimServer } from '../../infra/sim/server';
 import type { FaultKind } from '../../infra/sim/protocol';
@@ -304,6 +305,21 @@ export async function launch(h: Harness, specPath: string, opts: LaunchOptions =
   const launched = await launchCampaign(h.clients, loaded, opts);
   h.launched.push(launched.workflowId);
   return launched;
+}
+
+/**
+ * A campaign row for LLM calls a test makes itself (the call log belongs to a campaign): launched
+ * from a spec with `overrides`, its workflow terminated at once, so no worker adds calls of its own.
+ */
+export async function campaignForCalls(
+  h: Harness,
+  overrides: Record<string, unknown>,
+): Promise<{ campaignId: string; spec: CampaignSpec }> {
+  const specPath = await writeSpec(h, overrides);
+  const { spec } = await loadSpecFile(specPath);
+  const launched = await launch(h, specPath);
+  await h.clients.temporal.workflow.getHandle(launched.workflowId).terminate('calls made by the test');
+  return { campaignId: launched.campaignId, spec };
 }
 
 /** Polls campaignStatus until the campaign is completed, failed or cancelled. */

@@ -14,8 +14,8 @@ import {
   type RStarAction,
   type RStarNode,
   type RStarPolicy,
-  type RStarStore,
 } from '../../core/search/rstar';
+import { memoryTreeStore } from '../support/memory-tree-store';
 
 /** A2 samples two completions: "42" (3 of 4) and "41" (1 of 4); the other actions make one step. */
 function scripted() {
@@ -34,25 +34,7 @@ function scripted() {
   return { policy, calls };
 }
 
-function memoryStore(opts: { killAtRollout?: number } = {}) {
-  const nodes = new Map<number, RStarNode>();
-  let last = 0;
-  let kill = opts.killAtRollout;
-  const store: RStarStore = {
-    async load() {
-      return nodes.size === 0 ? null : { nodes: [...nodes.values()].map((n) => ({ ...n })), rollout: last };
-    },
-    async save(changed, rollout) {
-      if (kill === rollout) {
-        kill = undefined;
-        throw new Error('worker killed');
-      }
-      for (const n of changed) nodes.set(n.id, { ...n });
-      last = rollout;
-    },
-  };
-  return { store, nodes };
-}
+const memoryStore = (o?: Parameters<typeof memoryTreeStore>[0]) => memoryTreeStore<RStarNode>(o);
 
 describe('rStar', () => {
   it('allows A5 only at the root and A4 only after A3', () => {
@@ -107,7 +89,7 @@ describe('rStar', () => {
   it('a search killed mid-rollout resumes from its store and ends with the same tree', async () => {
     const whole = memoryStore();
     const reference = await rstarSearch(scripted().policy, whole.store, { rollouts: 8, seed: 9 });
-    const crashing = memoryStore({ killAtRollout: 5 });
+    const crashing = memoryStore({ killAtStep: 5 });
     await expect(rstarSearch(scripted().policy, crashing.store, { rollouts: 8, seed: 9 })).rejects.toThrow(
       'worker killed',
     );

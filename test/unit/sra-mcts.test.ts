@@ -5,14 +5,8 @@
  * count and value below is worked out by hand.
  */
 import { describe, expect, it } from 'vitest';
-import {
-  sraMcts,
-  ucb,
-  type Reflection,
-  type SraMctsPolicy,
-  type SraMctsStore,
-  type TreeNode,
-} from '../../core/search/sra-mcts';
+import { sraMcts, ucb, type Reflection, type SraMctsPolicy, type TreeNode } from '../../core/search/sra-mcts';
+import { memoryTreeStore } from '../support/memory-tree-store';
 
 /** Proposals are named by path: the k-th proposal after steps a/b is "a/b>k". */
 function scripted(
@@ -38,27 +32,7 @@ function scripted(
   return { policy, calls };
 }
 
-/** A store in memory; `killAtRound` makes that round's save fail once, as a killed worker's would. */
-function memoryStore(opts: { killAtRound?: number; onSave?: (round: number) => void } = {}) {
-  const nodes = new Map<number, TreeNode>();
-  let round = 0;
-  let kill = opts.killAtRound;
-  const store: SraMctsStore = {
-    async load() {
-      return nodes.size === 0 ? null : { nodes: [...nodes.values()].map((n) => ({ ...n })), round };
-    },
-    async save(changed, r) {
-      if (kill === r) {
-        kill = undefined;
-        throw new Error('worker killed');
-      }
-      for (const n of changed) nodes.set(n.id, { ...n });
-      round = r;
-      opts.onSave?.(r);
-    },
-  };
-  return { store, nodes };
-}
+const memoryStore = (o?: Parameters<typeof memoryTreeStore>[0]) => memoryTreeStore<TreeNode>(o);
 
 describe('SRA-MCTS', () => {
   it('UCB: an unvisited child gets the inf bonus; a visited one c·sqrt(2 ln N / n)', () => {
@@ -132,7 +106,7 @@ describe('SRA-MCTS', () => {
     const whole = memoryStore({ onSave: (r) => callsBefore.set(r + 1, ref.calls.length) });
     const reference = await sraMcts(ref.policy, whole.store, { iterationLimit: 4 });
 
-    const crashing = memoryStore({ killAtRound: 3 });
+    const crashing = memoryStore({ killAtStep: 3 });
     const first = scripted(scores);
     await expect(sraMcts(first.policy, crashing.store, { iterationLimit: 4 })).rejects.toThrow(
       'worker killed',
