@@ -17,6 +17,7 @@ import {
   ASSESSMENT_VERDICT_SCHEMA,
   AssessmentVerdict,
   assessAnswerPrompt,
+  recordedVerdict,
   reanswerPrompt,
   verdictPrompt,
 } from '../core/prompts';
@@ -145,7 +146,7 @@ export function assessActivities({ db, llm }: ActivityDeps) {
             const reply = await answer(q, round, previous);
             const judged = await judge(q, round, reply.content);
             const v = judged.value;
-            const verdict: Verdict = v === null ? 'unparseable' : v.correct ? 'correct' : 'incorrect';
+            const verdict: Verdict = recordedVerdict(v);
             const feedback = v === null ? null : v.feedback;
             await record(q, round, reply, verdict, feedback, judged.call.callId, judged.attempts);
             if (verdict === 'unparseable') {

@@ -15,7 +15,7 @@ import { Context } from '@temporalio/activity';
 import { z } from 'zod';
 import { getCampaign } from '../core/campaigns';
 import { compositeKey } from '../core/composite-key';
-import type { AttemptVerdict, QuestionRow } from '../core/db/types';
+import type { QuestionRow } from '../core/db/types';
 import {
   EVAL_DIMENSIONS,
   JUDGMENT_POSITIONS,
@@ -33,6 +33,7 @@ import {
   EVALUATE_PROMPT_VERSIONS,
   PAIRWISE_JUDGMENT_SCHEMA,
   pairwiseJudgePrompt,
+  recordedVerdict,
   selfRevisionPrompt,
   verdictPrompt,
 } from '../core/prompts';
@@ -299,16 +300,14 @@ export function evaluateActivities({ db, llm }: ActivityDeps) {
                 judgeAttempts,
               );
             const [t1, t2] = await Promise.all([verdictOn(first.text, 1), verdictOn(revision.content, 2)]);
-            const verdictOf = (v: AssessmentVerdict | null): AttemptVerdict =>
-              v === null ? 'unparseable' : v.correct ? 'correct' : 'incorrect';
             const made = {
               served_model: m.servedModel,
               revision: revision.content,
               revision_call_id: revision.callId,
-              verdict_t1: verdictOf(t1.value),
+              verdict_t1: recordedVerdict(t1.value),
               feedback_t1: t1.value?.feedback ?? null,
               verdict_t1_call_id: t1.call.callId,
-              verdict_t2: verdictOf(t2.value),
+              verdict_t2: recordedVerdict(t2.value),
               feedback_t2: t2.value?.feedback ?? null,
               verdict_t2_call_id: t2.call.callId,
             };

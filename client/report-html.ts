@@ -9,12 +9,14 @@
  * lineage nodes `g.node_marks`, edges `g.edge_marks`, node labels `g.label_marks`.
  */
 import type { TopLevelSpec } from 'vega-lite';
-import type { SelfCorrectionStats } from '../core/evaluation/self-correction';
 import type { DimensionStats } from '../core/evaluation/stats';
 import { BASE_COLOR, colorOf, esc, INK, MUTED, OUTCOME_COLORS, renderChart, STAGE_COLORS } from './charts';
 import {
   modelTitle,
+  selfCorrectionEntries,
+  signedPct,
   TIE_RULE,
+  type SelfCorrectionEntry,
   type CampaignReport,
   type LineageNode,
   type ModelReport,
@@ -540,18 +542,13 @@ function stageTable(r: CampaignReport): string {
 <tfoot><tr><td>total</td><td></td><td></td><td></td><td></td><td class="num">${t.calls.toLocaleString('en-US')}</td><td class="num">${t.promptTokens.toLocaleString('en-US')}</td><td class="num">${t.completionTokens.toLocaleString('en-US')}</td><td class="num">${usd(t.costUsd)}</td></tr></tfoot></table>`;
 }
 
-const signedPct = (x: number) => `${x > 0 ? '+' : x < 0 ? '−' : ''}${(100 * Math.abs(x)).toFixed(1)}%`;
-
 /** SCoRe's metrics, one row per model or stage iteration, each with its 95% CI. */
-function selfCorrectionTable(
-  entries: ReadonlyArray<{ title: string; stats: SelfCorrectionStats }>,
-  heading = 'model',
-): string {
+function selfCorrectionTable(entries: readonly SelfCorrectionEntry[], heading = 'model'): string {
   const withCi = (x: number, ci: { lo: number; hi: number }, signed = false) => {
     const f = signed ? signedPct : (v: number) => pct(v, 1);
     return `<strong>${f(x)}</strong><span class="ci">${f(ci.lo)} – ${f(ci.hi)}</span>`;
   };
-  const row = ({ title, stats: s }: { title: string; stats: SelfCorrectionStats }) =>
+  const row = ({ title, stats: s }: SelfCorrectionEntry) =>
     `<tr data-self-correction="${esc(title)}"><td>${esc(title)}</td><td class="num">${s.n}</td><td class="num">${withCi(s.accT1, s.ci.accT1)}</td><td class="num">${withCi(s.accT2, s.ci.accT2)}</td><td class="num">${withCi(s.delta, s.ci.delta, true)}</td><td class="num">${withCi(s.deltaIC, s.ci.deltaIC)}</td><td class="num">${withCi(s.deltaCI, s.ci.deltaCI)}</td></tr>`;
   return `<table class="self-correction"><thead><tr><th>${esc(heading)}</th><th class="num">n</th><th class="num">Acc@t1</th><th class="num">Acc@t2</th><th class="num">Δ(t1,t2)</th><th class="num">Δi→c</th><th class="num">Δc→i</th></tr></thead>
 <tbody>${entries.map(row).join('')}</tbody></table>`;
@@ -560,17 +557,7 @@ function selfCorrectionTable(
 /** The self-correction section: the evaluation's probe per model, and stage 2's rounds. */
 function selfCorrectionSection(r: CampaignReport): string {
   const ev = r.evaluation;
-  const probed = ev
-    ? [
-        ...(ev.baseSelfCorrection ? [{ title: `${ev.baseModel} (base)`, stats: ev.baseSelfCorrection }] : []),
-        ...ev.models.flatMap((m) =>
-          m.selfCorrection ? [{ title: modelTitle(m), stats: m.selfCorrection }] : [],
-        ),
-      ]
-    : [];
-  const assessed = r.stages.flatMap((s) =>
-    s.selfCorrection ? [{ title: `${s.stage} #${s.iteration} (${s.modelIn})`, stats: s.selfCorrection }] : [],
-  );
+  const { probed, assessed } = selfCorrectionEntries(r);
   if (probed.length === 0 && assessed.length === 0) return '';
   return `<section id="self-correction">
 <h2>Self-correction</h2>

@@ -348,7 +348,8 @@ async function evaluationReport(
 }
 
 const pct = (x: number | null) => (x === null ? '-' : `${(100 * x).toFixed(1)}%`);
-const signedPct = (x: number) => `${x > 0 ? '+' : x < 0 ? '−' : ''}${(100 * Math.abs(x)).toFixed(1)}%`;
+/** A signed share: +12.5%, −6.3%, 0.0%. */
+export const signedPct = (x: number) => `${x > 0 ? '+' : x < 0 ? '−' : ''}${(100 * Math.abs(x)).toFixed(1)}%`;
 const num = (x: number | null, digits = 1) => (x === null ? '-' : x.toFixed(digits));
 const int = (x: number) => Math.round(x).toLocaleString('en-US');
 
@@ -371,11 +372,37 @@ export function modelTitle(m: {
   return m.stage ? `${m.modelLabel} (${m.stage} #${m.iteration})` : m.modelLabel;
 }
 
+/** A titled row of a self-correction table. */
+export interface SelfCorrectionEntry {
+  title: string;
+  stats: SelfCorrectionStats;
+}
+
+/**
+ * What the report's self-correction tables show: the evaluation's probe per model (the base first),
+ * and stage 2's rounds per iteration. Text and HTML render the same entries.
+ */
+export function selfCorrectionEntries(r: CampaignReport): {
+  probed: SelfCorrectionEntry[];
+  assessed: SelfCorrectionEntry[];
+} {
+  const ev = r.evaluation;
+  const probed = ev
+    ? [
+        ...(ev.baseSelfCorrection ? [{ title: `${ev.baseModel} (base)`, stats: ev.baseSelfCorrection }] : []),
+        ...ev.models.flatMap((m) =>
+          m.selfCorrection ? [{ title: modelTitle(m), stats: m.selfCorrection }] : [],
+        ),
+      ]
+    : [];
+  const assessed = r.stages.flatMap((s) =>
+    s.selfCorrection ? [{ title: `${s.stage} #${s.iteration} (${s.modelIn})`, stats: s.selfCorrection }] : [],
+  );
+  return { probed, assessed };
+}
+
 /** Rows of a self-correction table: one per model (or stage iteration) with its SCoRe metrics. */
-export function selfCorrectionRows(
-  entries: ReadonlyArray<{ title: string; stats: SelfCorrectionStats }>,
-  heading = 'model',
-): string[][] {
+export function selfCorrectionRows(entries: readonly SelfCorrectionEntry[], heading = 'model'): string[][] {
   return [
     [`  ${heading}`, 'n', 'Acc@t1', 'Acc@t2', 'Δ(t1,t2)', '95% CI of Δ', 'Δi→c', 'Δc→i'],
     ...entries.map(({ title, stats: s }) => [
@@ -408,6 +435,7 @@ export function renderReportText(r: CampaignReport): string {
   lines.push('');
 
   const ev = r.evaluation;
+  const { probed, assessed } = selfCorrectionEntries(r);
   if (!ev) {
     lines.push('evaluation: no judgments yet');
   } else {
@@ -441,12 +469,6 @@ export function renderReportText(r: CampaignReport): string {
       ];
       lines.push(...table(rows, ['l', 'r', 'r', 'r', 'r', 'r']));
     }
-    const probed = [
-      ...(ev.baseSelfCorrection ? [{ title: `${ev.baseModel} (base)`, stats: ev.baseSelfCorrection }] : []),
-      ...ev.models.flatMap((m) =>
-        m.selfCorrection ? [{ title: modelTitle(m), stats: m.selfCorrection }] : [],
-      ),
-    ];
     if (probed.length > 0) {
       lines.push('', 'self-correction on the held-out questions', `  ${ev.selfCorrectionMethod}`);
       lines.push(...table(selfCorrectionRows(probed), ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r']));
@@ -484,9 +506,6 @@ export function renderReportText(r: CampaignReport): string {
     ],
   ];
   lines.push(...table(stageRows, ['l', 'l', 'l', 'r', 'r', 'r', 'r', 'r', 'r']));
-  const assessed = r.stages.flatMap((s) =>
-    s.selfCorrection ? [{ title: `${s.stage} #${s.iteration} (${s.modelIn})`, stats: s.selfCorrection }] : [],
-  );
   if (assessed.length > 0) {
     lines.push(
       '',

@@ -56,6 +56,11 @@ export const ASSESSMENT_VERDICT_SCHEMA = {
 export const AssessmentVerdict = z.object({ correct: z.boolean(), feedback: z.string() });
 export type AssessmentVerdict = z.infer<typeof AssessmentVerdict>;
 
+/** A verdict as recorded: null (no ask parsed) is `unparseable`. */
+export function recordedVerdict(v: AssessmentVerdict | null): 'correct' | 'incorrect' | 'unparseable' {
+  return v === null ? 'unparseable' : v.correct ? 'correct' : 'incorrect';
+}
+
 /** Stage 2, strong model: is the answer correct? Reply per ASSESSMENT_VERDICT_SCHEMA. */
 export function verdictPrompt(
   domain: string,

@@ -41,19 +41,26 @@ export const normalizeAnswer = (a: string) =>
 const stepsOf = (path: readonly RStarNode[]): TrajectoryStep[] =>
   path.map((n) => ({ action: n.action, text: n.text }));
 
-/** The most frequent value (first seen on a tie) and its share of `values`. */
-function majority(values: ReadonlyArray<string | null>): { value: string | null; share: number } {
-  const counts = new Map<string | null, number>();
-  for (const v of values)
-    counts.set(
-      v === null ? null : normalizeAnswer(v),
-      (counts.get(v === null ? null : normalizeAnswer(v)) ?? 0) + 1,
-    );
-  let best: string | null = null;
-  let n = 0;
-  for (const [k, c] of counts) if (c > n) [best, n] = [k, c];
-  const original = values.find((v) => v !== null && normalizeAnswer(v) === best) ?? null;
-  return { value: original, share: values.length === 0 ? 0 : n / values.length };
+/** The most frequent answer (first seen on a tie), how many agree with it, and their share. */
+function majority(values: ReadonlyArray<string | null>): {
+  value: string | null;
+  count: number;
+  share: number;
+} {
+  const counts = new Map<string | null, { first: string | null; count: number }>();
+  for (const v of values) {
+    const key = v === null ? null : normalizeAnswer(v);
+    const seen = counts.get(key);
+    if (seen) seen.count++;
+    else counts.set(key, { first: v, count: 1 });
+  }
+  let best: { first: string | null; count: number } = { first: null, count: 0 };
+  for (const c of counts.values()) if (c.count > best.count) best = c;
+  return {
+    value: best.first,
+    count: best.count,
+    share: values.length === 0 ? 0 : best.count / values.length,
+  };
 }
 
 export function llmRStarPolicy(o: LlmRStarOptions): RStarPolicy {
@@ -105,13 +112,10 @@ export function llmRStarPolicy(o: LlmRStarOptions): RStarPolicy {
           });
           return [...byStep].map(([step, idx]) => {
             const m = majority(idx.map((i) => answers[i] ?? null));
-            const agree = idx.filter(
-              (i) => m.value !== null && normalizeAnswer(answers[i] ?? '') === normalizeAnswer(m.value),
-            ).length;
             return {
               text: step,
               answer: m.value,
-              confidence: m.value === null ? 0 : agree / replies.length,
+              confidence: m.value === null ? 0 : m.count / replies.length,
               final: m.value !== null,
             };
           });
