@@ -23,7 +23,7 @@ import { BudgetReachedError } from '../core/llm/budget-guard';
 import { EndpointOutageError } from '../core/llm/endpoint-health';
 import { LlmFatalError, LlmTransientError, type LlmCallScope } from '../core/llm/gateway';
 import { scrubSecrets } from '../core/secrets';
-import { DEFAULT_MAX_FAILED_FRACTION } from '../core/spec';
+import { DEFAULT_MAX_FAILED_FRACTION } from '../stages/options';
 import type { BatchHalt, BatchInput, BatchResult, StageName } from '../workflows/types';
 import { runWithHeartbeat, settleAll } from './heartbeat';
 import { loadBatchQuestions, stageSplit, stageTotals } from './stage-runs';

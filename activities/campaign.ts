@@ -6,6 +6,8 @@ import { durationMs } from '../core/duration';
 import type { CampaignPlan, ModelRef, StagePlan } from '../workflows/types';
 import type { ActivityDeps } from './context';
 import { toModelRef } from './models';
+import { registeredStages, stageDefinition } from '../stages/registry';
+import type { BaseStageOptions } from '../stages/stage';
 
 export function campaignActivities({ db }: ActivityDeps) {
   return {
@@ -27,30 +29,31 @@ export function campaignActivities({ db }: ActivityDeps) {
           spec.models.strong.concurrency,
           spec.models.judge?.concurrency ?? 0,
         );
-      const stagePlan = (s: {
-        enabled: boolean;
-        batchSize: number;
-        parallelBatches?: number | undefined;
-        iterations?: number;
-      }): StagePlan => ({
-        enabled: s.enabled,
-        iterations: s.iterations ?? 1,
-        batchSize: s.batchSize,
-        parallelBatches: s.parallelBatches ?? Math.min(100, Math.ceil(inFlightWanted / s.batchSize) + 1),
+      const stages = registeredStages().map((definition): StagePlan => {
+        const d = stageDefinition(definition.name);
+        const o: BaseStageOptions = spec.stages[d.name];
+        const questions = d.questions === 'eval' ? count('eval') : count('train');
+        return {
+          stage: d.name,
+          // A stage with no questions to work on (e.g. no held-out set) is skipped.
+          enabled: o.enabled && questions > 0,
+          iterations: o.iterations ?? 1,
+          batchSize: o.batchSize,
+          parallelBatches: o.parallelBatches ?? Math.min(100, Math.ceil(inFlightWanted / o.batchSize) + 1),
+          questions: d.questions,
+          fineTune: !d.dataset
+            ? null
+            : d.dataset.kind === 'sft'
+              ? { kind: 'sft', loss: null }
+              : { kind: 'preference', loss: d.dataset.loss(o) },
+        };
       });
-      const { distill, assess, contrast, evaluate } = spec.stages;
       return {
         campaignId,
         domain: spec.domain,
         trainTotal: count('train'),
         evalTotal: count('eval'),
-        stages: {
-          distill: stagePlan(distill),
-          assess: stagePlan(assess),
-          contrast: stagePlan(contrast),
-          evaluate: stagePlan({ ...evaluate, enabled: evaluate.enabled && count('eval') > 0 }),
-        },
-        preferenceLoss: contrast.loss,
+        stages,
         fineTune: {
           backend: spec.fineTune.type,
           queue: spec.fineTune.queue,

@@ -9,6 +9,7 @@ import type { QuestionRow } from '../core/db/types';
 import { stageMetrics, stageRecordCount } from '../core/records';
 import type { BatchInput, StageName } from '../workflows/types';
 import type { ActivityDeps } from './context';
+import { stageDefinition } from '../stages/registry';
 
 export interface StageTotals {
   records: number;
@@ -20,7 +21,7 @@ export interface StageTotals {
 
 /** The split a stage works on: the evaluation uses the held-out questions. */
 export function stageSplit(stage: StageName): 'train' | 'eval' {
-  return stage === 'evaluate' ? 'eval' : 'train';
+  return stageDefinition(stage).questions;
 }
 
 export async function stageTotals(

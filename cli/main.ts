@@ -18,9 +18,9 @@ import { writeToPathOrUri } from '../core/artifacts';
 import { getCampaign } from '../core/campaigns';
 import { UserError } from '../core/errors';
 import { scrubSecrets, secretValues } from '../core/secrets';
-import { AUDIT_STAGES, auditRecords, type AuditStage } from '../core/records';
-import { TRAINING_FORMATS, TRAINING_STAGES, trainingLines, type TrainingFormat } from '../core/training-data';
-import type { TrainingStage } from '../workflows/types';
+import { auditRecords } from '../core/records';
+import { TRAINING_FORMATS, trainingLines, type TrainingFormat } from '../core/training-data';
+import { stageNames, trainingStageNames, type StageName, type TrainingStage } from '../stages/registry';
 import { loadSpecFile } from '../core/spec-file';
 import { resumeSignal, pauseSignal } from '../workflows/messages';
 import { ProgressView, renderStatus } from './progress';
@@ -215,9 +215,9 @@ campaign
     'Retry the questions a finished campaign gave up on (rejected requests, retries exhausted, replies ' +
       'that never parsed), once their cause is fixed; successes are marked resolved',
   )
-  .addOption(new Option('--stage <stage>', 'only this stage').choices([...AUDIT_STAGES]))
+  .addOption(new Option('--stage <stage>', 'only this stage').choices(stageNames()))
   .option('--json', 'print the result as one JSON document')
-  .action(async (campaignId: string, opts: { stage?: AuditStage; json?: boolean }) => {
+  .action(async (campaignId: string, opts: { stage?: StageName; json?: boolean }) => {
     await withClients(async (clients) => {
       const result = await retryFailedQuestions(clients, campaignId, opts.stage);
       if (opts.json) printJson(result);
@@ -265,9 +265,9 @@ program
   .description('Audit what a campaign produced')
   .command('export <campaignId>')
   .description('Export every record of a stage as JSONL, each with the ids of the LLM calls that made it')
-  .addOption(stageOption(AUDIT_STAGES))
+  .addOption(stageOption(stageNames()))
   .option('-o, --output <file>', 'write to a file instead of stdout')
-  .action(async (campaignId: string, opts: { stage: AuditStage; output?: string }) => {
+  .action(async (campaignId: string, opts: { stage: StageName; output?: string }) => {
     await withClients(async (clients) => {
       await getCampaignRow(clients.db, campaignId);
       const n = await writeLines(auditRecords(clients.db, campaignId, opts.stage), opts.output);
@@ -284,7 +284,7 @@ program
   .description(
     "Export a training stage's dataset in a trainer's format (SFT for distill and assess, preference pairs for contrast)",
   )
-  .addOption(stageOption(TRAINING_STAGES))
+  .addOption(stageOption(trainingStageNames()))
   .addOption(new Option('--format <format>', 'format').choices([...TRAINING_FORMATS]).default('openai'))
   .option('--iteration <n>', 'iteration of the stage', '1')
   .option('-o, --output <file>', 'write to a file instead of stdout')
@@ -343,7 +343,7 @@ finetune
 finetune
   .command('logs <campaignId>')
   .description("A fine-tune's events and log lines (submit, state changes, trainer output, metrics)")
-  .addOption(stageOption(TRAINING_STAGES))
+  .addOption(stageOption(trainingStageNames()))
   .option('--iteration <n>', 'iteration of the stage', '1')
   .action(async (campaignId: string, opts: { stage: TrainingStage; iteration: string }) => {
     const iteration = Number(opts.iteration);

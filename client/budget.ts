@@ -6,7 +6,7 @@
 import type { Db } from '../core/db/connection';
 import type { BudgetOverride } from '../core/db/types';
 import { UserError } from '../core/errors';
-import { STAGES } from '../workflows/types';
+import { isStageName, stageNames } from '../stages/registry';
 import { getCampaignRow } from './status';
 
 export function parseUsd(text: string, flag: string): number {
@@ -22,8 +22,8 @@ export async function raiseBudget(
   maxCostUsd: number,
   stage?: string,
 ): Promise<void> {
-  if (stage !== undefined && !(STAGES as readonly string[]).includes(stage)) {
-    throw new UserError(`--stage must be one of ${STAGES.join(', ')}, got "${stage}"`);
+  if (stage !== undefined && !isStageName(stage)) {
+    throw new UserError(`--stage must be one of ${stageNames().join(', ')}, got "${stage}"`);
   }
   const row = await getCampaignRow(db, campaignId);
   const current: BudgetOverride = row.budget_override ?? {};

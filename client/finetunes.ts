@@ -4,6 +4,7 @@
  */
 import type { Db } from '../core/db/connection';
 import { UserError } from '../core/errors';
+import { stageNames } from '../stages/registry';
 
 export interface FineTuneSummary {
   stage: string;
@@ -22,17 +23,14 @@ export interface FineTuneSummary {
   error: string | null;
 }
 
-const STAGE_ORDER = ['distill', 'assess', 'contrast'];
-
 export async function listFineTunes(db: Db, campaignId: string): Promise<FineTuneSummary[]> {
   const rows = await db
     .selectFrom('finetune_jobs')
     .selectAll()
     .where('campaign_id', '=', campaignId)
     .execute();
-  rows.sort(
-    (a, b) => STAGE_ORDER.indexOf(a.stage) - STAGE_ORDER.indexOf(b.stage) || a.iteration - b.iteration,
-  );
+  const order = (stage: string) => (stageNames() as string[]).indexOf(stage);
+  rows.sort((a, b) => order(a.stage) - order(b.stage) || a.iteration - b.iteration);
   const iso = (d: Date | null) => (d ? new Date(d).toISOString() : null);
   return rows.map((r) => {
     const from = r.submitted_at ?? r.started_at;

@@ -21,9 +21,9 @@ import {
 import { EVAL_DIMENSIONS } from '../core/evaluation/stats';
 import { selfCorrectionStats, type SelfCorrectionStats } from '../core/evaluation/self-correction';
 import { stageRecordCount } from '../core/records';
-import { assessAttempts } from '../core/records/assess';
-import { baseModelLabel, selfCorrectionAttempts } from '../core/records/evaluate';
-import { STAGES, type StageName } from '../workflows/types';
+import { assessAttempts } from '../stages/assess/records';
+import { baseModelLabel, selfCorrectionAttempts } from '../stages/evaluate/records';
+import { stageNames, type StageName } from '../stages/registry';
 
 export interface StageReport {
   stage: StageName;
@@ -176,7 +176,7 @@ export async function buildReport(db: Db, campaignId: string): Promise<CampaignR
   ]);
 
   const bootstrap = { resamples: spec.stages.evaluate.bootstrapResamples, seed: spec.stages.evaluate.seed };
-  const order = (s: string) => STAGES.indexOf(s as StageName);
+  const order = (s: string) => stageNames().indexOf(s as StageName);
   runs.sort((a, b) => order(a.stage) - order(b.stage) || a.iteration - b.iteration);
   const stages: StageReport[] = await Promise.all(
     runs.map(async (r): Promise<StageReport> => {

@@ -7,6 +7,7 @@ import { ApplicationFailure, WorkflowFailedError, type WorkflowStartOptions } fr
 import { sql } from 'kysely';
 import { toModelRef } from '../activities/models';
 import { UserError } from '../core/errors';
+import { stageDefinition, trainingStageNames } from '../stages/registry';
 import { stageWorkflow } from '../workflows/stage';
 import type { ModelRef, StageName, StageResult } from '../workflows/types';
 import type { Clients } from './connect';
@@ -78,10 +79,8 @@ export async function retryFailedQuestions(
     const modelIn = models.find((m) => m.label === run?.model_in) ?? (base as ModelRef);
     // The evaluation compares the last model of each training stage with the base, as the campaign did.
     const candidates =
-      s === 'evaluate'
-        ? (['distill', 'assess', 'contrast'] as const).flatMap((t) =>
-            models.filter((m) => m.stage === t).slice(-1),
-          )
+      stageDefinition(s).questions === 'eval'
+        ? trainingStageNames().flatMap((t) => models.filter((m) => m.stage === t).slice(-1))
         : undefined;
     const result = await executeRetry(temporal, {
       taskQueue: row.task_queue,
@@ -93,6 +92,7 @@ export async function retryFailedQuestions(
           iteration: g.iteration,
           modelIn,
           candidates,
+          exportsDataset: false,
           batchSize: g.n,
           parallelBatches: 1,
           retryFailed: true,

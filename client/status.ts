@@ -13,6 +13,7 @@ import { statusQuery } from '../workflows/messages';
 import type { CampaignRunState, CampaignStatus, StageName, StageProgress } from '../workflows/types';
 import { findAwaitingRegistration } from './awaiting-registration';
 import type { Clients } from './connect';
+import { stageDefinition } from '../stages/registry';
 
 export interface CampaignStatusView extends CampaignStatus {
   name: string;
@@ -71,10 +72,11 @@ async function fromDatabase(db: Db, row: Campaign, state: CampaignRunState): Pro
   );
   const stages: StageProgress[] = runs.map((r, i) => {
     const recordsDone = r.status === 'completed';
-    // A training stage is complete with its fine-tuned model; the evaluation, with its judgments.
+    // A training stage is complete with its fine-tuned model; one that trains nothing (the
+    // evaluation), with its records.
     const finished =
       models.some((m) => m.stage === r.stage && m.iteration === r.iteration) ||
-      (r.stage === 'evaluate' && recordsDone);
+      (stageDefinition(r.stage as StageName).dataset === null && recordsDone);
     return {
       stage: r.stage as StageName,
       iteration: r.iteration,

@@ -1,5 +1,6 @@
 /**
  * The campaign spec: the YAML a user writes to launch a campaign. This file is its only home —
+ * with each stage's own options in its folder (stages/<name>/options.ts) —
  * the CLI validates with it, the workflows read the parsed form, and `npm run schema` writes
  * `schemas/campaign.schema.json` from it for editors (the `.describe()` texts are the hover help).
  *
@@ -10,10 +11,10 @@ import { ARTIFACTS_URI_PATTERN } from './artifacts/uri';
 import { DURATION_PATTERN } from './duration';
 import { FineTuneSchema } from './finetune-spec';
 import { httpUrl } from './http-url';
+import { positiveInt } from '../stages/options';
+import { stagesOptionsSchema } from '../stages/registry';
 
 export { FineTuneSchema, type FineTuneSpec } from './finetune-spec';
-
-const positiveInt = z.number().int().positive();
 
 /** Duration such as `30s`, `5m`, `2h` (Temporal's ms-style strings). */
 const duration = z.string().regex(DURATION_PATTERN, 'a duration like "500ms", "30s", "5m", "2h" or "1d"');
@@ -112,174 +113,6 @@ export const DeploySchema = z
   .default({ type: 'vllm-lora', pathMap: [] })
   .describe('How a fine-tuned model is served to the next stage');
 
-/** Share of a stage's questions that may fail for good before the stage fails (`maxFailedFraction`). */
-export const DEFAULT_MAX_FAILED_FRACTION = 0.02;
-
-/** Options every batched stage has. */
-const batching = {
-  enabled: z.boolean().default(true),
-  // 100 for distill: per-batch orchestration (activity task, heartbeats, history events) is then
-  // spread over enough calls to be small beside them; pause still lands between batches.
-  batchSize: positiveInt.max(500).default(100).describe('Questions per batch activity'),
-  parallelBatches: positiveInt
-    .max(200)
-    .optional()
-    .describe("Batch activities in flight at once; the default fills the endpoints' concurrency twice over"),
-  maxCostUsd: z
-    .number()
-    .positive()
-    .optional()
-    .describe(
-      'Budget of this stage in USD (all its iterations): no new call starts once its spend reaches this ' +
-        'and the campaign pauses; raise it with `meteorctl campaign resume ID --max-cost-usd N --stage S`',
-    ),
-  maxFailedFraction: z
-    .number()
-    .min(0)
-    .max(1)
-    // Optional rather than defaulted, so the stages' own defaults need not repeat it.
-    .optional()
-    .describe(
-      "Share of the stage's questions that may be given up on (rejected 400/413/422, retries exhausted, " +
-        'replies that never parse) before the stage fails; default 0.02',
-    ),
-};
-
-export const DistillStageSchema = z
-  .strictObject({
-    ...batching,
-    includeGuidelineInSft: z
-      .boolean()
-      .default(false)
-      .describe("Put the guideline in the SFT prompt (default: question → answer, as the paper's code)"),
-  })
-  .default({ enabled: true, batchSize: 100, includeGuidelineInSft: false })
-  .describe('Stage 1: weak-to-strong guideline distillation');
-export type DistillStageSpec = z.infer<typeof DistillStageSchema>;
-
-export const AssessStageSchema = z
-  .strictObject({
-    ...batching,
-    batchSize: positiveInt.max(500).default(10).describe('Questions per batch activity'),
-    iterations: positiveInt
-      .max(20)
-      .default(1)
-      .describe('Assess → fine-tune rounds; each uses the model the last one made'),
-    maxRounds: positiveInt
-      .max(10)
-      .default(3)
-      .describe("Answers per question at most: the first, then re-answers after the critic's feedback"),
-    includeCritiques: z
-      .boolean()
-      .default(false)
-      .describe(
-        'Also train on critique examples (answer → verdict and feedback), the self-assessment ability',
-      ),
-    unsolved: z
-      .enum(['drop', 'distilled-answer'])
-      .default('drop')
-      .describe('Questions never answered correctly: leave out, or train on the Stage-1 strong answer'),
-    verdictAttempts: positiveInt
-      .max(5)
-      .default(3)
-      .describe('Asks of the critic before a verdict counts as unparseable'),
-  })
-  .default({
-    enabled: true,
-    batchSize: 10,
-    iterations: 1,
-    maxRounds: 3,
-    includeCritiques: false,
-    unsolved: 'drop',
-    verdictAttempts: 3,
-  })
-  .describe('Stage 2: self-assessment with the strong model as critic');
-export type AssessStageSpec = z.infer<typeof AssessStageSchema>;
-
-export const PREFERENCE_LOSSES = ['dpo', 'simpo', 'orpo', 'kto', 'margin-ranking'] as const;
-
-export const ContrastStageSchema = z
-  .strictObject({
-    ...batching,
-    batchSize: positiveInt.max(500).default(10).describe('Questions per batch activity'),
-    iterations: positiveInt.max(20).default(1).describe('Contrast → fine-tune rounds'),
-    method: z
-      .enum(['beam', 'best-of-n'])
-      .default('beam')
-      .describe(
-        "High-compute decode: vLLM beam search, or best-of-N sampling ranked by the model's own critique",
-      ),
-    beamWidth: positiveInt.max(64).default(10),
-    lengthPenalty: z.number().default(1),
-    samples: positiveInt.max(64).default(8).describe('N of best-of-N'),
-    sampleTemperature: z.number().min(0).max(2).default(0.8),
-    maxSimilarity: z
-      .number()
-      .min(0)
-      .max(1)
-      .default(0.9)
-      .describe(
-        'Pairs whose chosen and rejected outputs are at least this similar (token Jaccard) are dropped',
-      ),
-    requireSelfCritique: z
-      .boolean()
-      .default(false)
-      .describe("Keep only pairs the model's own critique agrees with (chosen better than rejected)"),
-    loss: z
-      .enum(PREFERENCE_LOSSES)
-      .default('dpo')
-      .describe(
-        "Preference loss for the trainer: DPO, SimPO, ORPO, KTO, or the official code's margin ranking",
-      ),
-  })
-  .default({
-    enabled: true,
-    batchSize: 10,
-    iterations: 1,
-    method: 'beam',
-    beamWidth: 10,
-    lengthPenalty: 1,
-    samples: 8,
-    sampleTemperature: 0.8,
-    maxSimilarity: 0.9,
-    requireSelfCritique: false,
-    loss: 'dpo',
-  })
-  .describe('Stage 3: self-improvement by contrasting high-compute and greedy decodes');
-export type ContrastStageSpec = z.infer<typeof ContrastStageSchema>;
-
-export const EvaluateStageSchema = z
-  .strictObject({
-    ...batching,
-    batchSize: positiveInt.max(500).default(8).describe('Held-out questions per batch activity'),
-    bootstrapResamples: positiveInt.min(100).max(100_000).default(2000),
-    seed: z.number().int().default(20241118).describe('Seed of the bootstrap resampling'),
-    judgeAttempts: positiveInt
-      .max(5)
-      .default(3)
-      .describe('Asks of the judge before a judgment counts as unparseable'),
-    selfCorrection: z
-      .boolean()
-      .default(true)
-      .describe(
-        "SCoRe's self-correction probe: each model revises its answer to every held-out question after an " +
-          'instruction that does not say whether it was right, and the strong model judges both attempts ' +
-          '(Acc@t1, Acc@t2, Δ, Δi→c, Δc→i in the report); 3 calls per model and question',
-      ),
-  })
-  .default({
-    enabled: true,
-    batchSize: 8,
-    bootstrapResamples: 2000,
-    seed: 20241118,
-    judgeAttempts: 3,
-    selfCorrection: true,
-  })
-  .describe(
-    "Pairwise evaluation of each stage's final model against the base model on the held-out questions",
-  );
-export type EvaluateStageSpec = z.infer<typeof EvaluateStageSchema>;
-
 export const ArtifactsSchema = z
   .strictObject({
     uri: z
@@ -350,19 +183,8 @@ export const CampaignSpecSchema = z
       strong: EndpointSchema.describe('Teacher and critic, GPT-4-class'),
       judge: EndpointSchema.optional().describe('Pairwise judge of the evaluation'),
     }),
-    stages: z
-      .strictObject({
-        distill: DistillStageSchema,
-        assess: AssessStageSchema,
-        contrast: ContrastStageSchema,
-        evaluate: EvaluateStageSchema,
-      })
-      .default({
-        distill: DistillStageSchema.parse(undefined),
-        assess: AssessStageSchema.parse(undefined),
-        contrast: ContrastStageSchema.parse(undefined),
-        evaluate: EvaluateStageSchema.parse(undefined),
-      }),
+    // Lazy: the registry's definitions import the activities, which import this module.
+    stages: z.lazy(() => stagesOptionsSchema()),
     fineTune: FineTuneSchema,
     deploy: DeploySchema,
     budget: BudgetSchema,

@@ -8,7 +8,7 @@ import OpenAI from 'openai';
 import pLimit from 'p-limit';
 import type { ChatCompletionCreateParamsNonStreaming } from 'openai/resources/chat/completions';
 import type { QuestionText } from '../core/prompts/common';
-import { guidelinePrompt, STRONG_ANSWER_SCHEMA, strongAnswerPrompt } from '../core/prompts/distill';
+import { guidelinePrompt, STRONG_ANSWER_SCHEMA, strongAnswerPrompt } from '../stages/distill/prompts';
 
 export interface BareClientRun {
   baseURL: string;

@@ -49,7 +49,8 @@ import { connect, REPO_ROOT, type Clients, type Services } from '../client/conne
 import { launchCampaign } from '../client/launch';
 import { migrateToLatest } from '../core/db/migrate';
 import type { Db } from '../core/db/connection';
-import { DistillStageSchema, type CampaignSpecInput } from '../core/spec';
+import type { CampaignSpecInput } from '../core/spec';
+import { DistillStageSchema } from '../stages/distill/options';
 import { loadSpecFile } from '../core/spec-file';
 import { paidTwice } from '../infra/sim/request-hashes';
 import type { SimStats } from '../infra/sim/stats';

@@ -1,6 +1,6 @@
 /**
- * A METEOR campaign (DESIGN §1): distill → assess × N → contrast × M → evaluate. Each training
- * stage runs as a child workflow, ends in a fine-tune, and hands the new model version to the
+ * A METEOR campaign (DESIGN §1): the plan's stages in order — by default METEOR's distill →
+ * assess × N → contrast × M → evaluate (stages/registry.ts). Each stage runs as a child workflow, ends in a fine-tune, and hands the new model version to the
  * next; the evaluation compares each stage's final model with the base model.
  *
  * Workflow id `campaign-<campaignId>`; signals `pause`/`resume`; query `status`.
@@ -30,6 +30,7 @@ import type {
   CampaignStatus,
   ModelRef,
   StageName,
+  StagePlan,
   StageProgress,
   StageResult,
   TrainingStage,
@@ -42,7 +43,7 @@ const acts = proxyActivities<Activities>({
 
 /** One step of the campaign: an iteration of a stage. */
 interface Step {
-  stage: StageName;
+  plan: StagePlan;
   iteration: number;
 }
 
@@ -62,13 +63,9 @@ export function campaignWorkflowId(campaignId: string): string {
 
 /** The steps a plan runs, in order. */
 export function campaignSteps(plan: CampaignPlan): Step[] {
-  const steps: Step[] = [];
-  for (const stage of ['distill', 'assess', 'contrast', 'evaluate'] as const) {
-    const p = plan.stages[stage];
-    if (!p.enabled) continue;
-    for (let iteration = 1; iteration <= p.iterations; iteration++) steps.push({ stage, iteration });
-  }
-  return steps;
+  return plan.stages.flatMap((p) =>
+    p.enabled ? Array.from({ length: p.iterations }, (_, i) => ({ plan: p, iteration: i + 1 })) : [],
+  );
 }
 
 export async function campaignWorkflow(input: CampaignInput): Promise<CampaignStatus> {
@@ -161,12 +158,15 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignSt
     const base = status.lineage[0] as ModelRef;
     const maxEvents = input.maxHistoryEvents ?? DEFAULT_MAX_HISTORY_EVENTS;
     /** The last model each training stage made: what the evaluation compares with the base. */
-    const finalOf = (stage: TrainingStage) => [...status.lineage].reverse().find((m) => m.stage === stage);
+    const finalOf = (stage: StageName) => [...status.lineage].reverse().find((m) => m.stage === stage);
 
     for (let i = input.resume?.nextStep ?? 0; i < steps.length; i++) {
-      const { stage, iteration } = steps[i] as Step;
+      const { plan: stagePlan, iteration } = steps[i] as Step;
+      const { stage } = stagePlan;
       const current = status.lineage[status.lineage.length - 1] as ModelRef;
-      const stagePlan = plan.stages[stage];
+      // The evaluation (a stage on the held-out questions) compares the base with each training
+      // stage's final model; every other stage works with the current model.
+      const evaluates = stagePlan.questions === 'eval';
       status.stage = stage;
       status.iteration = iteration;
       upsertSearchAttributes([{ key: MeteorStage, value: `${stage}-${iteration}` }]);
@@ -174,7 +174,7 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignSt
         stage,
         iteration,
         status: 'pending',
-        total: stage === 'evaluate' ? plan.evalTotal : plan.trainTotal,
+        total: evaluates ? plan.evalTotal : plan.trainTotal,
         done: 0,
         records: 0,
         costUsd: 0,
@@ -185,10 +185,10 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignSt
       await holdWhilePaused();
       entry.status = 'running';
 
-      const candidates =
-        stage === 'evaluate'
-          ? (['distill', 'assess', 'contrast'] as const).flatMap((s) => finalOf(s) ?? [])
-          : undefined;
+      const { fineTune } = stagePlan;
+      const candidates = evaluates
+        ? plan.stages.flatMap((s) => (s.fineTune ? (finalOf(s.stage) ?? []) : []))
+        : undefined;
       const child = await startChild(stageWorkflow, {
         workflowId: `${status.workflowId}-${stage}-${iteration}`,
         args: [
@@ -196,8 +196,9 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignSt
             campaignId,
             stage,
             iteration,
-            modelIn: stage === 'evaluate' ? base : current,
+            modelIn: evaluates ? base : current,
             candidates,
+            exportsDataset: fineTune !== null,
             batchSize: stagePlan.batchSize,
             parallelBatches: stagePlan.parallelBatches,
             maxHistoryEvents: input.maxHistoryEvents,
@@ -218,22 +219,22 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignSt
       refreshCost();
 
       // A training stage that produced no example (e.g. assess solved nothing) keeps the current model.
-      if (stage !== 'evaluate' && result.dataset && result.dataset.rows > 0) {
+      if (fineTune && result.dataset && result.dataset.rows > 0) {
         entry.status = 'fine-tuning';
         await holdWhilePaused();
-        const preference = stage === 'contrast';
         const next = await startChild(fineTuneWorkflow, {
           workflowId: `${status.workflowId}-finetune-${stage}-${iteration}`,
           args: [
             {
               campaignId,
-              stage,
+              // A stage with a fine-tune is a training stage.
+              stage: stage as TrainingStage,
               iteration,
               dataset: result.dataset,
               parent: current,
               label: `M${status.lineage.length}`,
-              kind: preference ? 'preference' : 'sft',
-              loss: preference ? plan.preferenceLoss : null,
+              kind: fineTune.kind,
+              loss: fineTune.loss,
               queue: plan.fineTune.queue,
               pollIntervalMs: plan.fineTune.pollIntervalMs,
               timeoutMs: plan.fineTune.timeoutMs,

@@ -1,5 +1,6 @@
 /**
- * One iteration of one stage of the method (DESIGN §1): distill, assess, contrast or evaluate.
+ * One iteration of one stage of the campaign (DESIGN §1): distill, assess, contrast, evaluate or any
+ * other registered stage (stages/registry.ts).
  *
  * The stage's questions (train, or eval for the evaluation) are cut into batches by position;
  * a sliding window of the stage's batch activity runs them — every record upserted by its
@@ -30,9 +31,9 @@ import type {
   BatchInput,
   BatchResult,
   StageInput,
-  StageName,
   StageProgress,
   StageResult,
+  TrainingStage,
 } from './types';
 
 const batchActivities = proxyActivities<Activities>({
@@ -50,17 +51,10 @@ const DEFAULT_MAX_HISTORY_EVENTS = 8_000;
 
 const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
 
-/** Each stage's batch activity. */
-const BATCH_ACTIVITY = {
-  distill: 'distillBatch',
-  assess: 'assessBatch',
-  contrast: 'contrastBatch',
-  evaluate: 'evaluateBatch',
-} as const satisfies Record<StageName, keyof Activities>;
-
 export async function stageWorkflow(input: StageInput): Promise<StageResult> {
   const { campaignId, stage, iteration, batchSize } = input;
-  const runBatch = (b: BatchInput): Promise<BatchResult> => batchActivities[BATCH_ACTIVITY[stage]](b);
+  // Every registered stage's batch activity is named `<stage>Batch` (stages/registry.ts).
+  const runBatch = (b: BatchInput): Promise<BatchResult> => batchActivities[`${stage}Batch`](b);
   if (input.retryFailed) {
     // `campaign retry-failed`: one batch of the failed questions; the stage run stays as it ended.
     const r = await runBatch({
@@ -247,8 +241,10 @@ export async function stageWorkflow(input: StageInput): Promise<StageResult> {
     progress.status = 'exporting';
     report();
     // The evaluation's summary is recomputed from its judgment rows whenever it is read.
-    const dataset =
-      stage === 'evaluate' ? null : await acts.exportStageDataset({ campaignId, stage, iteration });
+    // A stage that exports a dataset is a training stage.
+    const dataset = input.exportsDataset
+      ? await acts.exportStageDataset({ campaignId, stage: stage as TrainingStage, iteration })
+      : null;
     const summary = await acts.finishStageRun({ campaignId, stage, iteration, status: 'completed' });
     progress.status = 'completed';
     progress.records = summary.records;

@@ -3,11 +3,10 @@
  * Texts and datasets stay in Postgres and the artifact store.
  */
 
-/** The method's stages, in the order a campaign runs them (DESIGN §1). */
-export const STAGES = ['distill', 'assess', 'contrast', 'evaluate'] as const;
-export type StageName = (typeof STAGES)[number];
-/** Stages that end in a fine-tune and a new model version. */
-export type TrainingStage = Exclude<StageName, 'evaluate'>;
+import type { StageName, TrainingStage } from '../stages/registry';
+
+// Types only: the registry's values are worker-side; workflows learn the stages from the plan.
+export type { StageName, TrainingStage };
 export type PreferenceLoss = 'dpo' | 'simpo' | 'orpo' | 'kto' | 'margin-ranking';
 
 export type CampaignRunState = 'running' | 'paused' | 'completed' | 'failed' | 'cancelled';
@@ -31,12 +30,17 @@ export interface AwaitingRegistration {
   awaitingRegistration: { label: string; checkpointUri: string };
 }
 
-/** One batched stage as the campaign runs it. */
+/** One registered stage as the campaign runs it (from its definition and the spec). */
 export interface StagePlan {
+  stage: StageName;
   enabled: boolean;
   iterations: number;
   batchSize: number;
   parallelBatches: number;
+  /** The questions it works on. */
+  questions: 'train' | 'eval';
+  /** What its fine-tune trains on (with the preference loss); null when it makes no model version. */
+  fineTune: { kind: 'sft'; loss: null } | { kind: 'preference'; loss: PreferenceLoss } | null;
 }
 
 /** What the campaign workflow needs from the spec, loaded once by an activity. */
@@ -45,9 +49,8 @@ export interface CampaignPlan {
   domain: string;
   trainTotal: number;
   evalTotal: number;
-  stages: Record<StageName, StagePlan>;
-  /** Loss of the contrast stage's preference fine-tunes. */
-  preferenceLoss: PreferenceLoss;
+  /** The registered stages, in the order the campaign runs them. */
+  stages: StagePlan[];
   fineTune: { backend: string; queue: string; pollIntervalMs: number; timeoutMs: number };
 }
 
@@ -94,6 +97,8 @@ export interface StageInput {
   modelIn: ModelRef;
   /** Evaluate only: the models compared with the base model (modelIn). */
   candidates?: ModelRef[];
+  /** A training stage: it ends by exporting its dataset (the evaluation's summary is read from its rows). */
+  exportsDataset: boolean;
   batchSize: number;
   parallelBatches: number;
   /** Carried across continue-as-new. */
@@ -119,7 +124,7 @@ export interface StageInput {
   retryFailed?: boolean;
 }
 
-/** What every batch activity (`distillBatch`, `assessBatch`, `contrastBatch`, `evaluateBatch`) takes. */
+/** What every stage's batch activity (`<stage>Batch`: `distillBatch`, …) takes. */
 export interface BatchInput {
   campaignId: string;
   iteration: number;

@@ -26,6 +26,7 @@ import { jobName, type FineTuneBackend, type FineTuneJobSpec } from './backend';
 import { createBackend, hostQueue, jobDirs } from './backends';
 import { jobFiles, trainerEnv } from './job-layout';
 import { parseMetricsLine } from './metrics';
+import { stageDefinition } from '../../stages/registry';
 
 export function fineTuneKey(campaignId: string, stage: string, iteration: number): string {
   return `${campaignId}:${stage}:${iteration}`;
@@ -111,8 +112,9 @@ export function fineTuneActivities(deps: ActivityDeps) {
   const jobSpecOf = async (job: FineTuneJobRow): Promise<FineTuneJobSpec> => {
     const { spec } = await getCampaign(db, job.campaign_id);
     const stage = job.stage as TrainingStage;
-    const kind = stage === 'contrast' ? 'preference' : 'sft';
-    const loss = kind === 'preference' ? spec.stages.contrast.loss : null;
+    const { dataset } = stageDefinition(stage);
+    const kind = dataset?.kind ?? 'sft';
+    const loss = dataset?.kind === 'preference' ? dataset.loss(spec.stages[stage]) : null;
     const dirs = jobDirs(spec.fineTune, await localRootOf(spec), job.campaign_id, job.stage, job.iteration);
     const remote = job.job_dir_remote ?? dirs.job;
     return {

@@ -3,10 +3,10 @@
  * version, which changes the request hash, so logged LLM calls are never reused across versions.
  */
 export * from './common';
-export * from './distill';
-export * from './assess';
-export * from './contrast';
-export * from './evaluate';
+export * from '../../stages/distill/prompts';
+export * from '../../stages/assess/prompts';
+export * from '../../stages/contrast/prompts';
+export * from '../../stages/evaluate/prompts';
 export * from './mcts';
 export * from './rstar';
 export * from './evolve';

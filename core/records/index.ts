@@ -1,29 +1,12 @@
 /**
- * Reading what stages produced, streamed from Postgres: the examples a stage trains on, its
- * record counts and metrics, and the audit lines that lead back to the LLM calls behind each
- * record. One file per stage; this one dispatches by stage name.
+ * Reading what stages produced, streamed from Postgres: each stage's records and audit lines come
+ * from its definition (stages/<name>/records.ts); the questions a stage gave up on, from here.
  */
 import type { Db } from '../db/connection';
-import type { StageName } from '../../workflows/types';
-import { assessAudit, assessMetrics, assessRecordCount } from './assess';
-import { contrastAudit, contrastMetrics, contrastRecordCount } from './contrast';
-import { distillAudit, distillMetrics, distillRecordCount } from './distill';
-import { evaluateAudit, evaluateMetrics, evaluateRecordCount } from './evaluate';
+import { stageDefinition, type StageName } from '../../stages/registry';
 import { failedAudit } from './failed';
 
 export { failedCount } from './failed';
-
-export { assessSftExamples } from './assess';
-export { contrastPreferenceExamples } from './contrast';
-export { distillSftExamples } from './distill';
-
-export const AUDIT_STAGES = [
-  'distill',
-  'assess',
-  'contrast',
-  'evaluate',
-] as const satisfies readonly StageName[];
-export type AuditStage = (typeof AUDIT_STAGES)[number];
 
 /**
  * One JSON object per record of the stage (all iterations), with the ids of the LLM calls that
@@ -34,21 +17,8 @@ export async function* auditRecords(
   campaignId: string,
   stage: StageName,
 ): AsyncGenerator<Record<string, unknown>> {
-  yield* stageAudit(db, campaignId, stage);
+  yield* stageDefinition(stage).records.audit(db, campaignId);
   yield* failedAudit(db, campaignId, stage);
-}
-
-function stageAudit(db: Db, campaignId: string, stage: StageName): AsyncGenerator<Record<string, unknown>> {
-  switch (stage) {
-    case 'distill':
-      return distillAudit(db, campaignId);
-    case 'assess':
-      return assessAudit(db, campaignId);
-    case 'contrast':
-      return contrastAudit(db, campaignId);
-    case 'evaluate':
-      return evaluateAudit(db, campaignId);
-  }
 }
 
 /** Records of one iteration of a stage (the `records` of its progress). */
@@ -58,16 +28,7 @@ export function stageRecordCount(
   stage: StageName,
   iteration: number,
 ): Promise<number> {
-  switch (stage) {
-    case 'distill':
-      return distillRecordCount(db, campaignId, iteration);
-    case 'assess':
-      return assessRecordCount(db, campaignId, iteration);
-    case 'contrast':
-      return contrastRecordCount(db, campaignId, iteration);
-    case 'evaluate':
-      return evaluateRecordCount(db, campaignId, iteration);
-  }
+  return stageDefinition(stage).records.count(db, campaignId, iteration);
 }
 
 /** Stage-specific figures kept in `stage_runs.metrics` when an iteration finishes. */
@@ -77,14 +38,5 @@ export function stageMetrics(
   stage: StageName,
   iteration: number,
 ): Promise<Record<string, number>> {
-  switch (stage) {
-    case 'distill':
-      return distillMetrics(db, campaignId, iteration);
-    case 'assess':
-      return assessMetrics(db, campaignId, iteration);
-    case 'contrast':
-      return contrastMetrics(db, campaignId, iteration);
-    case 'evaluate':
-      return evaluateMetrics(db, campaignId, iteration);
-  }
+  return stageDefinition(stage).records.metrics(db, campaignId, iteration);
 }

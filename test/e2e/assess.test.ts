@@ -12,7 +12,7 @@ import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { assessActivities } from '../../activities/assess';
+import { assessActivities } from '../../stages/assess/batch';
 import { buildReport } from '../../client/report';
 import { LlmGateway } from '../../core/llm/gateway';
 import { CRITIQUE_QUESTION } from '../../core/prompts';

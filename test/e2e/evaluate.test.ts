@@ -11,7 +11,7 @@
  */
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { evaluateActivities } from '../../activities/evaluate';
+import { evaluateActivities } from '../../stages/evaluate/batch';
 import { buildReport, type CampaignReport } from '../../client/report';
 import { LlmGateway } from '../../core/llm/gateway';
 import { auditRecords } from '../../core/records';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { bestIndex, chosenIsFirst } from '../../activities/contrast';
+import { bestIndex, chosenIsFirst } from '../../stages/contrast/batch';
 import { tokenJaccard, wordSet } from '../../core/text-similarity';
 
 describe('tokenJaccard', () => {

@@ -3,7 +3,7 @@
  * scores and lengths, and the seeded bootstrap CI.
  */
 import { describe, expect, it } from 'vitest';
-import { toCandidateSide } from '../../activities/evaluate';
+import { toCandidateSide } from '../../stages/evaluate/batch';
 import {
   bootstrapMeanCi,
   combineVerdicts,

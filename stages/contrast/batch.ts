@@ -8,17 +8,17 @@
  */
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { getCampaign } from '../core/campaigns';
-import type { QuestionRow } from '../core/db/types';
+import { getCampaign } from '../../core/campaigns';
+import type { QuestionRow } from '../../core/db/types';
 import {
   LlmFatalError,
   type ChatResult,
   type Endpoint,
   type LlmCallScope,
   type LlmGateway,
-} from '../core/llm/gateway';
-import type { ChatMessage } from '../core/llm/types';
-import { askStructured } from '../core/llm/structured';
+} from '../../core/llm/gateway';
+import type { ChatMessage } from '../../core/llm/types';
+import { askStructured } from '../../core/llm/structured';
 import {
   CONTRAST_PROMPT_VERSIONS,
   contrastAnswerPrompt,
@@ -26,12 +26,12 @@ import {
   pairwiseSelfCritiquePrompt,
   SELF_CRITIQUE_SCHEMA,
   selfCritiquePrompt,
-} from '../core/prompts';
-import type { ContrastStageSpec } from '../core/spec';
-import { tokenJaccard } from '../core/text-similarity';
-import type { BatchInput, BatchResult } from '../workflows/types';
-import type { ActivityDeps } from './context';
-import { llmEndpointError, runQuestionBatch, withoutRecord } from './batch';
+} from '../../core/prompts';
+import type { ContrastStageSpec } from './options';
+import { tokenJaccard } from '../../core/text-similarity';
+import type { BatchInput, BatchResult } from '../../workflows/types';
+import type { ActivityDeps } from '../../activities/context';
+import { llmEndpointError, runQuestionBatch, withoutRecord } from '../../activities/batch';
 
 // The schema asks for an integer; a model that answers 7.5 still said something usable.
 const SelfCritique = z.object({ reason: z.string(), score: z.number().min(1).max(10) });

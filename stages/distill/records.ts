@@ -1,9 +1,9 @@
 /** Stage 1 records, streamed: the SFT examples it trains on and its audit lines. */
 import { sql } from 'kysely';
-import type { Db } from '../db/connection';
-import { auditHeader, iterationRowCount } from './shared';
-import type { SftExample } from '../dataset-formats';
-import { renderQuestion, sftSystemPrompt } from '../prompts';
+import type { Db } from '../../core/db/connection';
+import { auditHeader, iterationRowCount } from '../../core/records/shared';
+import type { SftExample } from '../../core/dataset-formats';
+import { renderQuestion, sftSystemPrompt } from '../../core/prompts';
 
 function distillRows(db: Db, campaignId: string, iteration?: number) {
   let q = db

@@ -8,10 +8,10 @@
  * questions are skipped, and a round made again reuses the logged LLM calls (same request hash).
  */
 import { Context } from '@temporalio/activity';
-import { getCampaign } from '../core/campaigns';
-import type { AssessRoundsTable, QuestionRow } from '../core/db/types';
-import type { ChatResult, Endpoint } from '../core/llm/gateway';
-import { askStructured } from '../core/llm/structured';
+import { getCampaign } from '../../core/campaigns';
+import type { AssessRoundsTable, QuestionRow } from '../../core/db/types';
+import type { ChatResult, Endpoint } from '../../core/llm/gateway';
+import { askStructured } from '../../core/llm/structured';
 import {
   ASSESS_PROMPT_VERSIONS,
   ASSESSMENT_VERDICT_SCHEMA,
@@ -20,10 +20,10 @@ import {
   recordedVerdict,
   reanswerPrompt,
   verdictPrompt,
-} from '../core/prompts';
-import type { BatchInput, BatchResult } from '../workflows/types';
-import type { ActivityDeps } from './context';
-import { runQuestionBatch } from './batch';
+} from '../../core/prompts';
+import type { BatchInput, BatchResult } from '../../workflows/types';
+import type { ActivityDeps } from '../../activities/context';
+import { runQuestionBatch } from '../../activities/batch';
 
 type Verdict = AssessRoundsTable['verdict'];
 

@@ -6,9 +6,9 @@
  * The self-correction probe asks each model to revise its answer (SCoRe's instruction); the strong
  * model's stage-2 verdict (assess.ts) then judges both attempts.
  */
-import { EVAL_DIMENSIONS } from '../evaluation/stats';
-import type { ChatMessage } from '../llm/types';
-import { renderQuestion, sftSystemPrompt, type QuestionText } from './common';
+import { EVAL_DIMENSIONS } from '../../core/evaluation/stats';
+import type { ChatMessage } from '../../core/llm/types';
+import { renderQuestion, sftSystemPrompt, type QuestionText } from '../../core/prompts/common';
 
 export const EVALUATE_PROMPT_VERSIONS = {
   answer: 'eval-answer.v1',

@@ -2,8 +2,8 @@
  * Stage 1 prompts. Stage 1 follows the METEOR paper's figure (REFERENCE.md §1): the weak model writes a guideline
  * and must not answer; the strong model answers following it, or corrects it and says so.
  */
-import type { ChatMessage } from '../llm/types';
-import { renderQuestion, type QuestionText } from './common';
+import type { ChatMessage } from '../../core/llm/types';
+import { renderQuestion, type QuestionText } from '../../core/prompts/common';
 
 export const DISTILL_PROMPT_VERSIONS = {
   guideline: 'guideline.v1',

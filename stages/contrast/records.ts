@@ -1,9 +1,9 @@
 /** Stage 3 records, streamed: the preference examples it trains on, its figures and its audit lines. */
 import { sql } from 'kysely';
-import type { Db } from '../db/connection';
-import { auditHeader, iterationRowCount } from './shared';
-import type { PreferenceExample } from '../dataset-formats';
-import { renderQuestion, sftSystemPrompt } from '../prompts';
+import type { Db } from '../../core/db/connection';
+import { auditHeader, iterationRowCount } from '../../core/records/shared';
+import type { PreferenceExample } from '../../core/dataset-formats';
+import { renderQuestion, sftSystemPrompt } from '../../core/prompts';
 
 function contrastRows(db: Db, campaignId: string, iteration?: number) {
   let q = db

@@ -4,13 +4,13 @@
  * read in order and grouped here, so nothing holds more than one question's rounds at a time.
  */
 import { sql } from 'kysely';
-import type { Db } from '../db/connection';
-import { auditHeader } from './shared';
-import type { AssessRoundsTable } from '../db/types';
-import type { SftExample } from '../dataset-formats';
-import { critiqueExample, renderQuestion, sftSystemPrompt } from '../prompts';
-import type { AssessStageSpec } from '../spec';
-import { attemptOutcome, selfCorrectionRates, type TwoAttempts } from '../evaluation/self-correction';
+import type { Db } from '../../core/db/connection';
+import { auditHeader } from '../../core/records/shared';
+import type { AssessRoundsTable } from '../../core/db/types';
+import type { SftExample } from '../../core/dataset-formats';
+import { critiqueExample, renderQuestion, sftSystemPrompt } from '../../core/prompts';
+import type { AssessStageSpec } from './options';
+import { attemptOutcome, selfCorrectionRates, type TwoAttempts } from '../../core/evaluation/self-correction';
 
 type Verdict = AssessRoundsTable['verdict'];
 

@@ -8,9 +8,9 @@
  * `Previous answer:`, `Feedback:`), each label alone on its line, instructions before them.
  */
 import { z } from 'zod';
-import type { SftExample } from '../dataset-formats';
-import type { ChatMessage } from '../llm/types';
-import { renderQuestion, sftSystemPrompt, type QuestionText } from './common';
+import type { SftExample } from '../../core/dataset-formats';
+import type { ChatMessage } from '../../core/llm/types';
+import { renderQuestion, sftSystemPrompt, type QuestionText } from '../../core/prompts/common';
 
 export const ASSESS_PROMPT_VERSIONS = {
   answer: 'assess-answer.v1',

@@ -4,22 +4,22 @@
  * record by its business key (campaign, iteration, question) as soon as it is made.
  */
 import { z } from 'zod';
-import { getCampaign } from '../core/campaigns';
-import { compositeKey } from '../core/composite-key';
-import { retryOnConnectionLoss } from '../core/db/connection';
-import { GroupCommit, lastPerKey } from '../core/db/group-commit';
-import type { NewDistillRecord } from '../core/db/types';
-import type { Endpoint } from '../core/llm/gateway';
-import { askStructured } from '../core/llm/structured';
-import { QuestionFailedError, runQuestionBatch, withoutRecord } from './batch';
+import { getCampaign } from '../../core/campaigns';
+import { compositeKey } from '../../core/composite-key';
+import { retryOnConnectionLoss } from '../../core/db/connection';
+import { GroupCommit, lastPerKey } from '../../core/db/group-commit';
+import type { NewDistillRecord } from '../../core/db/types';
+import type { Endpoint } from '../../core/llm/gateway';
+import { askStructured } from '../../core/llm/structured';
+import { QuestionFailedError, runQuestionBatch, withoutRecord } from '../../activities/batch';
 import {
   DISTILL_PROMPT_VERSIONS,
   guidelinePrompt,
   STRONG_ANSWER_SCHEMA,
   strongAnswerPrompt,
-} from '../core/prompts';
-import type { BatchInput, BatchResult } from '../workflows/types';
-import type { ActivityDeps } from './context';
+} from '../../core/prompts';
+import type { BatchInput, BatchResult } from '../../workflows/types';
+import type { ActivityDeps } from '../../activities/context';
 
 const StrongAnswer = z.object({
   guidelineCorrect: z.boolean(),

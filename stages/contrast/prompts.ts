@@ -3,8 +3,8 @@
  * preference examples' prompt), once greedily and once with more compute; its own critique ranks
  * best-of-N samples and, when asked, checks that it prefers the high-compute output.
  */
-import type { ChatMessage } from '../llm/types';
-import { renderQuestion, sftSystemPrompt, type QuestionText } from './common';
+import type { ChatMessage } from '../../core/llm/types';
+import { renderQuestion, sftSystemPrompt, type QuestionText } from '../../core/prompts/common';
 
 export const CONTRAST_PROMPT_VERSIONS = {
   answer: 'contrast-answer.v1',

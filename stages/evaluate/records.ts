@@ -5,10 +5,10 @@
  * counts below are the campaign's.
  */
 import { sql } from 'kysely';
-import type { Db } from '../db/connection';
-import { auditHeader } from './shared';
-import type { AttemptVerdict } from '../db/types';
-import { attemptOutcome, type TwoAttempts } from '../evaluation/self-correction';
+import type { Db } from '../../core/db/connection';
+import { auditHeader } from '../../core/records/shared';
+import type { AttemptVerdict } from '../../core/db/types';
+import { attemptOutcome, type TwoAttempts } from '../../core/evaluation/self-correction';
 
 /** The base model's label: the root of the lineage (M0). */
 export async function baseModelLabel(db: Db, campaignId: string): Promise<string> {

@@ -13,18 +13,18 @@
  */
 import { Context } from '@temporalio/activity';
 import { z } from 'zod';
-import { getCampaign } from '../core/campaigns';
-import { compositeKey } from '../core/composite-key';
-import type { QuestionRow } from '../core/db/types';
+import { getCampaign } from '../../core/campaigns';
+import { compositeKey } from '../../core/composite-key';
+import type { QuestionRow } from '../../core/db/types';
 import {
   EVAL_DIMENSIONS,
   JUDGMENT_POSITIONS,
   type JudgmentPosition,
   type Side,
-} from '../core/evaluation/stats';
-import { UserError } from '../core/errors';
-import type { Endpoint } from '../core/llm/gateway';
-import { askStructured } from '../core/llm/structured';
+} from '../../core/evaluation/stats';
+import { UserError } from '../../core/errors';
+import type { Endpoint } from '../../core/llm/gateway';
+import { askStructured } from '../../core/llm/structured';
 import {
   ASSESS_PROMPT_VERSIONS,
   ASSESSMENT_VERDICT_SCHEMA,
@@ -36,11 +36,11 @@ import {
   recordedVerdict,
   selfRevisionPrompt,
   verdictPrompt,
-} from '../core/prompts';
-import { baseModelLabel } from '../core/records/evaluate';
-import type { BatchInput, BatchResult } from '../workflows/types';
-import type { ActivityDeps } from './context';
-import { runQuestionBatch } from './batch';
+} from '../../core/prompts';
+import { baseModelLabel } from './records';
+import type { BatchInput, BatchResult } from '../../workflows/types';
+import type { ActivityDeps } from '../../activities/context';
+import { runQuestionBatch } from '../../activities/batch';
 
 const JudgeSide = z.enum(['A', 'B', 'tie']);
 const Score = z.number().min(1).max(10);

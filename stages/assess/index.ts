@@ -1,0 +1,21 @@
+/**
+ * Stage 2, self-assessment (DESIGN §1): the model answers, the strong model critiques, the model
+ * answers again; SFT on the trajectories that end correct (and, optionally, on the critiques).
+ */
+import { defineStage } from '../stage';
+import { assessActivities } from './batch';
+import { AssessStageSchema } from './options';
+import { assessAudit, assessMetrics, assessRecordCount, assessSftExamples } from './records';
+
+export const assessStage = defineStage({
+  name: 'assess',
+  questions: 'train',
+  options: AssessStageSchema,
+  activities: assessActivities,
+  records: { count: assessRecordCount, metrics: assessMetrics, audit: assessAudit },
+  dataset: {
+    kind: 'sft',
+    examples: ({ db, campaignId, domain, iteration, options }) =>
+      assessSftExamples(db, campaignId, domain, iteration, options),
+  },
+});

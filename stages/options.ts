@@ -1,0 +1,40 @@
+/**
+ * Options every batched stage has (`stages.<name>` in the spec); a stage's own options extend these
+ * in its folder (stages/<name>/options.ts).
+ */
+import { z } from 'zod';
+
+export const positiveInt = z.number().int().positive();
+
+/** Share of a stage's questions that may fail for good before the stage fails (`maxFailedFraction`). */
+export const DEFAULT_MAX_FAILED_FRACTION = 0.02;
+
+/** Options every batched stage has. */
+export const batching = {
+  enabled: z.boolean().default(true),
+  // 100 for distill: per-batch orchestration (activity task, heartbeats, history events) is then
+  // spread over enough calls to be small beside them; pause still lands between batches.
+  batchSize: positiveInt.max(500).default(100).describe('Questions per batch activity'),
+  parallelBatches: positiveInt
+    .max(200)
+    .optional()
+    .describe("Batch activities in flight at once; the default fills the endpoints' concurrency twice over"),
+  maxCostUsd: z
+    .number()
+    .positive()
+    .optional()
+    .describe(
+      'Budget of this stage in USD (all its iterations): no new call starts once its spend reaches this ' +
+        'and the campaign pauses; raise it with `meteorctl campaign resume ID --max-cost-usd N --stage S`',
+    ),
+  maxFailedFraction: z
+    .number()
+    .min(0)
+    .max(1)
+    // Optional rather than defaulted, so the stages' own defaults need not repeat it.
+    .optional()
+    .describe(
+      "Share of the stage's questions that may be given up on (rejected 400/413/422, retries exhausted, " +
+        'replies that never parse) before the stage fails; default 0.02',
+    ),
+};

@@ -1,0 +1,78 @@
+/**
+ * What a stage is: one definition, in its own folder (stages/<name>/index.ts), registered in
+ * stages/registry.ts. The campaign runs the registered stages in order; everything else that
+ * differs between stages — the spec options, the batch work, the records, the audit, the training
+ * rows — is read from here, never from a table keyed by stage name.
+ */
+import type { z } from 'zod';
+import type { ActivityDeps } from '../activities/context';
+import type { PreferenceExample, SftExample } from '../core/dataset-formats';
+import type { Db } from '../core/db/connection';
+import type { BatchInput, BatchResult, PreferenceLoss } from '../workflows/types';
+
+/** The options every stage has (stages/options.ts `batching`, plus `iterations` where it repeats). */
+export interface BaseStageOptions {
+  enabled: boolean;
+  batchSize: number;
+  parallelBatches?: number | undefined;
+  maxCostUsd?: number | undefined;
+  maxFailedFraction?: number | undefined;
+  /** Rounds of the stage, each ending in a fine-tune; 1 when the stage has no such option. */
+  iterations?: number | undefined;
+}
+
+/** Where a training stage's rows come from, for one iteration. */
+export interface ExamplesInput<Options> {
+  db: Db;
+  campaignId: string;
+  domain: string;
+  iteration: number;
+  options: Options;
+}
+
+/** What a stage's fine-tune trains on: SFT rows, preference pairs (with a loss), or nothing. */
+export type StageDataset<Options> =
+  | { kind: 'sft'; examples(input: ExamplesInput<Options>): AsyncGenerator<SftExample> }
+  | {
+      kind: 'preference';
+      examples(input: ExamplesInput<Options>): AsyncGenerator<PreferenceExample>;
+      loss(options: Options): PreferenceLoss;
+    }
+  | null;
+
+export type BatchActivity = (input: BatchInput) => Promise<BatchResult>;
+
+export interface StageDefinition<
+  Name extends string = string,
+  Schema extends z.ZodType<BaseStageOptions> = z.ZodType<BaseStageOptions>,
+  Dataset extends StageDataset<z.output<Schema>> = StageDataset<z.output<Schema>>,
+> {
+  /** The key under `stages` in the spec, the `--stage` value, and the prefix of `<name>Batch`. */
+  name: Name;
+  /** The questions it works on: the training split, or the held-out one (the evaluation). */
+  questions: 'train' | 'eval';
+  /** `stages.<name>` in the spec, defaults included (its `.describe()` texts are the editor help). */
+  options: Schema;
+  /** The batch activity `<name>Batch` (activities/batch.ts runQuestionBatch does the common part). */
+  activities(deps: ActivityDeps): Record<`${Name}Batch`, BatchActivity>;
+  /** What the stage's records say, read from its own tables. */
+  records: {
+    /** Records of one iteration (the progress's `records`). */
+    count(db: Db, campaignId: string, iteration: number): Promise<number>;
+    /** Figures kept in `stage_runs.metrics` when an iteration ends. */
+    metrics(db: Db, campaignId: string, iteration: number): Promise<Record<string, number>>;
+    /** One JSON object per record (all iterations), with the ids of the LLM calls behind it. */
+    audit(db: Db, campaignId: string): AsyncGenerator<Record<string, unknown>>;
+  };
+  /** The rows its fine-tune trains on; null when the stage makes no model version. */
+  dataset: Dataset;
+}
+
+/** Keeps a definition's literal name and dataset kind in its type (what the registry's types read). */
+export function defineStage<
+  const Name extends string,
+  Schema extends z.ZodType<BaseStageOptions>,
+  const Dataset extends StageDataset<z.output<Schema>>,
+>(definition: StageDefinition<Name, Schema, Dataset>): StageDefinition<Name, Schema, Dataset> {
+  return definition;
+}
