@@ -10,6 +10,7 @@ import * as m008 from './008_outage_budget';
 import * as m009 from './009_duplicate_calls';
 import * as m010 from './010_spend_per_statement';
 import * as m011 from './011_self_correction';
+import * as m012 from './012_search_trees';
 
 export const migrations: Record<string, Migration> = {
   '001_init': m001,
@@ -22,4 +23,5 @@ export const migrations: Record<string, Migration> = {
   '009_duplicate_calls': m009,
   '010_spend_per_statement': m010,
   '011_self_correction': m011,
+  '012_search_trees': m012,
 };

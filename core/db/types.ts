@@ -302,6 +302,30 @@ export interface SelfCorrectionsTable {
   created_at: Timestamp;
 }
 
+/** The last step of a search tree whose nodes are all in `search_nodes` (migration 012). */
+export interface SearchTreesTable {
+  campaign_id: string;
+  stage: string;
+  iteration: number;
+  question_id: string;
+  step: number;
+  updated_at: Timestamp;
+}
+
+/** One node of a search tree (core/search/tree.ts; migration 012). */
+export interface SearchNodesTable {
+  campaign_id: string;
+  stage: string;
+  iteration: number;
+  question_id: string;
+  node_id: number;
+  parent_id: number | null;
+  depth: number;
+  /** The node's own fields, less id, parentId and depth (their columns). */
+  data: Json<Record<string, unknown>>;
+  updated_at: Timestamp;
+}
+
 export type JudgmentSide = 'model' | 'base' | 'tie';
 
 export interface JudgmentsTable {
@@ -405,6 +429,8 @@ export interface Database {
   eval_answers: EvalAnswersTable;
   judgments: JudgmentsTable;
   self_corrections: SelfCorrectionsTable;
+  search_trees: SearchTreesTable;
+  search_nodes: SearchNodesTable;
   lines: LinesTable;
   line_heldout: LineHeldoutTable;
   line_iterations: LineIterationsTable;
