@@ -11,7 +11,9 @@
 import type { TopLevelSpec } from 'vega-lite';
 import type { DimensionStats } from '../core/evaluation/stats';
 import { BASE_COLOR, colorOf, esc, INK, MUTED, OUTCOME_COLORS, renderChart, STAGE_COLORS } from './charts';
+import { stageDefinition } from '../stages/registry';
 import {
+  figuresText,
   modelTitle,
   selfCorrectionEntries,
   signedPct,
@@ -531,7 +533,7 @@ function stageTable(r: CampaignReport): string {
   const model = (s: StageReport) =>
     s.modelOut
       ? `${s.modelIn} → ${s.modelOut}`
-      : s.stage === 'evaluate'
+      : stageDefinition(s.stage).questions === 'eval'
         ? `${s.modelIn}${compared}`
         : s.modelIn;
   const row = (s: StageReport) =>
@@ -540,6 +542,15 @@ function stageTable(r: CampaignReport): string {
   return `<table class="stages"><thead><tr><th>stage</th><th>status</th><th>model</th><th class="num">records</th><th class="num">dataset rows</th><th class="num">LLM calls</th><th class="num">tokens in</th><th class="num">tokens out</th><th class="num">cost</th></tr></thead>
 <tbody>${r.stages.map(row).join('')}</tbody>
 <tfoot><tr><td>total</td><td></td><td></td><td></td><td></td><td class="num">${t.calls.toLocaleString('en-US')}</td><td class="num">${t.promptTokens.toLocaleString('en-US')}</td><td class="num">${t.completionTokens.toLocaleString('en-US')}</td><td class="num">${usd(t.costUsd)}</td></tr></tfoot></table>`;
+}
+
+/** Each stage's own figures (its definition's metrics), one line per stage iteration. */
+function stageFiguresList(r: CampaignReport): string {
+  const figured = r.stages.filter((s) => Object.keys(s.figures).length > 0);
+  if (figured.length === 0) return '';
+  const item = (s: StageReport) =>
+    `<li data-stage="${esc(`${s.stage}-${s.iteration}`)}"><b>${esc(`${s.stage} #${s.iteration}`)}</b>: ${esc(figuresText(s.figures))}</li>`;
+  return `<ul class="stage-figures">${figured.map(item).join('')}</ul>`;
 }
 
 /** SCoRe's metrics, one row per model or stage iteration, each with its 95% CI. */
@@ -693,6 +704,7 @@ ${selfCorrectionSection(r)}
 <p class="method">Records, training-set rows, tokens and estimated cost (at the spec's pricing) per stage and iteration.</p>
 <div class="small-multiples">${stageFigures.join('')}</div>
 ${stageTable(r)}
+${stageFiguresList(r)}
 </section>
 <section id="lineage">
 <h2>Model lineage</h2>

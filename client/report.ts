@@ -21,9 +21,8 @@ import {
 import { EVAL_DIMENSIONS } from '../core/evaluation/stats';
 import { selfCorrectionStats, type SelfCorrectionStats } from '../core/evaluation/self-correction';
 import { stageRecordCount } from '../core/records';
-import { assessAttempts } from '../stages/assess/records';
 import { baseModelLabel, selfCorrectionAttempts } from '../stages/evaluate/records';
-import { stageNames, type StageName } from '../stages/registry';
+import { stageDefinition, stageNames, type StageName } from '../stages/registry';
 
 export interface StageReport {
   stage: StageName;
@@ -48,10 +47,13 @@ export interface StageReport {
   startedAt: string;
   finishedAt: string | null;
   /**
-   * Stage 2 only: SCoRe's metrics from its first and second rounds (null elsewhere, or before a
-   * question has both); a correct first answer is not asked again, so Δc→i is 0 by construction.
+   * Stage 2 (any stage that answers twice): SCoRe's metrics from its first and second rounds (null
+   * elsewhere, or before a question has both); a correct first answer is not asked again, so Δc→i
+   * is 0 by construction.
    */
   selfCorrection: SelfCorrectionStats | null;
+  /** The stage's own figures (its definition's `records.metrics`), e.g. guidelines corrected. */
+  figures: Record<string, number>;
 }
 
 export interface LineageNode {
@@ -180,6 +182,7 @@ export async function buildReport(db: Db, campaignId: string): Promise<CampaignR
   runs.sort((a, b) => order(a.stage) - order(b.stage) || a.iteration - b.iteration);
   const stages: StageReport[] = await Promise.all(
     runs.map(async (r): Promise<StageReport> => {
+      const definition = stageDefinition(r.stage as StageName);
       const c = calls.find((x) => x.stage === r.stage && x.iteration === r.iteration);
       const ds = datasets.find((x) => x.stage === r.stage && x.iteration === r.iteration);
       const out = models.find((m) => m.stage === r.stage && m.iteration === r.iteration);
@@ -211,10 +214,10 @@ export async function buildReport(db: Db, campaignId: string): Promise<CampaignR
         costUsd: c?.cost ?? 0,
         startedAt: iso(r.started_at) as string,
         finishedAt: iso(r.finished_at),
-        selfCorrection:
-          r.stage === 'assess'
-            ? selfCorrectionStats(await assessAttempts(db, campaignId, r.iteration), bootstrap)
-            : null,
+        selfCorrection: definition.records.attempts
+          ? selfCorrectionStats(await definition.records.attempts(db, campaignId, r.iteration), bootstrap)
+          : null,
+        figures: await definition.records.metrics(db, campaignId, r.iteration),
       };
     }),
   );
@@ -401,6 +404,13 @@ export function selfCorrectionEntries(r: CampaignReport): {
   return { probed, assessed };
 }
 
+/** A stage's figures as `name value, …`, fractions to three places. */
+export function figuresText(figures: Record<string, number>): string {
+  return Object.entries(figures)
+    .map(([k, v]) => `${k} ${Number.isInteger(v) ? int(v) : v.toFixed(3)}`)
+    .join(', ');
+}
+
 /** Rows of a self-correction table: one per model (or stage iteration) with its SCoRe metrics. */
 export function selfCorrectionRows(entries: readonly SelfCorrectionEntry[], heading = 'model'): string[][] {
   return [
@@ -483,7 +493,7 @@ export function renderReportText(r: CampaignReport): string {
       s.status,
       s.modelOut
         ? `${s.modelIn} → ${s.modelOut}`
-        : s.stage === 'evaluate' && ev
+        : stageDefinition(s.stage).questions === 'eval' && ev
           ? `${s.modelIn} vs ${ev.models.map((m) => m.modelLabel).join(', ')}`
           : s.modelIn,
       int(s.records),
@@ -506,6 +516,11 @@ export function renderReportText(r: CampaignReport): string {
     ],
   ];
   lines.push(...table(stageRows, ['l', 'l', 'l', 'r', 'r', 'r', 'r', 'r', 'r']));
+  const figured = r.stages.filter((s) => Object.keys(s.figures).length > 0);
+  if (figured.length > 0) {
+    lines.push('', "stage figures (each stage's own counts)");
+    for (const s of figured) lines.push(`  ${s.stage} #${s.iteration}: ${figuresText(s.figures)}`);
+  }
   if (assessed.length > 0) {
     lines.push(
       '',

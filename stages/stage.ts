@@ -8,6 +8,7 @@ import type { z } from 'zod';
 import type { ActivityDeps } from '../activities/context';
 import type { PreferenceExample, SftExample } from '../core/dataset-formats';
 import type { Db } from '../core/db/connection';
+import type { TwoAttempts } from '../core/evaluation/self-correction';
 import type { BatchInput, BatchResult, PreferenceLoss } from '../workflows/types';
 
 /** The options every stage has (stages/options.ts `batching`, plus `iterations` where it repeats). */
@@ -63,6 +64,11 @@ export interface StageDefinition<
     metrics(db: Db, campaignId: string, iteration: number): Promise<Record<string, number>>;
     /** One JSON object per record (all iterations), with the ids of the LLM calls behind it. */
     audit(db: Db, campaignId: string): AsyncGenerator<Record<string, unknown>>;
+    /**
+     * A stage whose model answers a question twice (stage 2: before and after feedback): each
+     * question's two attempts, which the report turns into SCoRe's self-correction metrics.
+     */
+    attempts?(db: Db, campaignId: string, iteration: number): Promise<TwoAttempts[]>;
   };
   /** The rows its fine-tune trains on; null when the stage makes no model version. */
   dataset: Dataset;

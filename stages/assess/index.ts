@@ -5,14 +5,19 @@
 import { defineStage } from '../stage';
 import { assessActivities } from './batch';
 import { AssessStageSchema } from './options';
-import { assessAudit, assessMetrics, assessRecordCount, assessSftExamples } from './records';
+import { assessAttempts, assessAudit, assessMetrics, assessRecordCount, assessSftExamples } from './records';
 
 export const assessStage = defineStage({
   name: 'assess',
   questions: 'train',
   options: AssessStageSchema,
   activities: assessActivities,
-  records: { count: assessRecordCount, metrics: assessMetrics, audit: assessAudit },
+  records: {
+    count: assessRecordCount,
+    metrics: assessMetrics,
+    audit: assessAudit,
+    attempts: assessAttempts,
+  },
   dataset: {
     kind: 'sft',
     examples: ({ db, campaignId, domain, iteration, options }) =>

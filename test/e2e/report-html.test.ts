@@ -43,6 +43,7 @@ describe('the HTML report in a browser', () => {
   let report: CampaignReport;
   let htmlFile: string;
   let textReport: string;
+  let campaignId: string;
 
   beforeAll(async () => {
     h = await startHarness();
@@ -57,7 +58,7 @@ describe('the HTML report in a browser', () => {
         evaluate: { enabled: true },
       },
     });
-    const { campaignId } = await launch(h, spec);
+    ({ campaignId } = await launch(h, spec));
     final = await waitDone(h, campaignId, 110_000);
 
     await mkdir(ARTIFACTS, { recursive: true });
@@ -117,6 +118,34 @@ describe('the HTML report in a browser', () => {
     expect(textReport).toContain(
       'lineage: M0 (sim-weak-8b) → M1 (distill #1) → M2 (assess #1) → M3 (assess #2) → M4 (contrast #1) → M5 (contrast #2)',
     );
+  });
+
+  it("shows each stage's own figures, as its rows count them, in JSON, text and HTML", async () => {
+    const db = h.clients.db;
+    const corrected = await db
+      .selectFrom('distill_records')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('campaign_id', '=', campaignId)
+      .where('guideline_corrected', '=', true)
+      .executeTakeFirstOrThrow();
+    const distill = report.stages.find((s) => s.stage === 'distill')!;
+    expect(distill.figures.guidelinesCorrected).toBe(Number(corrected.n));
+    const html = await readFile(htmlFile, 'utf8');
+    for (const iteration of [1, 2]) {
+      const pairs = await db
+        .selectFrom('preference_pairs')
+        .select(['kept'])
+        .where('campaign_id', '=', campaignId)
+        .where('iteration', '=', iteration)
+        .execute();
+      const contrast = report.stages.find((s) => s.stage === 'contrast' && s.iteration === iteration)!;
+      expect(contrast.figures.pairs).toBe(pairs.length);
+      expect(contrast.figures.kept).toBe(pairs.filter((p) => p.kept).length);
+      expect(textReport).toContain(`  contrast #${iteration}: pairs ${pairs.length}, kept `);
+      expect(html).toContain(
+        `<li data-stage="contrast-${iteration}"><b>contrast #${iteration}</b>: pairs ${pairs.length}, kept `,
+      );
+    }
   });
 
   it("has SCoRe's self-correction metrics per model and per stage-2 iteration, in JSON, text and HTML", async () => {
