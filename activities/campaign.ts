@@ -28,6 +28,7 @@ export function campaignActivities({ db }: ActivityDeps) {
           spec.models.weak.concurrency,
           spec.models.strong.concurrency,
           spec.models.judge?.concurrency ?? 0,
+          spec.models.discriminator?.concurrency ?? 0,
         );
       const stages = registeredStages().map((definition): StagePlan => {
         const d = stageDefinition(definition.name);

@@ -67,20 +67,31 @@ export function loadBatchQuestions(
     .execute();
 }
 
+/** The questions a stage works on now: its split's, counted when it starts (a stage may add some). */
+async function stageQuestionCount(db: Db, campaignId: string, stage: StageName): Promise<number> {
+  const { n } = await db
+    .selectFrom('questions')
+    .select(sql<number>`count(*)::int`.as('n'))
+    .where('campaign_id', '=', campaignId)
+    .where('split', '=', stageSplit(stage))
+    .executeTakeFirstOrThrow();
+  return n;
+}
+
 export function stageRunActivities({ db }: ActivityDeps) {
   return {
+    /** The total of a step's progress entry (the campaign's plan counted before any stage ran). */
+    async countStageQuestions(input: { campaignId: string; stage: StageName }): Promise<number> {
+      return stageQuestionCount(db, input.campaignId, input.stage);
+    },
+
     async startStageRun(input: {
       campaignId: string;
       stage: StageName;
       iteration: number;
       modelIn: string;
     }): Promise<{ total: number }> {
-      const { n } = await db
-        .selectFrom('questions')
-        .select(sql<number>`count(*)::int`.as('n'))
-        .where('campaign_id', '=', input.campaignId)
-        .where('split', '=', stageSplit(input.stage))
-        .executeTakeFirstOrThrow();
+      const n = await stageQuestionCount(db, input.campaignId, input.stage);
       await db
         .insertInto('stage_runs')
         .values({

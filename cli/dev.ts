@@ -15,10 +15,11 @@ import { artifactsDir } from './worker';
 import { installDevRuntime } from '../workers/runtime';
 
 export const EXAMPLE_DIR = path.join(REPO_ROOT, 'examples', 'kubernetes-ops');
-export const EXAMPLE_KNOWLEDGE = [
-  path.join(EXAMPLE_DIR, 'train.jsonl'),
-  path.join(EXAMPLE_DIR, 'eval.jsonl'),
-];
+/** What the simulated strong model knows: both examples' questions and references. */
+export const EXAMPLE_KNOWLEDGE = ['kubernetes-ops', 'ab-testing'].flatMap((example) => [
+  path.join(REPO_ROOT, 'examples', example, 'train.jsonl'),
+  path.join(REPO_ROOT, 'examples', example, 'eval.jsonl'),
+]);
 
 export interface DevOptions {
   worker: boolean;

@@ -19,6 +19,7 @@ import { getCampaign } from '../core/campaigns';
 import { UserError } from '../core/errors';
 import { scrubSecrets, secretValues } from '../core/secrets';
 import { auditRecords } from '../core/records';
+import { searchTreeAudit } from '../core/search/pg-tree-store';
 import { TRAINING_FORMATS, trainingLines, type TrainingFormat } from '../core/training-data';
 import { stageNames, trainingStageNames, type StageName, type TrainingStage } from '../stages/registry';
 import { loadSpecFile } from '../core/spec-file';
@@ -260,9 +261,9 @@ campaign
 const stageOption = (stages: readonly string[]) =>
   new Option('--stage <stage>', 'stage').choices(stages as string[]).makeOptionMandatory();
 
-program
-  .command('audit')
-  .description('Audit what a campaign produced')
+const audit = program.command('audit').description('Audit what a campaign produced');
+
+audit
   .command('export <campaignId>')
   .description('Export every record of a stage as JSONL, each with the ids of the LLM calls that made it')
   .addOption(stageOption(stageNames()))
@@ -274,6 +275,33 @@ program
       process.stderr.write(
         `${n} ${opts.stage} record(s)${opts.output ? ` written to ${opts.output}` : ''}\n`,
       );
+    });
+  });
+
+audit
+  .command('tree <campaignId>')
+  .description(
+    "Print a question's search tree in a stage (mcts) as JSON, nested from the root: every node with " +
+      'its step, value, visits and children in creation order; one tree per iteration, or the one of --iteration',
+  )
+  .addOption(stageOption(stageNames()))
+  .requiredOption('--question <id>', 'the question id')
+  .option('--iteration <n>', 'only the tree of this iteration (prints that tree, not an array)')
+  .action(async (campaignId: string, opts: { stage: StageName; question: string; iteration?: string }) => {
+    const iteration = opts.iteration === undefined ? undefined : Number(opts.iteration);
+    if (iteration !== undefined && (!Number.isInteger(iteration) || iteration < 1))
+      throw new UserError('--iteration takes a whole number from 1');
+    await withClients(async (clients) => {
+      await getCampaignRow(clients.db, campaignId);
+      const trees = (await searchTreeAudit(clients.db, campaignId, opts.stage, opts.question)).filter(
+        (t) => iteration === undefined || t.iteration === iteration,
+      );
+      const which = `question ${opts.question} in stage ${opts.stage} of campaign ${campaignId}`;
+      if (trees.length === 0)
+        throw new UserError(
+          `no search tree for ${which}${iteration === undefined ? '' : ` (iteration ${iteration})`}`,
+        );
+      printJson(iteration === undefined ? trees : trees[0]);
     });
   });
 

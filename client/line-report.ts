@@ -116,7 +116,7 @@ export async function buildLineReport(clients: Clients, name: string): Promise<L
   ]);
   const simulated = specs.some((c) => {
     const s = CampaignSpecSchema.parse(c.spec);
-    return [s.models.weak, s.models.strong, s.models.judge].some((e) => e?.model.startsWith('sim-'));
+    return Object.values(s.models).some((e) => e?.model.startsWith('sim-'));
   });
   const schedule =
     'every' in spec.schedule

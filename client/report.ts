@@ -20,7 +20,7 @@ import {
 } from '../core/evaluation/stats';
 import { EVAL_DIMENSIONS } from '../core/evaluation/stats';
 import { selfCorrectionStats, type SelfCorrectionStats } from '../core/evaluation/self-correction';
-import { stageRecordCount } from '../core/records';
+import { stageMetrics, stageRecordCount } from '../core/records';
 import { baseModelLabel, selfCorrectionAttempts } from '../stages/evaluate/records';
 import { stageDefinition, stageNames, type StageName } from '../stages/registry';
 
@@ -217,7 +217,7 @@ export async function buildReport(db: Db, campaignId: string): Promise<CampaignR
         selfCorrection: definition.records.attempts
           ? selfCorrectionStats(await definition.records.attempts(db, campaignId, r.iteration), bootstrap)
           : null,
-        figures: await definition.records.metrics(db, campaignId, r.iteration),
+        figures: await stageMetrics(db, campaignId, r.stage as StageName, r.iteration),
       };
     }),
   );
@@ -246,7 +246,13 @@ export async function buildReport(db: Db, campaignId: string): Promise<CampaignR
         : null,
   }));
 
-  const endpoints = { weak: spec.models.weak, strong: spec.models.strong, judge: spec.models.judge ?? null };
+  const endpoints = {
+    weak: spec.models.weak,
+    strong: spec.models.strong,
+    judge: spec.models.judge ?? null,
+    // Only where the campaign has one (stage 3's rStar decode).
+    ...(spec.models.discriminator ? { discriminator: spec.models.discriminator } : {}),
+  };
   const simulated = Object.values(endpoints).some((e) => e !== null && e.model.startsWith('sim-'));
 
   return {

@@ -12,7 +12,8 @@ import { DURATION_PATTERN } from './duration';
 import { FineTuneSchema } from './finetune-spec';
 import { httpUrl } from './http-url';
 import { positiveInt } from '../stages/options';
-import { stagesOptionsSchema } from '../stages/registry';
+import { stagesOptionsSchema, trainingStageNames } from '../stages/registry';
+import type { BaseStageOptions } from '../stages/stage';
 
 export { FineTuneSchema, type FineTuneSpec } from './finetune-spec';
 
@@ -80,7 +81,7 @@ export const WeakEndpointSchema = EndpointSchema.extend({
 }).describe('The model being evolved (e.g. vLLM with --enable-lora)');
 export type WeakEndpointSpec = z.infer<typeof WeakEndpointSchema>;
 
-export const ROLES = ['weak', 'strong', 'judge'] as const;
+export const ROLES = ['weak', 'strong', 'judge', 'discriminator'] as const;
 export type Role = (typeof ROLES)[number];
 
 export const DeploySchema = z
@@ -182,6 +183,10 @@ export const CampaignSpecSchema = z
       weak: WeakEndpointSchema,
       strong: EndpointSchema.describe('Teacher and critic, GPT-4-class'),
       judge: EndpointSchema.optional().describe('Pairwise judge of the evaluation'),
+      discriminator: EndpointSchema.optional().describe(
+        "rStar's discriminator (stages.contrast.method rstar): a second model that completes each " +
+          'candidate trajectory cut at a random step; candidates whose answers agree are kept',
+      ),
     }),
     // Lazy: the registry's definitions import the activities, which import this module.
     stages: z.lazy(() => stagesOptionsSchema()),
@@ -192,6 +197,33 @@ export const CampaignSpecSchema = z
     artifacts: ArtifactsSchema.optional(),
   })
   .superRefine((spec, ctx) => {
+    // rStar's mutual consistency needs its second model; say so at launch, not at stage 3.
+    if (
+      spec.stages.contrast.enabled &&
+      spec.stages.contrast.method === 'rstar' &&
+      !spec.models.discriminator
+    ) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['models', 'discriminator'],
+        message:
+          'required while stages.contrast.method is rstar: an endpoint (baseURL, model, like models.judge) ' +
+          "whose model completes the generator's cut trajectories — a second model of about the weak " +
+          "model's size; or set stages.contrast.method to best-of-n or beam",
+      });
+    }
+    // A row filter scored by the judge needs one, whether or not the evaluation runs.
+    const stages = spec.stages as Record<string, BaseStageOptions>;
+    for (const name of trainingStageNames()) {
+      const s = stages[name];
+      if (s?.enabled && s.filter?.by === 'judge' && !spec.models.judge) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['stages', name, 'filter', 'by'],
+          message: "'judge' scores rows with models.judge, which is not set: add it, or use 'self'",
+        });
+      }
+    }
     // The evaluation needs a judge and held-out questions; say so at launch, not days later.
     if (!spec.stages.evaluate.enabled) return;
     if (spec.deploy.type === 'none') {

@@ -8,6 +8,9 @@ import type { Db } from './db/connection';
 import { replayPicks, type ReplayPick } from './replay';
 import { PREFERENCE_FORMATS, preferenceLine, SFT_FORMATS, sftLine } from './dataset-formats';
 import type { CampaignSpec } from './spec';
+import { rowScores } from './records/row-scores';
+import type { RowFilterSpec } from '../stages/options';
+import type { BaseStageOptions } from '../stages/stage';
 import { stageDefinition, type TrainingStage } from '../stages/registry';
 
 export const TRAINING_FORMATS = SFT_FORMATS;
@@ -78,10 +81,34 @@ async function* ownLines(
 ): AsyncGenerator<Record<string, unknown>> {
   const { dataset } = stageDefinition(stage);
   if (!dataset) return;
+  const options: BaseStageOptions = spec.stages[stage];
   const input = { db, campaignId, domain: spec.domain, iteration, options: spec.stages[stage] };
+  const passes = await rowFilterOf(db, campaignId, stage, iteration, options.filter);
   if (dataset.kind === 'sft') {
-    for await (const ex of dataset.examples(input)) yield sftLine(format, ex);
+    for await (const ex of dataset.examples(input)) if (passes(ex)) yield sftLine(format, ex);
   } else {
-    for await (const ex of dataset.examples(input)) yield preferenceLine(format, ex);
+    for await (const ex of dataset.examples(input)) if (passes(ex)) yield preferenceLine(format, ex);
   }
+}
+
+/**
+ * Whether each example, in the order the stage yields them, passes the row filter: scored at
+ * least `minScore`. Without a filter every row passes; with one, a row never scored does not.
+ */
+async function rowFilterOf(
+  db: Db,
+  campaignId: string,
+  stage: TrainingStage,
+  iteration: number,
+  filter: RowFilterSpec | undefined,
+): Promise<(ex: { questionId: string }) => boolean> {
+  if (!filter) return () => true;
+  const scores = await rowScores(db, campaignId, stage, iteration);
+  const rows = new Map<string, number>();
+  return ({ questionId }) => {
+    const row = rows.get(questionId) ?? 0;
+    rows.set(questionId, row + 1);
+    const score = scores.get(questionId)?.get(row);
+    return score !== undefined && score !== null && score >= filter.minScore;
+  };
 }

@@ -11,6 +11,10 @@ import * as m009 from './009_duplicate_calls';
 import * as m010 from './010_spend_per_statement';
 import * as m011 from './011_self_correction';
 import * as m012 from './012_search_trees';
+import * as m013mcts from './013_mcts';
+import * as m014evolve from './014_evolve';
+import * as m015rstar from './015_rstar';
+import * as m016 from './016_row_scores';
 
 export const migrations: Record<string, Migration> = {
   '001_init': m001,
@@ -24,4 +28,8 @@ export const migrations: Record<string, Migration> = {
   '010_spend_per_statement': m010,
   '011_self_correction': m011,
   '012_search_trees': m012,
+  '013_mcts': m013mcts,
+  '014_evolve': m014evolve,
+  '015_rstar': m015rstar,
+  '016_row_scores': m016,
 };

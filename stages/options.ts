@@ -38,3 +38,29 @@ export const batching = {
         'replies that never parse) before the stage fails; default 0.02',
     ),
 };
+
+/** `filter` of a training stage: the survey's metric-based filtering of training rows. */
+export const RowFilterSchema = z
+  .strictObject({
+    by: z
+      .enum(['judge', 'self'])
+      .default('judge')
+      .describe('Who scores each row: the judge model (models.judge), or the model being trained'),
+    minScore: z
+      .number()
+      .min(1)
+      .max(10)
+      .describe('Rows scored below this (1–10) are left out of the dataset; the audit keeps every score'),
+    attempts: positiveInt
+      .max(5)
+      .default(3)
+      .describe("Asks of the scorer before a row's score is unparseable"),
+  })
+  .describe(
+    "Score every training row (1–10) after the stage's batch and train only on rows scoring at least " +
+      'minScore; one call per row; unparseable scores leave the row out',
+  );
+export type RowFilterSpec = z.infer<typeof RowFilterSchema>;
+
+/** Options every training stage has. */
+export const training = { filter: RowFilterSchema.optional() };

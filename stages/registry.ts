@@ -9,10 +9,13 @@
  */
 import { z } from 'zod';
 import type { ActivityDeps } from '../activities/context';
+import { withRowFilter } from '../activities/row-filter';
 import { assessStage } from './assess';
 import { contrastStage } from './contrast';
 import { distillStage } from './distill';
 import { evaluateStage } from './evaluate';
+import { evolveStage } from './evolve';
+import { mctsStage } from './mcts';
 import type { BatchActivity, StageDefinition } from './stage';
 
 /**
@@ -21,7 +24,7 @@ import type { BatchActivity, StageDefinition } from './stage';
  * they exist (each definition reads only hoisted function declarations and its options at load).
  */
 export function registeredStages() {
-  return [distillStage, assessStage, contrastStage, evaluateStage] as const;
+  return [evolveStage, distillStage, assessStage, contrastStage, mctsStage, evaluateStage] as const;
 }
 
 type RegisteredStage = ReturnType<typeof registeredStages>[number];
@@ -67,5 +70,12 @@ export function stagesOptionsSchema(): z.ZodType<StagesOptions, StagesOptionsInp
 export type StageActivities = { [S in RegisteredStage as `${S['name']}Batch`]: BatchActivity };
 
 export function stageActivities(deps: ActivityDeps): StageActivities {
-  return Object.assign({}, ...registeredStages().map((s) => s.activities(deps))) as StageActivities;
+  const out: Record<string, BatchActivity> = {};
+  for (const s of registeredStages()) {
+    const definition = stageDefinition(s.name);
+    // A training stage's batch scores its rows afterwards when the spec asks for a row filter.
+    for (const [name, batch] of Object.entries<BatchActivity>(definition.activities(deps)))
+      out[name] = withRowFilter(deps, definition, batch);
+  }
+  return out as StageActivities;
 }

@@ -10,6 +10,7 @@ import type { PreferenceExample, SftExample } from '../core/dataset-formats';
 import type { Db } from '../core/db/connection';
 import type { TwoAttempts } from '../core/evaluation/self-correction';
 import type { BatchInput, BatchResult, PreferenceLoss } from '../workflows/types';
+import type { RowFilterSpec } from './options';
 
 /** The options every stage has (stages/options.ts `batching`, plus `iterations` where it repeats). */
 export interface BaseStageOptions {
@@ -20,6 +21,8 @@ export interface BaseStageOptions {
   maxFailedFraction?: number | undefined;
   /** Rounds of the stage, each ending in a fine-tune; 1 when the stage has no such option. */
   iterations?: number | undefined;
+  /** A training stage's row filter (stages/options.ts `training`). */
+  filter?: RowFilterSpec | undefined;
 }
 
 /** Where a training stage's rows come from, for one iteration. */
@@ -29,14 +32,22 @@ export interface ExamplesInput<Options> {
   domain: string;
   iteration: number;
   options: Options;
+  /** Only these questions' rows (the row filter scores a batch's); all when absent. */
+  questionIds?: readonly string[];
 }
+
+/**
+ * A training example and the question it came from: the row filter keys its scores by question
+ * and the example's place among that question's examples. (The trainer's line leaves it out.)
+ */
+export type FromQuestion<E> = E & { questionId: string };
 
 /** What a stage's fine-tune trains on: SFT rows, preference pairs (with a loss), or nothing. */
 export type StageDataset<Options> =
-  | { kind: 'sft'; examples(input: ExamplesInput<Options>): AsyncGenerator<SftExample> }
+  | { kind: 'sft'; examples(input: ExamplesInput<Options>): AsyncGenerator<FromQuestion<SftExample>> }
   | {
       kind: 'preference';
-      examples(input: ExamplesInput<Options>): AsyncGenerator<PreferenceExample>;
+      examples(input: ExamplesInput<Options>): AsyncGenerator<FromQuestion<PreferenceExample>>;
       loss(options: Options): PreferenceLoss;
     }
   | null;

@@ -11,6 +11,7 @@ import {
   continueAsNew,
   ContinueAsNew,
   isCancellation,
+  patched,
   proxyActivities,
   setHandler,
   startChild,
@@ -29,6 +30,7 @@ import type {
   CampaignRunState,
   CampaignStatus,
   ModelRef,
+  PreferenceLoss,
   StageName,
   StagePlan,
   StageProgress,
@@ -61,9 +63,37 @@ export function campaignWorkflowId(campaignId: string): string {
   return `campaign-${campaignId}`;
 }
 
+/**
+ * A plan as workers before the stage registry recorded it: the four stages by name, and the
+ * contrast stage's loss beside them. A campaign started then replays and goes on with it.
+ */
+interface LegacyPlan {
+  stages: Record<
+    'distill' | 'assess' | 'contrast' | 'evaluate',
+    Omit<StagePlan, 'stage' | 'questions' | 'fineTune'>
+  >;
+  preferenceLoss: PreferenceLoss;
+}
+
+function stagePlans(plan: CampaignPlan | LegacyPlan): StagePlan[] {
+  if (Array.isArray(plan.stages)) return plan.stages;
+  const legacy = plan as LegacyPlan;
+  return (['distill', 'assess', 'contrast', 'evaluate'] as const).map((stage) => ({
+    ...legacy.stages[stage],
+    stage,
+    questions: stage === 'evaluate' ? 'eval' : 'train',
+    fineTune:
+      stage === 'evaluate'
+        ? null
+        : stage === 'contrast'
+          ? { kind: 'preference', loss: legacy.preferenceLoss }
+          : { kind: 'sft', loss: null },
+  }));
+}
+
 /** The steps a plan runs, in order. */
 export function campaignSteps(plan: CampaignPlan): Step[] {
-  return plan.stages.flatMap((p) =>
+  return stagePlans(plan).flatMap((p) =>
     p.enabled ? Array.from({ length: p.iterations }, (_, i) => ({ plan: p, iteration: i + 1 })) : [],
   );
 }
@@ -167,6 +197,14 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignSt
       // The evaluation (a stage on the held-out questions) compares the base with each training
       // stage's final model; every other stage works with the current model.
       const evaluates = stagePlan.questions === 'eval';
+      // The plan counted the questions before any stage ran, and a stage may add some (task
+      // evolution adds training questions): each step counts its own. Patched, so runs started
+      // before replay as they ran.
+      const total = patched('count-questions-per-step')
+        ? await acts.countStageQuestions({ campaignId, stage })
+        : evaluates
+          ? plan.evalTotal
+          : plan.trainTotal;
       status.stage = stage;
       status.iteration = iteration;
       upsertSearchAttributes([{ key: MeteorStage, value: `${stage}-${iteration}` }]);
@@ -174,7 +212,7 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignSt
         stage,
         iteration,
         status: 'pending',
-        total: evaluates ? plan.evalTotal : plan.trainTotal,
+        total,
         done: 0,
         records: 0,
         costUsd: 0,
@@ -187,7 +225,7 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignSt
 
       const { fineTune } = stagePlan;
       const candidates = evaluates
-        ? plan.stages.flatMap((s) => (s.fineTune ? (finalOf(s.stage) ?? []) : []))
+        ? stagePlans(plan).flatMap((s) => (s.fineTune ? (finalOf(s.stage) ?? []) : []))
         : undefined;
       const child = await startChild(stageWorkflow, {
         workflowId: `${status.workflowId}-${stage}-${iteration}`,

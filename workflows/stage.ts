@@ -242,9 +242,10 @@ export async function stageWorkflow(input: StageInput): Promise<StageResult> {
     report();
     // The evaluation's summary is recomputed from its judgment rows whenever it is read.
     // A stage that exports a dataset is a training stage.
-    const dataset = input.exportsDataset
-      ? await acts.exportStageDataset({ campaignId, stage: stage as TrainingStage, iteration })
-      : null;
+    const dataset =
+      (input.exportsDataset ?? stage !== 'evaluate')
+        ? await acts.exportStageDataset({ campaignId, stage: stage as TrainingStage, iteration })
+        : null;
     const summary = await acts.finishStageRun({ campaignId, stage, iteration, status: 'completed' });
     progress.status = 'completed';
     progress.records = summary.records;

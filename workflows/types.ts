@@ -97,8 +97,11 @@ export interface StageInput {
   modelIn: ModelRef;
   /** Evaluate only: the models compared with the base model (modelIn). */
   candidates?: ModelRef[];
-  /** A training stage: it ends by exporting its dataset (the evaluation's summary is read from its rows). */
-  exportsDataset: boolean;
+  /**
+   * A training stage: it ends by exporting its dataset (the evaluation's summary is read from its
+   * rows). Absent in runs started before the stage registry: every stage but the evaluation.
+   */
+  exportsDataset?: boolean;
   batchSize: number;
   parallelBatches: number;
   /** Carried across continue-as-new. */

@@ -49,6 +49,28 @@ export interface QuestionsTable {
   question: string;
   reference: string | null;
   content_hash: string;
+  /** 'evolved': written by the strong model in the evolve stage (migration 014), from `evolved_from`. */
+  origin: Defaulted<QuestionOrigin>;
+  evolved_from: ColumnType<string | null, string | null | undefined, string | null>;
+}
+
+export type QuestionOrigin = 'given' | 'evolved';
+
+/** The evolve stage's record (migration 014): what became of one seed's rewrite. */
+export interface EvolvedQuestionsTable {
+  campaign_id: string;
+  iteration: number;
+  seed_id: string;
+  method: string;
+  outcome: 'kept' | 'rejected' | 'unparseable';
+  reason: 'near-duplicate' | 'near-held-out' | null;
+  question_id: string | null;
+  title: string | null;
+  question: string | null;
+  closest_id: string | null;
+  similarity: number | null;
+  call_id: BigId;
+  created_at: Timestamp;
 }
 
 export interface ModelVersionsTable {
@@ -259,7 +281,7 @@ export interface PreferencePairsTable {
   iteration: number;
   question_id: string;
   model_in: string;
-  method: 'beam' | 'best-of-n';
+  method: 'beam' | 'best-of-n' | 'rstar';
   chosen: string;
   rejected: string;
   similarity: number;
@@ -269,6 +291,26 @@ export interface PreferencePairsTable {
   greedy_call_id: BigId;
   high_call_id: BigId;
   critique_call_ids: ColumnType<string[], string | undefined, string>;
+  /** rstar with a consistent pick: the chosen trajectory's node ids (migration 015). */
+  chosen_path: ColumnType<number[] | null, string | null | undefined, string | null>;
+  /** rstar with a consistent pick: the generator call that made each of those nodes. */
+  chosen_call_ids: ColumnType<string[] | null, string | null | undefined, string | null>;
+  created_at: Timestamp;
+}
+
+/** A candidate trajectory of an rstar decode and the discriminator's check of it (migration 015). */
+export interface RStarCandidatesTable {
+  campaign_id: string;
+  iteration: number;
+  question_id: string;
+  node_id: number;
+  answer: string;
+  score: number;
+  cut: number;
+  steps: number;
+  discriminator_answer: string | null;
+  consistent: boolean;
+  discriminator_call_id: BigId;
   created_at: Timestamp;
 }
 
@@ -285,6 +327,22 @@ export interface EvalAnswersTable {
 export type AttemptVerdict = 'correct' | 'incorrect' | 'unparseable';
 
 /** The evaluation's self-correction probe of one model on one held-out question (migration 011). */
+/** A training example's score by the row filter (migration 016). */
+export interface RowScoresTable {
+  campaign_id: string;
+  stage: string;
+  iteration: number;
+  question_id: string;
+  /** The example's place among its question's examples. */
+  row: number;
+  scorer: 'judge' | 'self';
+  /** Null when the scorer's reply never parsed. */
+  score: number | null;
+  reason: string | null;
+  call_id: BigId;
+  created_at: Timestamp;
+}
+
 export interface SelfCorrectionsTable {
   campaign_id: string;
   model_label: string;
@@ -324,6 +382,34 @@ export interface SearchNodesTable {
   /** The node's own fields, less id, parentId and depth (their columns). */
   data: Json<Record<string, unknown>>;
   updated_at: Timestamp;
+}
+
+/** The outcome of one question's SRA-MCTS search in the `mcts` stage (migration 013). */
+export interface MctsRecordsTable {
+  campaign_id: string;
+  iteration: number;
+  question_id: string;
+  model_in: string;
+  /** The chosen path's steps, in order. */
+  steps: Json<string[]>;
+  answer: string;
+  value: number;
+  reached_gate: boolean;
+  rounds: number;
+  nodes: number;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+/** The LLM calls one round of an `mcts` search made (migration 013). */
+export interface MctsRoundCallsTable {
+  campaign_id: string;
+  iteration: number;
+  question_id: string;
+  round: number;
+  /** llm_calls ids, as strings. */
+  call_ids: Json<string[]>;
+  created_at: Timestamp;
 }
 
 export type JudgmentSide = 'model' | 'base' | 'tie';
@@ -416,6 +502,7 @@ export interface CampaignSpendTable {
 export interface Database {
   campaigns: CampaignsTable;
   questions: QuestionsTable;
+  evolved_questions: EvolvedQuestionsTable;
   model_versions: ModelVersionsTable;
   stage_runs: StageRunsTable;
   llm_calls: LlmCallsTable;
@@ -426,11 +513,15 @@ export interface Database {
   finetune_events: FineTuneEventsTable;
   assess_rounds: AssessRoundsTable;
   preference_pairs: PreferencePairsTable;
+  rstar_candidates: RStarCandidatesTable;
   eval_answers: EvalAnswersTable;
   judgments: JudgmentsTable;
   self_corrections: SelfCorrectionsTable;
+  row_scores: RowScoresTable;
   search_trees: SearchTreesTable;
   search_nodes: SearchNodesTable;
+  mcts_records: MctsRecordsTable;
+  mcts_round_calls: MctsRoundCallsTable;
   lines: LinesTable;
   line_heldout: LineHeldoutTable;
   line_iterations: LineIterationsTable;
@@ -445,6 +536,7 @@ export interface Database {
 
 export type Campaign = Selectable<CampaignsTable>;
 export type QuestionRow = Selectable<QuestionsTable>;
+export type NewEvolvedQuestion = Insertable<EvolvedQuestionsTable>;
 export type LlmCallRow = Selectable<LlmCallsTable>;
 export type NewLlmCall = Insertable<LlmCallsTable>;
 export type DistillRecord = Selectable<DistillRecordsTable>;

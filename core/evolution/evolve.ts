@@ -1,8 +1,13 @@
 /**
- * One step of task evolution: the strong model rewrites a training question (core/prompts/evolve.ts)
- * and the novelty check (novelty.ts) keeps the result only when it is no near-copy of a training,
- * held-out or earlier evolved question. The seed's method is chosen by its position, so each seed
- * gets the same method on a rerun — and the same request, answered from the call log.
+ * One step of task evolution: the strong model rewrites a training question
+ * (stages/evolve/prompts.ts) and the novelty check (novelty.ts) keeps the result only when it is no
+ * near-copy of a training, held-out or earlier evolved question. The seed's method is chosen by its
+ * position, so each seed gets the same method on a rerun — and the same request, answered from the
+ * call log.
+ *
+ * The two halves are apart (`askEvolution`, `judgeEvolution`) so the evolve stage can make the
+ * calls of a batch at once and still judge the rewrites one after another, in seed order: which
+ * of two similar rewrites is kept must not depend on which answer came back first.
  */
 import { z } from 'zod';
 import type { Endpoint, LlmCallScope, LlmGateway } from '../llm/gateway';
@@ -13,15 +18,23 @@ import {
   EVOLVED_QUESTION_SCHEMA,
   evolvePrompt,
   type EvolutionMethod,
-} from '../prompts/evolve';
+} from '../../stages/evolve/prompts';
 import type { QuestionText } from '../prompts/common';
-import type { NoveltyFilter, NoveltyVerdict } from './novelty';
+import { noveltyText, type NoveltyFilter, type NoveltyVerdict } from './novelty';
 
 const Evolved = z.object({ title: z.string(), question: z.string().min(1) });
 
 export interface EvolutionSeed extends QuestionText {
   id: string;
   ordinal: number;
+}
+
+/** The strong model's rewrite of one seed, not yet judged; `rewrite` null when it never parsed. */
+export interface EvolutionReply {
+  seedId: string;
+  method: EvolutionMethod;
+  callId: string;
+  rewrite: { title: string; question: string } | null;
 }
 
 export type EvolutionOutcome = {
@@ -43,7 +56,8 @@ export function methodFor(ordinal: number): EvolutionMethod {
   return EVOLUTION_METHODS[ordinal % EVOLUTION_METHODS.length] as EvolutionMethod;
 }
 
-export async function evolveQuestion(o: {
+/** Asks the strong model for a rewrite of the seed (a malformed reply is asked again `attempts` times in all). */
+export async function askEvolution(o: {
   llm: LlmGateway;
   scope: LlmCallScope;
   /** The strong model's endpoint. */
@@ -51,11 +65,7 @@ export async function evolveQuestion(o: {
   domain: string;
   seed: EvolutionSeed;
   attempts: number;
-  /** Checks the new question, and learns it when kept. */
-  novelty: NoveltyFilter;
-  /** The id a kept question gets. */
-  newId: (seed: EvolutionSeed) => string;
-}): Promise<EvolutionOutcome> {
+}): Promise<EvolutionReply> {
   const method = methodFor(o.seed.ordinal);
   const r = await askStructured(
     o.llm,
@@ -71,11 +81,37 @@ export async function evolveQuestion(o: {
     Evolved,
     o.attempts,
   );
-  const base = { seedId: o.seed.id, method, callId: r.call.callId };
-  if (r.value === null) return { ...base, status: 'unparseable' };
-  const text = r.value.title ? `${r.value.title}\n\n${r.value.question}` : r.value.question;
-  const verdict = o.novelty.check(text);
-  if (!verdict.novel) return { ...base, status: 'rejected', ...r.value, verdict };
-  o.novelty.add({ id: o.newId(o.seed), text, split: 'train' });
-  return { ...base, status: 'kept', ...r.value, closest: verdict.closest };
+  return { seedId: o.seed.id, method, callId: r.call.callId, rewrite: r.value };
+}
+
+/**
+ * Judges a rewrite against every known question. It does not learn a kept one: the caller adds it
+ * once it is really kept (the stage, once it is committed).
+ */
+export function judgeEvolution(reply: EvolutionReply, novelty: NoveltyFilter): EvolutionOutcome {
+  const base = { seedId: reply.seedId, method: reply.method, callId: reply.callId };
+  if (reply.rewrite === null) return { ...base, status: 'unparseable' };
+  const verdict = novelty.check(noveltyText(reply.rewrite));
+  if (!verdict.novel) return { ...base, status: 'rejected', ...reply.rewrite, verdict };
+  return { ...base, status: 'kept', ...reply.rewrite, closest: verdict.closest };
+}
+
+/** Both halves for one seed. */
+export async function evolveQuestion(o: {
+  llm: LlmGateway;
+  scope: LlmCallScope;
+  /** The strong model's endpoint. */
+  endpoint: Endpoint;
+  domain: string;
+  seed: EvolutionSeed;
+  attempts: number;
+  /** Checks the new question, and learns it when kept. */
+  novelty: NoveltyFilter;
+  /** The id a kept question gets. */
+  newId: (seed: EvolutionSeed) => string;
+}): Promise<EvolutionOutcome> {
+  const outcome = judgeEvolution(await askEvolution(o), o.novelty);
+  if (outcome.status === 'kept')
+    o.novelty.add({ id: o.newId(o.seed), text: noveltyText(outcome), split: 'train' });
+  return outcome;
 }

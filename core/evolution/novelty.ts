@@ -8,6 +8,14 @@
  */
 import { tokenJaccard, wordSet } from '../text-similarity';
 
+/**
+ * The text a question is compared by: its title and its question, as the strong model writes both
+ * (a rewrite that only renames the title is still a near-copy).
+ */
+export function noveltyText(q: { title?: string | null; question: string }): string {
+  return q.title ? `${q.title}\n\n${q.question}` : q.question;
+}
+
 export interface KnownQuestion {
   id: string;
   text: string;

@@ -3,10 +3,11 @@
  * version, which changes the request hash, so logged LLM calls are never reused across versions.
  */
 export * from './common';
+export * from './row-score';
 export * from '../../stages/distill/prompts';
 export * from '../../stages/assess/prompts';
 export * from '../../stages/contrast/prompts';
 export * from '../../stages/evaluate/prompts';
-export * from './mcts';
+export * from '../../stages/mcts/prompts';
 export * from './rstar';
-export * from './evolve';
+export * from '../../stages/evolve/prompts';

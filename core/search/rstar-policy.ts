@@ -18,6 +18,9 @@ import {
 import type { QuestionText } from '../prompts/common';
 import type { Discriminator, Generated, RStarAction, RStarNode, RStarPolicy } from './rstar';
 
+/** The policy's own defaults, beside the engine's (RSTAR_DEFAULTS): rStar samples a few completions. */
+export const RSTAR_POLICY_DEFAULTS = { samples: 4, temperature: 0.8 } as const;
+
 export interface LlmRStarOptions {
   llm: LlmGateway;
   scope: LlmCallScope;
@@ -82,9 +85,11 @@ export function llmRStarPolicy(o: LlmRStarOptions): RStarPolicy {
     async generate(path, action): Promise<Generated[]> {
       if (action === 'A5') {
         const r = await ask(path, action, 1, 0);
-        return [{ text: r.content.trim(), answer: null, confidence: 0, final: false }];
+        return [{ text: r.content.trim(), answer: null, confidence: 0, final: false, callId: r.callId }];
       }
-      const replies = (await ask(path, action, o.samples, o.temperature)).choices;
+      const reply = await ask(path, action, o.samples, o.temperature);
+      const replies = reply.choices;
+      const callId = reply.callId;
       const answers = replies.map(extractFinalAnswer);
       switch (action) {
         case 'A2': {
@@ -101,6 +106,7 @@ export function llmRStarPolicy(o: LlmRStarOptions): RStarPolicy {
               answer,
               confidence: answer === null ? 0 : idx.length / replies.length,
               final: true,
+              callId,
             };
           });
         }
@@ -117,6 +123,7 @@ export function llmRStarPolicy(o: LlmRStarOptions): RStarPolicy {
               answer: m.value,
               confidence: m.value === null ? 0 : m.count / replies.length,
               final: m.value !== null,
+              callId,
             };
           });
         }
@@ -132,6 +139,7 @@ export function llmRStarPolicy(o: LlmRStarOptions): RStarPolicy {
               answer: final.value,
               confidence: final.value === null ? sub.share : final.share,
               final: final.value !== null && final.share >= 0.5,
+              callId,
             },
           ];
         }
@@ -140,8 +148,15 @@ export function llmRStarPolicy(o: LlmRStarOptions): RStarPolicy {
   };
 }
 
-/** The discriminator: its own endpoint completes a cut trajectory, greedy; its final answer. */
-export function llmDiscriminator(o: Omit<LlmRStarOptions, 'samples' | 'temperature'>): Discriminator {
+/**
+ * The discriminator: its own endpoint completes a cut trajectory, greedy; its final answer.
+ * `onCall` learns which logged call answered each prefix (for audits).
+ */
+export function llmDiscriminator(
+  o: Omit<LlmRStarOptions, 'samples' | 'temperature'> & {
+    onCall?: (prefix: readonly RStarNode[], callId: string) => void;
+  },
+): Discriminator {
   return async (prefix) => {
     const r = await o.llm.chat(o.scope, o.endpoint, {
       purpose: 'rstar-discriminate',
@@ -150,6 +165,7 @@ export function llmDiscriminator(o: Omit<LlmRStarOptions, 'samples' | 'temperatu
       model: o.model,
       temperature: 0,
     });
+    o.onCall?.(prefix, r.callId);
     return extractFinalAnswer(r.content);
   };
 }

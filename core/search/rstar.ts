@@ -75,6 +75,11 @@ export interface Generated {
   confidence: number;
   /** Reached a final answer (A2 always; A1/A3 when their step concludes). */
   final: boolean;
+  /**
+   * The logged call that generated it, for audits; not kept in the tree (a resumed search does not
+   * generate its saved nodes again: asking the policy again returns the logged call).
+   */
+  callId?: string;
 }
 
 export interface RStarPolicy {

@@ -1,6 +1,6 @@
 /**
  * SRA-MCTS's policy through the gateway: the current model reflects, proposes and scores with the
- * prompts of core/prompts/mcts.ts. Every call is logged and reused like any other, so a search
+ * prompts of stages/mcts/prompts.ts. Every call is logged and reused like any other, so a search
  * rerun after a crash asks the same requests and pays for none of them again.
  */
 import { z } from 'zod';
@@ -14,7 +14,7 @@ import {
   mctsProposePrompt,
   mctsReflectPrompt,
   mctsScorePrompt,
-} from '../prompts/mcts';
+} from '../../stages/mcts/prompts';
 import type { QuestionText } from '../prompts/common';
 import type { SraMctsPolicy } from './sra-mcts';
 

@@ -314,6 +314,13 @@ export function generate(
           factsResolver({ solved: v.correct, nextfocus: nextFocus }),
         );
       }
+      case 'row_score': {
+        // The training-row filter: 1–10 by how much of what the answer needs the response covers.
+        const coverage = recall(referenceFor(task, known), task.candidate ?? '');
+        const score = 1 + Math.round(90 * coverage) / 10;
+        const reason = `The response covers about ${Math.round(coverage * 100)}% of what the answer needs.`;
+        return structured(task, { reason, score }, factsResolver({ reason, score }));
+      }
       case 'step_score': {
         const coverage = recall(referenceFor(task, known), (task.steps ?? []).join(' '));
         const score = Math.round(100 * coverage) / 10;

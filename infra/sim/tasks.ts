@@ -24,13 +24,14 @@ export type TaskKind =
   | 'step'
   | 'reflection'
   | 'step_score'
+  | 'row_score'
   | 'rstar'
   | 'evolve';
 
 export const GUIDELINE_MARKER = 'Do not answer the question yourself';
 /** SCoRe's second-turn instruction: revise your own answer, told only that it *might* be wrong. */
 export const SELF_REVISION_MARKER = 'There might be an error in the solution above';
-/** A tree search's step proposal (SRA-MCTS, core/prompts/mcts.ts). */
+/** A tree search's step proposal (SRA-MCTS, stages/mcts/prompts.ts). */
 export const STEP_PROPOSAL_MARKER = 'Propose the next reasoning step';
 /** An rStar generator action or discriminator completion (core/prompts/rstar.ts). */
 export const RSTAR_MARKER = 'Solve the question by reasoning actions';
@@ -185,6 +186,7 @@ export function readTask(
   else if (schemaName === 'pairwise_self_critique') kind = 'judge';
   else if (schemaName === 'mcts_reflection') kind = 'reflection';
   else if (schemaName === 'mcts_step_score') kind = 'step_score';
+  else if (schemaName === 'training_row_score') kind = 'row_score';
   else if (schemaName === 'evolved_question') kind = 'evolve';
   else if (schemaName) kind = 'structured';
   else if (system.some((s) => s.includes(GUIDELINE_MARKER))) kind = 'guideline';

@@ -20,7 +20,7 @@ export const assessStage = defineStage({
   },
   dataset: {
     kind: 'sft',
-    examples: ({ db, campaignId, domain, iteration, options }) =>
-      assessSftExamples(db, campaignId, domain, iteration, options),
+    examples: ({ db, campaignId, domain, iteration, options, questionIds }) =>
+      assessSftExamples(db, campaignId, domain, iteration, options, questionIds),
   },
 });

@@ -1,10 +1,11 @@
 /** `stages.assess` in the campaign spec. */
 import { z } from 'zod';
-import { batching, positiveInt } from '../options';
+import { batching, positiveInt, training } from '../options';
 
 export const AssessStageSchema = z
   .strictObject({
     ...batching,
+    ...training,
     batchSize: positiveInt.max(500).default(10).describe('Questions per batch activity'),
     iterations: positiveInt
       .max(20)

@@ -8,6 +8,7 @@ import type { Db } from '../../core/db/connection';
 import { auditHeader } from '../../core/records/shared';
 import type { AssessRoundsTable } from '../../core/db/types';
 import type { SftExample } from '../../core/dataset-formats';
+import type { FromQuestion } from '../stage';
 import { critiqueExample, renderQuestion, sftSystemPrompt } from '../../core/prompts';
 import type { AssessStageSpec } from './options';
 import { attemptOutcome, selfCorrectionRates, type TwoAttempts } from '../../core/evaluation/self-correction';
@@ -76,9 +77,12 @@ export async function* assessSftExamples(
   domain: string,
   iteration: number,
   opts: Pick<AssessStageSpec, 'includeCritiques' | 'unsolved'>,
-): AsyncGenerator<SftExample> {
+  questionIds?: readonly string[],
+): AsyncGenerator<FromQuestion<SftExample>> {
   const withDistilled = opts.unsolved === 'distilled-answer';
-  const rows = roundRows(db, campaignId, iteration)
+  let rounds = roundRows(db, campaignId, iteration);
+  if (questionIds) rounds = rounds.where('r.question_id', 'in', questionIds.length > 0 ? questionIds : ['']);
+  const rows = rounds
     .leftJoinLateral(
       (eb) =>
         eb
@@ -102,16 +106,24 @@ export async function* assessSftExamples(
     if (opts.includeCritiques) {
       for (const r of rounds) {
         if (r.verdict === 'unparseable') continue;
-        yield critiqueExample(domain, first, r.answer, {
-          correct: r.verdict === 'correct',
-          feedback: r.feedback ?? '',
-        });
+        yield {
+          questionId: first.question_id,
+          ...critiqueExample(domain, first, r.answer, {
+            correct: r.verdict === 'correct',
+            feedback: r.feedback ?? '',
+          }),
+        };
       }
     }
     if (last.verdict === 'correct') {
-      yield { system, user: renderQuestion(first), assistant: last.answer };
+      yield { questionId: first.question_id, system, user: renderQuestion(first), assistant: last.answer };
     } else if (withDistilled && first.distilled_answer !== null) {
-      yield { system, user: renderQuestion(first), assistant: first.distilled_answer };
+      yield {
+        questionId: first.question_id,
+        system,
+        user: renderQuestion(first),
+        assistant: first.distilled_answer,
+      };
     }
   }
 }

@@ -1,14 +1,16 @@
 /**
  * Stage 3 activities. Per question, the current model decodes twice — greedily, and with more
- * compute (vLLM beam search, or best-of-N samples ranked by its own critique) — and the pair
- * chosen = high-compute, rejected = greedy is recorded, kept or dropped (near-identical outputs;
- * optionally, the model's own critique not preferring the chosen one). Like every batch: finished
+ * compute (vLLM beam search, best-of-N samples ranked by its own critique, or rStar's search with a
+ * discriminator: rstar.ts) — and the pair chosen = high-compute, rejected = greedy is recorded, kept
+ * or dropped (no consistent rStar trajectory; near-identical outputs; optionally, the model's own
+ * critique not preferring the chosen one). Like every batch: finished
  * questions are skipped, the rest run concurrently under the endpoint's limits, and each pair is
  * upserted by its business key (campaign, iteration, question) as soon as it is made.
  */
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { getCampaign } from '../../core/campaigns';
+import { UserError } from '../../core/errors';
 import type { QuestionRow } from '../../core/db/types';
 import {
   LlmFatalError,
@@ -32,6 +34,7 @@ import { tokenJaccard } from '../../core/text-similarity';
 import type { BatchInput, BatchResult } from '../../workflows/types';
 import type { ActivityDeps } from '../../activities/context';
 import { llmEndpointError, runQuestionBatch, withoutRecord } from '../../activities/batch';
+import { rstarDecode, saveRStarCandidates, type RStarDecode } from './rstar';
 
 // The schema asks for an integer; a model that answers 7.5 still said something usable.
 const SelfCritique = z.object({ reason: z.string(), score: z.number().min(1).max(10) });
@@ -41,13 +44,16 @@ const CRITIQUE_ATTEMPTS = 2;
 /** What an unparseable critique scores: below every real score (1–10). */
 const UNPARSEABLE_SCORE = 0;
 
-export type DropReason = 'near-identical' | 'critique-disagrees' | 'critique-unparseable';
+export type DropReason =
+  'no-consistent-trajectory' | 'near-identical' | 'critique-disagrees' | 'critique-unparseable';
 
 /** The high-compute output of one question and the calls behind it. */
 interface HighDecode {
   text: string;
   callId: string;
   critiqueCallIds: string[];
+  /** Method rstar: the search's candidates and pick. */
+  rstar?: RStarDecode;
 }
 
 /**
@@ -75,6 +81,10 @@ export function contrastActivities({ db, llm }: ActivityDeps) {
       const cfg = spec.stages.contrast;
       const weak: Endpoint = { ...spec.models.weak, role: 'weak' };
       const model = input.modelIn;
+      // The spec refuses method rstar without one; a campaign row from before that check may lack it.
+      const discriminator: Endpoint | null = spec.models.discriminator
+        ? { ...spec.models.discriminator, role: 'discriminator' }
+        : null;
       return runQuestionBatch(db, input, {
         stage: 'contrast',
         maxFailedFraction: cfg.maxFailedFraction,
@@ -102,6 +112,25 @@ export function contrastActivities({ db, llm }: ActivityDeps) {
 
           const highDecode = async (q: QuestionRow): Promise<HighDecode> => {
             const messages = contrastAnswerPrompt(spec.domain, q);
+            if (cfg.method === 'rstar') {
+              if (!discriminator) {
+                throw new UserError(
+                  `campaign ${campaignId} has no models.discriminator endpoint: method rstar needs one`,
+                );
+              }
+              const decode = await rstarDecode({
+                llm,
+                db,
+                scope,
+                weak,
+                model,
+                discriminator,
+                domain: spec.domain,
+                question: q,
+                options: cfg.rstar,
+              });
+              return { text: decode.text, callId: decode.callId, critiqueCallIds: [], rstar: decode };
+            }
             if (cfg.method === 'beam') {
               const beams = await beamSearch(llm, scope, weak, cfg, messages, model);
               // vLLM returns the beams best first.
@@ -164,7 +193,9 @@ export function contrastActivities({ db, llm }: ActivityDeps) {
           const critiqueCallIds = [...high.critiqueCallIds];
           let dropReason: DropReason | null = null;
           let critiqueAgrees: boolean | null = null;
-          if (similarity >= cfg.maxSimilarity) {
+          if (high.rstar && high.rstar.pick === null) {
+            dropReason = 'no-consistent-trajectory';
+          } else if (similarity >= cfg.maxSimilarity) {
             dropReason = 'near-identical';
           } else if (cfg.requireSelfCritique) {
             const verdict = await prefersChosen(q, chosen, rejected);
@@ -172,6 +203,11 @@ export function contrastActivities({ db, llm }: ActivityDeps) {
             critiqueAgrees = verdict.agrees;
             if (verdict.agrees === null) dropReason = 'critique-unparseable';
             else if (!verdict.agrees) dropReason = 'critique-disagrees';
+          }
+          const pick = high.rstar?.pick ?? null;
+          // Before the pair, which marks the question done: a rerun upserts the same candidates.
+          if (high.rstar) {
+            await saveRStarCandidates(db, { campaignId, iteration, questionId: q.id }, high.rstar.candidates);
           }
           await db
             .insertInto('preference_pairs')
@@ -190,6 +226,8 @@ export function contrastActivities({ db, llm }: ActivityDeps) {
               greedy_call_id: greedy.callId,
               high_call_id: high.callId,
               critique_call_ids: JSON.stringify(critiqueCallIds),
+              chosen_path: pick ? JSON.stringify(pick.path) : null,
+              chosen_call_ids: pick ? JSON.stringify(pick.callIds) : null,
             })
             .onConflict((oc) =>
               oc.columns(['campaign_id', 'iteration', 'question_id']).doUpdateSet((eb) => ({
@@ -204,6 +242,8 @@ export function contrastActivities({ db, llm }: ActivityDeps) {
                 greedy_call_id: eb.ref('excluded.greedy_call_id'),
                 high_call_id: eb.ref('excluded.high_call_id'),
                 critique_call_ids: eb.ref('excluded.critique_call_ids'),
+                chosen_path: eb.ref('excluded.chosen_path'),
+                chosen_call_ids: eb.ref('excluded.chosen_call_ids'),
               })),
             )
             .execute();

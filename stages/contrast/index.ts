@@ -15,8 +15,8 @@ export const contrastStage = defineStage({
   records: { count: contrastRecordCount, metrics: contrastMetrics, audit: contrastAudit },
   dataset: {
     kind: 'preference',
-    examples: ({ db, campaignId, domain, iteration }) =>
-      contrastPreferenceExamples(db, campaignId, domain, iteration),
+    examples: ({ db, campaignId, domain, iteration, questionIds }) =>
+      contrastPreferenceExamples(db, campaignId, domain, iteration, questionIds),
     loss: (options) => options.loss,
   },
 });

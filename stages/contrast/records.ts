@@ -1,9 +1,25 @@
-/** Stage 3 records, streamed: the preference examples it trains on, its figures and its audit lines. */
+/**
+ * Stage 3 records, streamed: the preference examples it trains on, its figures and its audit lines
+ * (an rstar pair's with its candidates, the discriminator's checks and the chosen trajectory).
+ */
 import { sql } from 'kysely';
 import type { Db } from '../../core/db/connection';
 import { auditHeader, iterationRowCount } from '../../core/records/shared';
 import type { PreferenceExample } from '../../core/dataset-formats';
+import type { FromQuestion } from '../stage';
 import { renderQuestion, sftSystemPrompt } from '../../core/prompts';
+
+/** One candidate trajectory of an rstar pair, as its audit line shows it. */
+interface RStarCandidateLine {
+  nodeId: number;
+  answer: string;
+  score: number;
+  cut: number;
+  steps: number;
+  discriminatorAnswer: string | null;
+  consistent: boolean;
+  discriminatorCallId: string;
+}
 
 function contrastRows(db: Db, campaignId: string, iteration?: number) {
   let q = db
@@ -28,6 +44,15 @@ function contrastRows(db: Db, campaignId: string, iteration?: number) {
       'p.greedy_call_id',
       'p.high_call_id',
       'p.critique_call_ids',
+      'p.chosen_path',
+      'p.chosen_call_ids',
+      // An rstar pair's candidates (migration 015), in node order; [] for the other methods.
+      sql<RStarCandidateLine[]>`(select coalesce(jsonb_agg(jsonb_build_object(
+          'nodeId', c.node_id, 'answer', c.answer, 'score', c.score, 'cut', c.cut, 'steps', c.steps,
+          'discriminatorAnswer', c.discriminator_answer, 'consistent', c.consistent,
+          'discriminatorCallId', c.discriminator_call_id::text) order by c.node_id), '[]'::jsonb)
+        from rstar_candidates c where c.campaign_id = p.campaign_id and c.iteration = p.iteration
+          and c.question_id = p.question_id)`.as('rstar_candidates'),
       'p.created_at',
     ])
     .where('p.campaign_id', '=', campaignId)
@@ -43,10 +68,13 @@ export async function* contrastPreferenceExamples(
   campaignId: string,
   domain: string,
   iteration: number,
-): AsyncGenerator<PreferenceExample> {
-  const rows = contrastRows(db, campaignId, iteration).where('p.kept', '=', true);
+  questionIds?: readonly string[],
+): AsyncGenerator<FromQuestion<PreferenceExample>> {
+  let rows = contrastRows(db, campaignId, iteration).where('p.kept', '=', true);
+  if (questionIds) rows = rows.where('p.question_id', 'in', questionIds.length > 0 ? questionIds : ['']);
   for await (const r of rows.stream(500)) {
     yield {
+      questionId: r.question_id,
       system: sftSystemPrompt(domain),
       user: renderQuestion(r),
       chosen: r.chosen,
@@ -55,9 +83,15 @@ export async function* contrastPreferenceExamples(
   }
 }
 
-/** One JSON object per pair (kept or dropped), with the ids of the LLM calls that made it. */
+/**
+ * One JSON object per pair (kept or dropped), with the ids of the LLM calls that made it. An rstar
+ * pair adds `rstar` (candidate and consistent counts, the chosen trajectory's node path, each
+ * candidate's discriminator check) and the discriminator's and the trajectory's call ids.
+ */
 export async function* contrastAudit(db: Db, campaignId: string): AsyncGenerator<Record<string, unknown>> {
   for await (const r of contrastRows(db, campaignId).stream(500)) {
+    const rstar = r.method === 'rstar';
+    const candidates = r.rstar_candidates;
     yield {
       ...auditHeader(campaignId, 'contrast', r.iteration, r),
       modelIn: r.model_in,
@@ -68,7 +102,27 @@ export async function* contrastAudit(db: Db, campaignId: string): AsyncGenerator
       kept: r.kept,
       dropReason: r.drop_reason,
       critiqueAgrees: r.critique_agrees,
-      llmCallIds: { greedy: r.greedy_call_id, high: r.high_call_id, critiques: r.critique_call_ids },
+      ...(rstar
+        ? {
+            rstar: {
+              candidates: candidates.length,
+              consistent: candidates.filter((c) => c.consistent).length,
+              chosenPath: r.chosen_path,
+              checks: candidates,
+            },
+          }
+        : {}),
+      llmCallIds: {
+        greedy: r.greedy_call_id,
+        high: r.high_call_id,
+        critiques: r.critique_call_ids,
+        ...(rstar
+          ? {
+              trajectory: r.chosen_call_ids ?? [],
+              discriminator: [...new Set(candidates.map((c) => c.discriminatorCallId))],
+            }
+          : {}),
+      },
       createdAt: r.created_at,
     };
   }
@@ -82,7 +136,8 @@ export async function contrastRecordCount(db: Db, campaignId: string, iteration:
 /**
  * Figures of one iteration: pair counts by outcome, the mean similarity of all pairs, and the
  * mean lengths (characters) of the kept pairs' outputs — the data the fine-tune trains on, where
- * a length gap between chosen and rejected is worth watching.
+ * a length gap between chosen and rejected is worth watching. With rstar, also its candidates, the
+ * share of them the discriminator found consistent, and the pairs dropped for having none.
  */
 export async function contrastMetrics(
   db: Db,
@@ -111,5 +166,38 @@ export async function contrastMetrics(
     meanSimilarity: row.similarity,
     meanChosenLength: row.chosenLength,
     meanRejectedLength: row.rejectedLength,
+    ...(await rstarMetrics(db, campaignId, iteration)),
+  };
+}
+
+/** rStar's figures of one iteration; none when it ran no rstar decode. */
+async function rstarMetrics(db: Db, campaignId: string, iteration: number): Promise<Record<string, number>> {
+  const [pairs, candidates] = await Promise.all([
+    db
+      .selectFrom('preference_pairs')
+      .select([
+        sql<number>`count(*)::int`.as('pairs'),
+        sql<number>`count(*) filter (where drop_reason = 'no-consistent-trajectory')::int`.as('none'),
+      ])
+      .where('campaign_id', '=', campaignId)
+      .where('iteration', '=', iteration)
+      .where('method', '=', 'rstar')
+      .executeTakeFirstOrThrow(),
+    db
+      .selectFrom('rstar_candidates')
+      .select([
+        sql<number>`count(*)::int`.as('candidates'),
+        sql<number>`count(*) filter (where consistent)::int`.as('consistent'),
+      ])
+      .where('campaign_id', '=', campaignId)
+      .where('iteration', '=', iteration)
+      .executeTakeFirstOrThrow(),
+  ]);
+  if (pairs.pairs === 0) return {};
+  return {
+    droppedNoConsistent: pairs.none,
+    rstarCandidates: candidates.candidates,
+    rstarConsistent: candidates.consistent,
+    consistentShare: candidates.candidates === 0 ? 0 : candidates.consistent / candidates.candidates,
   };
 }

@@ -15,7 +15,7 @@ export const distillStage = defineStage({
   records: { count: distillRecordCount, metrics: distillMetrics, audit: distillAudit },
   dataset: {
     kind: 'sft',
-    examples: ({ db, campaignId, domain, iteration, options }) =>
-      distillSftExamples(db, campaignId, domain, iteration, options.includeGuidelineInSft),
+    examples: ({ db, campaignId, domain, iteration, options, questionIds }) =>
+      distillSftExamples(db, campaignId, domain, iteration, options.includeGuidelineInSft, questionIds),
   },
 });

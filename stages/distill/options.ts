@@ -1,10 +1,11 @@
 /** `stages.distill` in the campaign spec. */
 import { z } from 'zod';
-import { batching } from '../options';
+import { batching, training } from '../options';
 
 export const DistillStageSchema = z
   .strictObject({
     ...batching,
+    ...training,
     includeGuidelineInSft: z
       .boolean()
       .default(false)

@@ -3,6 +3,7 @@ import { sql } from 'kysely';
 import type { Db } from '../../core/db/connection';
 import { auditHeader, iterationRowCount } from '../../core/records/shared';
 import type { SftExample } from '../../core/dataset-formats';
+import type { FromQuestion } from '../stage';
 import { renderQuestion, sftSystemPrompt } from '../../core/prompts';
 
 function distillRows(db: Db, campaignId: string, iteration?: number) {
@@ -40,10 +41,14 @@ export async function* distillSftExamples(
   domain: string,
   iteration: number,
   includeGuideline: boolean,
-): AsyncGenerator<SftExample> {
-  for await (const r of distillRows(db, campaignId, iteration).stream(500)) {
+  questionIds?: readonly string[],
+): AsyncGenerator<FromQuestion<SftExample>> {
+  let rows = distillRows(db, campaignId, iteration);
+  if (questionIds) rows = rows.where('r.question_id', 'in', questionIds.length > 0 ? questionIds : ['']);
+  for await (const r of rows.stream(500)) {
     const question = renderQuestion(r);
     yield {
+      questionId: r.question_id,
       system: sftSystemPrompt(domain),
       user: includeGuideline ? `${question}\n\nGuideline:\n${r.guideline}` : question,
       assistant: r.answer,

@@ -1,10 +1,10 @@
 /**
  * SRA-MCTS through the real gateway against the simulator (a simulation of the current model:
- * infra/sim): the reflection, proposal and self-evaluation prompts of core/prompts/mcts.ts over
+ * infra/sim): the reflection, proposal and self-evaluation prompts of stages/mcts/prompts.ts over
  * HTTP, every call logged. Measures the calls per question at the paper's defaults, and shows that
  * a search killed mid-round and resumed from its saved tree makes exactly the requests of an
  * uninterrupted one at the server (the round run again is answered from the call log).
- * Not yet a stage: the stage registry (issue 10) comes first.
+ * The `mcts` stage runs this search per question: test/e2e/mcts-stage.test.ts.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Endpoint } from '../../core/llm/gateway';

@@ -2,7 +2,7 @@
  * Task evolution over HTTP against the simulator (a simulation of the strong model: infra/sim):
  * the strong model rewrites training questions, and the novelty check keeps only questions that
  * are no near-copy of a training, held-out or earlier evolved question. The strong model is shown
- * training questions only. Not yet a stage: the stage registry (issue 10) comes first.
+ * training questions only. One evolution step on its own; the stage is test/e2e/evolve-stage.test.ts.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFile } from 'node:fs/promises';

@@ -63,6 +63,8 @@ export interface HarnessOptions {
   crashPoint?: ActivityDeps['crashPoint'];
   /** Variables added to the in-process worker's environment (e.g. an S3 endpoint and its keys). */
   workerEnv?: Record<string, string>;
+  /** What the simulated strong model knows (default: the first example's questions). */
+  knowledgeFiles?: string[];
   /** The simulator wants this key (and echoes a wrong one in its 401s, as OpenAI does). */
   sim?: Pick<SimOptions, 'apiKey' | 'echoKeyIn401'>;
   /** PostgreSQL and Temporal of the test's own (default: the ones global-setup started). */
@@ -122,7 +124,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     failRate: opts.failRate ?? 0,
     ...(opts.faultKinds ? { faultKinds: opts.faultKinds } : {}),
     hangMs: opts.hangMs ?? 3000,
-    knowledgeFiles: [EXAMPLE_TRAIN, EXAMPLE_EVAL],
+    knowledgeFiles: opts.knowledgeFiles ?? [EXAMPLE_TRAIN, EXAMPLE_EVAL],
     rejectBeamSearch: opts.rejectBeamSearch ?? false,
     judgeBias: opts.judgeBias ?? null,
     ...(opts.malformedRate ? { malformedRate: opts.malformedRate } : {}),

@@ -1,12 +1,12 @@
 /**
- * SRA-MCTS prompts (REFERENCE §7; core/search/sra-mcts.ts): the current model reflects on the
+ * `mcts` stage prompts, SRA-MCTS's (REFERENCE §7; core/search/sra-mcts.ts): the current model reflects on the
  * reasoning so far (solved, or what the next step should address), proposes one next step unlike
  * the ones already proposed, and scores the reasoning so far 0–10 (its self-evaluation). The
  * reflection and the score are structured replies (JSON schema); a proposal is plain text whose
  * step follows `Next step:`.
  */
-import type { ChatMessage } from '../llm/types';
-import { renderQuestion, type QuestionText } from './common';
+import type { ChatMessage } from '../../core/llm/types';
+import { renderQuestion, type QuestionText } from '../../core/prompts/common';
 
 export const MCTS_PROMPT_VERSIONS = {
   reflect: 'mcts-reflect.v1',
@@ -108,4 +108,33 @@ export function extractProposedStep(reply: string): string | null {
   const m = /next step\s*[:：]\s*([\s\S]*)/i.exec(reply);
   const step = (m?.[1] ?? reply).trim().replace(/^\d+\.\s*/, '');
   return step === '' ? null : step;
+}
+
+/** A step that states the final answer: `Final answer: …` or `Answer: …`. */
+const FINAL_ANSWER = /^\s*(?:final\s+)?answer\s*[:：]\s*([\s\S]*\S)\s*$/i;
+
+/**
+ * The final answer made of a chosen path (what the SFT example ends with). The paper's code works
+ * in programming, where one more call turns the reasoning into code; in a free-text domain the
+ * path's steps already are the answer's content, so no call is made: when the last step states a
+ * final answer (`Final answer: …`), that statement is the answer; otherwise the answer is the
+ * steps in order, one per line. '' for a path with no step (the root judged solved as is).
+ */
+export function mctsFinalAnswer(steps: readonly string[]): string {
+  const last = steps.at(-1);
+  const stated = last === undefined ? null : FINAL_ANSWER.exec(last);
+  if (stated?.[1]) return stated[1];
+  return steps.map((s) => s.trim()).join('\n');
+}
+
+/**
+ * The assistant message of an `mcts` SFT example: the reasoning (the path's steps, numbered, less
+ * a last step that states the final answer) and then the final answer — the shape the model is
+ * asked to answer in elsewhere (reason step by step, then answer).
+ */
+export function mctsSftCompletion(steps: readonly string[], answer: string): string {
+  const last = steps.at(-1);
+  const reasoning = last !== undefined && FINAL_ANSWER.test(last) ? steps.slice(0, -1) : steps;
+  const numbered = reasoning.map((s, i) => `${i + 1}. ${s.trim()}`).join('\n');
+  return numbered === '' ? `Final answer:\n${answer}` : `Reasoning:\n${numbered}\n\nFinal answer:\n${answer}`;
 }

@@ -5,8 +5,8 @@
  * question of the same domain, as rare as the seed). It sees training questions only, never
  * held-out ones. Reply per EVOLVED_QUESTION_SCHEMA.
  */
-import type { ChatMessage } from '../llm/types';
-import { renderQuestion, type QuestionText } from './common';
+import type { ChatMessage } from '../../core/llm/types';
+import { renderQuestion, type QuestionText } from '../../core/prompts/common';
 
 export const EVOLVE_PROMPT_VERSION = 'evolve-question.v1';
 
