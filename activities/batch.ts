@@ -291,7 +291,7 @@ async function markResolved(db: Db, key: StageKey, questionId: string): Promise<
 /** The questions without a row in a one-row-per-question record table for this iteration. */
 export async function withoutRecord(
   db: Db,
-  table: 'distill_records' | 'preference_pairs',
+  table: 'distill_records' | 'preference_pairs' | 'mcts_records',
   input: BatchInput,
   questions: QuestionRow[],
 ): Promise<QuestionRow[]> {

@@ -281,7 +281,7 @@ audit
 audit
   .command('tree <campaignId>')
   .description(
-    "Print a question's search tree in a stage (mcts) as JSON, nested from the root: every node with " +
+    "Print a question's search tree in a stage (mcts; contrast with method rstar) as JSON, nested from the root: every node with " +
       'its step, value, visits and children in creation order; one tree per iteration, or the one of --iteration',
   )
   .addOption(stageOption(stageNames()))
@@ -310,7 +310,7 @@ program
   .description('Training datasets')
   .command('export <campaignId>')
   .description(
-    "Export a training stage's dataset in a trainer's format (SFT for distill and assess, preference pairs for contrast)",
+    "Export a training stage's dataset in a trainer's format (SFT for distill, assess and mcts; preference pairs for contrast), rows below a row filter's minScore left out",
   )
   .addOption(stageOption(trainingStageNames()))
   .addOption(new Option('--format <format>', 'format').choices([...TRAINING_FORMATS]).default('openai'))

@@ -4,7 +4,7 @@ import type { Db } from '../db/connection';
 
 export async function iterationRowCount(
   db: Db,
-  table: 'distill_records' | 'preference_pairs',
+  table: 'distill_records' | 'preference_pairs' | 'mcts_records',
   campaignId: string,
   iteration: number,
 ): Promise<number> {

@@ -11,12 +11,11 @@
  */
 import { getCampaign } from '../../core/campaigns';
 import { retryOnConnectionLoss, type Db } from '../../core/db/connection';
-import type { QuestionRow } from '../../core/db/types';
 import type { Endpoint, LlmGateway } from '../../core/llm/gateway';
 import { pgTreeStore, type SearchTreeKey } from '../../core/search/pg-tree-store';
 import { sraMcts, type SraMctsOptions, type SraMctsStore, type TreeNode } from '../../core/search/sra-mcts';
 import { llmSraMctsPolicy } from '../../core/search/sra-mcts-policy';
-import { runQuestionBatch } from '../../activities/batch';
+import { runQuestionBatch, withoutRecord } from '../../activities/batch';
 import type { ActivityDeps } from '../../activities/context';
 import type { BatchInput, BatchResult } from '../../workflows/types';
 import type { MctsStageSpec } from './options';
@@ -50,7 +49,7 @@ export function mctsActivities({ db, llm }: ActivityDeps) {
       return runQuestionBatch(db, input, {
         stage: 'mcts',
         maxFailedFraction: opts.maxFailedFraction,
-        pending: (questions) => withoutRecord(db, input, questions),
+        pending: (questions) => withoutRecord(db, 'mcts_records', input, questions),
         async work(q, scope, counts) {
           const key: SearchTreeKey = { campaignId, stage: 'mcts', iteration, questionId: q.id };
           const calls: string[] = [];
@@ -103,23 +102,6 @@ export function mctsActivities({ db, llm }: ActivityDeps) {
       });
     },
   };
-}
-
-/** The questions of the batch without a record in this iteration (their trees may be half done). */
-async function withoutRecord(db: Db, input: BatchInput, questions: QuestionRow[]): Promise<QuestionRow[]> {
-  const rows = await db
-    .selectFrom('mcts_records')
-    .select('question_id')
-    .where('campaign_id', '=', input.campaignId)
-    .where('iteration', '=', input.iteration)
-    .where(
-      'question_id',
-      'in',
-      questions.map((q) => q.id),
-    )
-    .execute();
-  const done = new Set(rows.map((r) => r.question_id));
-  return questions.filter((q) => !done.has(q.id));
 }
 
 /**

@@ -9,7 +9,7 @@ import type { Db } from '../../core/db/connection';
 import type { SftExample } from '../../core/dataset-formats';
 import type { FromQuestion } from '../stage';
 import { renderQuestion, sftSystemPrompt } from '../../core/prompts/common';
-import { auditHeader } from '../../core/records/shared';
+import { auditHeader, iterationRowCount } from '../../core/records/shared';
 import { mctsSftCompletion } from './prompts';
 
 function mctsRows(db: Db, campaignId: string, iteration?: number) {
@@ -106,14 +106,8 @@ export async function* mctsAudit(db: Db, campaignId: string): AsyncGenerator<Rec
 }
 
 /** Questions of one iteration with a finished search. */
-export async function mctsRecordCount(db: Db, campaignId: string, iteration: number): Promise<number> {
-  const row = await db
-    .selectFrom('mcts_records')
-    .select(sql<number>`count(*)::int`.as('n'))
-    .where('campaign_id', '=', campaignId)
-    .where('iteration', '=', iteration)
-    .executeTakeFirstOrThrow();
-  return row.n;
+export function mctsRecordCount(db: Db, campaignId: string, iteration: number): Promise<number> {
+  return iterationRowCount(db, 'mcts_records', campaignId, iteration);
 }
 
 /** Figures of one iteration, kept in `stage_runs.metrics`. */
