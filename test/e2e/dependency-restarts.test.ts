@@ -19,7 +19,6 @@ import {
   type TemporalDevServer,
   type TemporalDevServerOptions,
 } from '../../infra/stack/temporal-server';
-import type { campaignWorkflow } from '../../workflows/campaign';
 import {
   countRows,
   distillRecordCounts,
@@ -37,7 +36,12 @@ import {
 } from '../support/harness';
 import { paidTwice } from '../support/paid-twice';
 import { pgCtlRestart } from '../support/pg-ctl';
-import { spawnHarnessWorker, stopProcesses, type WorkerProcess } from '../support/worker-process';
+import {
+  campaignResultWithin,
+  spawnHarnessWorker,
+  stopProcesses,
+  type WorkerProcess,
+} from '../support/worker-process';
 
 /** Per campaign, each its own slice of the example's 48: no request body is shared between tests. */
 const QUESTIONS = 16;
@@ -163,16 +167,7 @@ async function workflowTaskAfter(workflowId: string, since: number): Promise<num
 }
 
 async function completes(workflowId: string, timeoutMs = 120_000): Promise<void> {
-  const result = await Promise.race([
-    h.clients.temporal.workflow.getHandle<typeof campaignWorkflow>(workflowId).result(),
-    new Promise<never>((_, reject) =>
-      setTimeout(
-        () =>
-          reject(new Error(`campaign not done in ${timeoutMs / 1000} s; worker output:\n${worker.output()}`)),
-        timeoutMs,
-      ).unref(),
-    ),
-  ]);
+  const result = await campaignResultWithin(h, workflowId, worker, timeoutMs);
   expect(result.state).toBe('completed');
 }
 

@@ -20,7 +20,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { campaignStatus } from '../../client/status';
 import { auditRecords } from '../../core/records';
 import { renderQuestion, sftSystemPrompt } from '../../core/prompts/common';
-import type { campaignWorkflow } from '../../workflows/campaign';
 import {
   exampleQuestions,
   launch,
@@ -34,7 +33,7 @@ import {
   type Harness,
 } from '../support/harness';
 import { paidTwice, servedFor } from '../support/paid-twice';
-import { exited, spawnHarnessWorker, stopProcesses } from '../support/worker-process';
+import { campaignResultWithin, exited, spawnHarnessWorker, stopProcesses } from '../support/worker-process';
 
 const DOMAIN = 'Kubernetes operations and troubleshooting';
 /** The paper's value gate (stages.mcts.endGate's default). */
@@ -486,15 +485,7 @@ describe('a worker killed with SIGKILL while mcts trees are mid-search', () => {
     const second = await spawnHarnessWorker(h);
     children.push(second.child);
     // The dead worker's batches come back after their heartbeat timeout (20 s).
-    const result = await Promise.race([
-      h.clients.temporal.workflow.getHandle<typeof campaignWorkflow>(workflowId).result(),
-      new Promise<never>((_, reject) =>
-        setTimeout(
-          () => reject(new Error(`campaign not done in 120 s; worker output:\n${second.output()}`)),
-          120_000,
-        ).unref(),
-      ),
-    ]);
+    const result = await campaignResultWithin(h, workflowId, second, 120_000);
     expect(result.state).toBe('completed');
 
     const records = await recordsOf(h, campaignId);

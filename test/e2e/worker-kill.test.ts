@@ -7,7 +7,6 @@
 import type { ChildProcess } from 'node:child_process';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { campaignWorkflow } from '../../workflows/campaign';
 import {
   countRows,
   distillRecordCounts,
@@ -18,7 +17,13 @@ import {
   type Harness,
 } from '../support/harness';
 import { paidTwice } from '../support/paid-twice';
-import { exited, spawnHarnessWorker, stopProcesses, type WorkerProcess } from '../support/worker-process';
+import {
+  campaignResultWithin,
+  exited,
+  spawnHarnessWorker,
+  stopProcesses,
+  type WorkerProcess,
+} from '../support/worker-process';
 
 const TRAIN_QUESTIONS = 48;
 /** weak concurrency + strong concurrency: the most requests one worker can have in flight. */
@@ -96,15 +101,7 @@ describe('a worker killed with SIGKILL in the middle of Stage 1', () => {
     const restartAt = Date.now();
     const second = await startWorkerProcess();
     // The dead worker's batches come back after their heartbeat timeout (20 s).
-    const result = await Promise.race([
-      h.clients.temporal.workflow.getHandle<typeof campaignWorkflow>(workflowId).result(),
-      new Promise<never>((_, reject) =>
-        setTimeout(
-          () => reject(new Error(`campaign not done in 90 s; worker output:\n${second.output()}`)),
-          90_000,
-        ).unref(),
-      ),
-    ]);
+    const result = await campaignResultWithin(h, workflowId, second, 90_000);
     expect(result.state).toBe('completed');
 
     const db = h.clients.db;

@@ -3,6 +3,8 @@
  * several of them, or give each its own home start them through here.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import type { CampaignStatus } from '../../workflows/types';
+import type { campaignWorkflow } from '../../workflows/campaign';
 import { fineTuneQueueOf, REPO_ROOT, services, type Harness } from './harness';
 
 export interface WorkerProcess {
@@ -106,4 +108,26 @@ export async function stopProcesses(children: ChildProcess[], signal: NodeJS.Sig
     if (child.exitCode === null && child.signalCode === null) child.kill(signal);
   }
   await Promise.all(children.map(exited));
+}
+
+/**
+ * The campaign's result, waited for while `worker` runs it; past `timeoutMs`, an error carrying
+ * the worker's output (what a test of a killed or restarted worker needs to say why).
+ */
+export function campaignResultWithin(
+  h: Pick<Harness, 'clients'>,
+  workflowId: string,
+  worker: WorkerProcess,
+  timeoutMs: number,
+): Promise<CampaignStatus> {
+  return Promise.race([
+    h.clients.temporal.workflow.getHandle<typeof campaignWorkflow>(workflowId).result(),
+    new Promise<never>((_, reject) =>
+      setTimeout(
+        () =>
+          reject(new Error(`campaign not done in ${timeoutMs / 1000} s; worker output:\n${worker.output()}`)),
+        timeoutMs,
+      ).unref(),
+    ),
+  ]);
 }
