@@ -28,6 +28,7 @@ import { ProgressView, renderStatus } from './progress';
 import { printJson, withClients } from './common';
 import { runDev } from './dev';
 import { runWorker } from './worker';
+import { deploymentCommand } from './deployment';
 import { lineCommand } from './line';
 
 /** Writes JSONL to a file or stdout; returns the number of lines. */
@@ -87,9 +88,31 @@ program
     'PostgreSQL connections this worker opens at most (default: $METEOR_DB_POOL_MAX or 20); ' +
       'the server must allow workers × n, plus 4 per meteorctl command',
   )
-  .action(async (opts: { taskQueue?: string; queues?: string; dbPoolMax?: string }) => {
-    await runWorker(opts);
-  });
+  .option(
+    '--deployment-name <name>',
+    'Worker Versioning: the Worker Deployment it polls as (default: $METEOR_DEPLOYMENT_NAME or "meteor")',
+  )
+  .option(
+    '--build-id <id>',
+    "Worker Versioning: this worker's build (default: $METEOR_BUILD_ID or the package version); campaigns " +
+      'stay pinned to the build they started on, new ones start on the current build (`meteorctl deployment`)',
+  )
+  .option(
+    '--unversioned',
+    'poll without Worker Versioning (every run may move to this code on its next task)',
+  )
+  .action(
+    async (opts: {
+      taskQueue?: string;
+      queues?: string;
+      dbPoolMax?: string;
+      deploymentName?: string;
+      buildId?: string;
+      unversioned?: boolean;
+    }) => {
+      await runWorker(opts);
+    },
+  );
 
 const campaign = program.command('campaign').description('Launch, follow and steer campaigns');
 
@@ -419,6 +442,7 @@ model
   );
 
 program.addCommand(lineCommand());
+program.addCommand(deploymentCommand());
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   // Stacks only on request: users need the message, developers can set METEOR_DEBUG=1.

@@ -16,6 +16,7 @@ import { sql } from 'kysely';
 import { createDb, isConnectionLoss } from '../core/db/connection';
 import { waitUntilReachable } from '../core/dependency-watch';
 import { errorMessage, UserError } from '../core/errors';
+import { versionLabel, workerVersion } from '../core/worker-deployment';
 import { installWorkerRuntime } from '../workers/runtime';
 import { DEFAULT_DB_POOL_MAX, DEFAULT_FINETUNE_QUEUE } from '../workers/defaults';
 import { createMeteorWorker, databaseHost } from '../workers/worker';
@@ -63,9 +64,13 @@ export async function runWorker(opts: {
   taskQueue?: string;
   queues?: string;
   dbPoolMax?: string;
+  deploymentName?: string;
+  buildId?: string;
+  unversioned?: boolean;
 }): Promise<void> {
   installWorkerRuntime();
   const poolMax = dbPoolMax(opts.dbPoolMax);
+  const version = workerVersion(opts);
   // A store URI that cannot work stops the worker now, not its first fine-tune.
   const storeUri = process.env.METEOR_ARTIFACTS_URI;
   if (storeUri) parseArtifactUri(storeUri, 'METEOR_ARTIFACTS_URI');
@@ -117,9 +122,10 @@ export async function runWorker(opts: {
     databaseUrl: services.databaseUrl,
     dbPoolMax: poolMax,
     artifactsDir: artifactsDir(),
+    version,
   });
   process.stderr.write(
-    `meteor worker on task queues ${w.queues.map((q) => `"${q}"`).join(', ')} (${services.temporalAddress}, namespace ${services.namespace}; at most ${poolMax} PostgreSQL connections)\n`,
+    `meteor worker on task queues ${w.queues.map((q) => `"${q}"`).join(', ')} (${services.temporalAddress}, namespace ${services.namespace}; ${version ? versionLabel(version) : 'unversioned'}; at most ${poolMax} PostgreSQL connections)\n`,
   );
   await w.run();
 }

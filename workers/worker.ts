@@ -20,6 +20,12 @@ import { databaseEndpointHealth } from '../core/llm/endpoint-health';
 import { LlmGateway } from '../core/llm/gateway';
 import { EndpointLimiter } from '../core/llm/limiter';
 import { temporalConnectError, temporalConnectionOptions } from '../core/temporal-connection';
+import {
+  describeDeployment,
+  promoteIfFirst,
+  versionLabel,
+  type WorkerVersion,
+} from '../core/worker-deployment';
 import { DEFAULT_DB_POOL_MAX, DEFAULT_FINETUNE_QUEUE } from './defaults';
 import { bundleWorkflowsInChild } from './workflow-bundle';
 
@@ -61,6 +67,13 @@ export interface MeteorWorkerOptions {
   shutdownGraceTime?: string;
   /** Where outages of PostgreSQL and Temporal are told (default: the Temporal runtime's logger). */
   logOutage?: OutageLogger;
+  /**
+   * The Worker Deployment Version every queue here polls as (core/worker-deployment.ts); absent or
+   * null: unversioned, as before Worker Versioning (tests, `meteorctl dev`).
+   */
+  version?: WorkerVersion | null;
+  /** Make `version` current when its deployment's routing was never set (default true). */
+  promoteIfFirst?: boolean;
 }
 
 export interface MeteorWorker {
@@ -68,6 +81,8 @@ export interface MeteorWorker {
   workers: Worker[];
   /** The task queues served, in the order of `workers`. */
   queues: string[];
+  /** The Worker Deployment Version polled as; null when unversioned. */
+  version: WorkerVersion | null;
   db: Db;
   /** Runs until shutdown() is called or the process is signalled; closes connections after. */
   run(): Promise<void>;
@@ -79,6 +94,35 @@ let bundle: Promise<WorkflowBundleWithSourceMap> | null = null;
 export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
   bundle ??= bundleWorkflowsInChild(WORKFLOWS_PATH);
   return bundle;
+}
+
+/** Makes a fresh deployment's first version current; says what it did or what to run. */
+async function firstPromotion(
+  connection: NativeConnection,
+  namespace: string,
+  version: WorkerVersion,
+  hostId: string,
+): Promise<void> {
+  const logger = Runtime.instance().logger;
+  const outcome = await promoteIfFirst(connection.workflowService, namespace, version, {
+    identity: `meteor-worker@${hostId}`,
+  }).catch(() => 'gave-up' as const);
+  if (outcome === 'promoted') {
+    logger.info(`${versionLabel(version)} is the deployment's first version: made it current`);
+  } else if (outcome === 'already-routed') {
+    const d = await describeDeployment(connection.workflowService, namespace, version.deploymentName).catch(
+      () => null,
+    );
+    if (d && d.currentBuildId !== version.buildId) {
+      logger.info(
+        `${versionLabel(version)} serves the runs pinned to it; new campaigns start on ${d.currentBuildId ? `build ${d.currentBuildId}` : 'unversioned workers'} until \`meteorctl deployment promote ${version.buildId}\``,
+      );
+    }
+  } else {
+    logger.warn(
+      `could not make ${versionLabel(version)} current; until some version is, no campaign starts: run \`meteorctl deployment promote ${version.buildId}\``,
+    );
+  }
 }
 
 export async function createMeteorWorker(opts: MeteorWorkerOptions): Promise<MeteorWorker> {
@@ -141,6 +185,12 @@ export async function createMeteorWorker(opts: MeteorWorkerOptions): Promise<Met
     ...(opts.crashPoint ? { crashPoint: opts.crashPoint } : {}),
   });
   const shutdownGraceTime = opts.shutdownGraceTime ?? '2m';
+  const version = opts.version ?? null;
+  // Every queue of this process polls as one version, so a pinned campaign's fine-tune activities
+  // go to fine-tune workers of the build that campaign runs on.
+  const workerDeploymentOptions = version
+    ? { useWorkerVersioning: true as const, version, defaultVersioningBehavior: 'PINNED' as const }
+    : undefined;
   const workers: Worker[] = [];
   const queues: string[] = [];
   try {
@@ -154,6 +204,7 @@ export async function createMeteorWorker(opts: MeteorWorkerOptions): Promise<Met
           activities,
           maxConcurrentActivityTaskExecutions: opts.maxConcurrentActivities ?? 200,
           shutdownGraceTime,
+          ...(workerDeploymentOptions ? { workerDeploymentOptions } : {}),
         }),
       );
       queues.push(opts.taskQueue);
@@ -171,6 +222,7 @@ export async function createMeteorWorker(opts: MeteorWorkerOptions): Promise<Met
           activities,
           maxConcurrentActivityTaskExecutions: 50,
           shutdownGraceTime,
+          ...(workerDeploymentOptions ? { workerDeploymentOptions } : {}),
         }),
       );
       queues.push(queue);
@@ -185,10 +237,15 @@ export async function createMeteorWorker(opts: MeteorWorkerOptions): Promise<Met
   return {
     workers,
     queues,
+    version,
     db,
     async run() {
+      const running = Promise.all(workers.map((w) => w.run()));
+      if (version && (opts.promoteIfFirst ?? true)) {
+        void firstPromotion(connection, opts.namespace, version, hostId);
+      }
       try {
-        await Promise.all(workers.map((w) => w.run()));
+        await running;
       } finally {
         closeWatches();
         await connection.close();

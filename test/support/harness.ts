@@ -249,8 +249,10 @@ let specCounter = 0;
 export async function writeSpec(
   h: Pick<Harness, 'sim' | 'tmp' | 'taskQueue'>,
   overrides: Record<string, unknown> = {},
+  /** The example spec to start from (default this checkout's; an older version's, for upgrades). */
+  exampleSpec: string = EXAMPLE_SPEC,
 ): Promise<string> {
-  const example = parse(await readFile(EXAMPLE_SPEC, 'utf8')) as Record<string, unknown>;
+  const example = parse(await readFile(exampleSpec, 'utf8')) as Record<string, unknown>;
   const models = example.models as Record<string, Record<string, unknown>>;
   const pointed: Record<string, unknown> = {};
   for (const [role, ep] of Object.entries(models)) pointed[role] = { ...ep, baseURL: h.sim.url };

@@ -31,6 +31,8 @@ export function workerProcessEnv(extra: Record<string, string | undefined> = {})
 
 export interface SpawnOptions {
   label?: string;
+  /** The checkout whose `bin/meteorctl.cjs` runs (default: this one; an older version's worktree). */
+  cwd?: string;
   startTimeoutMs?: number;
   /** Called with everything printed so far on each output, also while it starts. */
   onOutput?: (output: string) => void;
@@ -45,7 +47,7 @@ export async function spawnWorkerProcess(
   const label = opts.label ?? 'worker';
   const timeoutMs = opts.startTimeoutMs ?? 90_000;
   const child = spawn(process.execPath, ['bin/meteorctl.cjs', 'worker', ...args], {
-    cwd: REPO_ROOT,
+    cwd: opts.cwd ?? REPO_ROOT,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
