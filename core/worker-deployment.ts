@@ -2,7 +2,7 @@
  * Temporal Worker Versioning for meteor's workers: which Worker Deployment Version a worker
  * polls as (deployment name + build id), and the routing calls an upgrade needs (which version
  * takes new campaigns; which versions still hold pinned runs). Campaigns, stages, fine-tunes and
- * line iterations are PINNED (workflows/versioning.ts): a run finishes on the build it started on
+ * line iterations are PINNED (the worker's default behaviour, workers/worker.ts): a run finishes on the build it started on
  * unless moved on purpose, so an upgrade never replays a running campaign on new code.
  */
 import { readFileSync } from 'node:fs';

@@ -186,8 +186,11 @@ export async function createMeteorWorker(opts: MeteorWorkerOptions): Promise<Met
   });
   const shutdownGraceTime = opts.shutdownGraceTime ?? '2m';
   const version = opts.version ?? null;
-  // Every queue of this process polls as one version, so a pinned campaign's fine-tune activities
-  // go to fine-tune workers of the build that campaign runs on.
+  // Every workflow is PINNED: a run finishes on the build it started on, its stage and fine-tune
+  // children with it, unless an operator moves it; a change running (or unversioned) runs must
+  // take still needs a patched() marker. (Not declared per workflow with setWorkflowOptions: an
+  // unversioned worker then fails every workflow task.) Every queue of this process polls as one
+  // version, so a pinned campaign's fine-tune activities go to fine-tune workers of its build.
   const workerDeploymentOptions = version
     ? { useWorkerVersioning: true as const, version, defaultVersioningBehavior: 'PINNED' as const }
     : undefined;

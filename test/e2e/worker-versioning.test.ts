@@ -13,18 +13,20 @@ import { pauseSignal, resumeSignal } from '../../workflows/messages';
 import {
   countRows,
   distillRecordCounts,
+  exampleQuestions,
   launch,
   meteorctl,
   startHarness,
   waitDone,
   waitFor,
+  writeQuestions,
   writeSpec,
   type Harness,
 } from '../support/harness';
 import { paidTwice } from '../support/paid-twice';
 import { spawnHarnessWorker, stopProcesses, type WorkerProcess } from '../support/worker-process';
 
-const TRAIN_QUESTIONS = 48;
+const TRAIN_QUESTIONS = 24;
 const children: ChildProcess[] = [];
 let h: Harness;
 // A deployment of this test's own: other tests' workers poll as "meteor".
@@ -56,7 +58,7 @@ async function buildsOfRuns(workflowId: string): Promise<Record<string, string>>
 }
 
 beforeAll(async () => {
-  h = await startHarness({ latencyMs: 60, worker: false });
+  h = await startHarness({ latencyMs: 150, worker: false });
 });
 
 afterAll(async () => {
@@ -68,8 +70,12 @@ describe('workers of two builds during an upgrade', () => {
   it('keeps a running campaign on the build it started on and starts new ones on the promoted build', async () => {
     const specPath = await writeSpec(h, {
       name: 'versioning',
+      questions: {
+        train: await writeQuestions(h.tmp, 'train.jsonl', await exampleQuestions(TRAIN_QUESTIONS)),
+      },
       models: { weak: { concurrency: 4 }, strong: { concurrency: 4 } },
-      stages: { distill: { batchSize: 4 } },
+      // One batch at a time: the pause lands with most of the stage still to do.
+      stages: { distill: { batchSize: 4, parallelBatches: 1 } },
     });
     const a = await workerOfBuild('a');
     // The deployment's first version becomes current by itself: a fresh install needs no step.
@@ -84,8 +90,8 @@ describe('workers of two builds during an upgrade', () => {
     const first = await launch(h, specPath);
     const handle1 = h.clients.temporal.workflow.getHandle(first.workflowId);
     await waitFor(
-      '8 distill records',
-      async () => (await countRows(h, 'distill_records', first.campaignId)) >= 8,
+      '4 distill records',
+      async () => (await countRows(h, 'distill_records', first.campaignId)) >= 4,
       60_000,
       50,
     );
