@@ -1,6 +1,7 @@
 /**
  * POST /v1/chat/completions: validation, fault injection, latency, then the simulated models'
- * reply with OpenAI's response shape and usage (tokens ≈ characters / 4).
+ * reply with OpenAI's response shape and usage (tokens ≈ characters / 4), with the prompt tokens a
+ * simulated prompt cache serves (prompt-cache.ts) as `prompt_tokens_details.cached_tokens`.
  */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -10,6 +11,7 @@ import { generate } from './generate';
 import { HttpError, badRequest, readJson, sendJson } from './http';
 import type { KnowledgeBase } from './knowledge';
 import type { ModelRegistry } from './models';
+import { promptCacheOf } from './prompt-cache';
 import type { ChatCompletionBody } from './protocol';
 import { ChatCompletionBody as ChatCompletionSchema, messageText } from './protocol';
 import type { SimRequestRecord, StatsRecorder } from './stats';
@@ -140,6 +142,9 @@ export async function handleChatCompletion(
     );
   }
 
+  // Looked up (and remembered) as the request is taken on, before the latency: which requests hit
+  // then depends on arrival order alone, not on how their answers overlap.
+  const cachedTokens = promptCacheOf(registry).lookup(body.model, body.messages);
   const latencyMs = deps.latencyMs();
   if (latencyMs > 0 && !(await deps.hold(faults.jitter(latencyMs)))) {
     req.socket.destroy();
@@ -182,7 +187,13 @@ export async function handleChatCompletion(
     model: body.model,
     system_fingerprint: 'meteor-simulator',
     choices: out,
-    usage: { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion },
+    usage: {
+      prompt_tokens: prompt,
+      completion_tokens: completion,
+      total_tokens: prompt + completion,
+      // As OpenAI reports it: always present, 0 on a miss.
+      prompt_tokens_details: { cached_tokens: cachedTokens },
+    },
   });
 }
 

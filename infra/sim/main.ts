@@ -4,10 +4,13 @@
  *     --knowledge examples/kubernetes-ops/train.jsonl,examples/kubernetes-ops/eval.jsonl
  * Other flags: --fault-kinds 429,500,timeout --hang-ms 30000 --api-key KEY --seed 1 --reject-beam-search
  *   --judge-bias first|second --malformed-rate assessment_verdict=0.5,pairwise_judgment=0.2
+ *   --batch-validating-ms 20 --batch-in-progress-ms 100 --batch-finalizing-ms 20
+ *   --batch-fail-rate 0 --batch-expire-after-ms 86400000   (the Batch API, batches.ts)
  */
 import { parseArgs } from 'node:util';
 import type { FaultKind } from './protocol';
 import { FaultKind as FaultKindSchema } from './protocol';
+import type { BatchConfig } from './server';
 import { startSimServer } from './server';
 
 function num(flag: string, raw: string | undefined, fallback: number): number {
@@ -37,6 +40,11 @@ async function main(): Promise<void> {
       'reject-beam-search': { type: 'boolean', default: false },
       'judge-bias': { type: 'string' },
       'malformed-rate': { type: 'string' },
+      'batch-validating-ms': { type: 'string' },
+      'batch-in-progress-ms': { type: 'string' },
+      'batch-finalizing-ms': { type: 'string' },
+      'batch-fail-rate': { type: 'string' },
+      'batch-expire-after-ms': { type: 'string' },
     },
     strict: true,
   });
@@ -55,6 +63,19 @@ async function main(): Promise<void> {
       throw new Error(`--malformed-rate: expected SCHEMA=RATE, got '${entry}'`);
     malformedRate[name] = num('malformed-rate', rate, 0);
   }
+  // Only the flags given: the others keep the Batch API's defaults (batches.ts).
+  const batches: Partial<BatchConfig> = {};
+  const batchFlags = {
+    validatingMs: 'batch-validating-ms',
+    inProgressMs: 'batch-in-progress-ms',
+    finalizingMs: 'batch-finalizing-ms',
+    failRate: 'batch-fail-rate',
+    expireAfterMs: 'batch-expire-after-ms',
+  } as const;
+  for (const [key, flag] of Object.entries(batchFlags) as Array<[keyof BatchConfig, keyof typeof values]>) {
+    const raw = values[flag];
+    if (typeof raw === 'string') batches[key] = num(flag, raw, 0);
+  }
   const apiKey = values['api-key'] ?? process.env['METEOR_SIM_API_KEY'];
   const server = await startSimServer({
     port: num('port', values.port, 8787),
@@ -66,6 +87,7 @@ async function main(): Promise<void> {
     rejectBeamSearch: values['reject-beam-search'] ?? false,
     ...(judgeBias ? { judgeBias } : {}),
     malformedRate,
+    batches,
     ...(faultKinds.length > 0 ? { faultKinds } : {}),
     ...(apiKey ? { apiKey } : {}),
   });

@@ -1,7 +1,8 @@
 /**
  * The simulated OpenAI-compatible model server (a simulation, not real models): chat
  * completions for sim-weak-8b, sim-strong, sim-judge and runtime-loaded LoRA adapters, vLLM's
- * beam-search fields and LoRA API, fault injection and latency, and /sim/* control endpoints.
+ * beam-search fields and LoRA API, fault injection and latency, the Files and Batch APIs
+ * (batches.ts), and /sim/* control endpoints.
  */
 import { createServer } from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -9,6 +10,9 @@ import type { AddressInfo } from 'node:net';
 import { AdapterError } from './adapters';
 import type { BehaviourConfig, BehaviourUpdate, JudgeBias } from './behaviour';
 import { Behaviour } from './behaviour';
+import { routeBatchApi } from './batch-routes';
+import type { BatchConfig, BatchConfigUpdate, BatchStats } from './batches';
+import { BatchStore } from './batches';
 import type { CompletionDeps } from './completions';
 import { handleChatCompletion } from './completions';
 import { ALL_FAULT_KINDS, FaultInjector } from './faults';
@@ -20,10 +24,15 @@ import { ModelRegistry } from './models';
 import type { FaultKind } from './protocol';
 import { BehaviourBody, FaultsBody, LoadLoraBody, UnloadLoraBody } from './protocol';
 import { paidTwice } from './request-hashes';
-import type { SimStats } from './stats';
+import type { SimStats as RequestStats } from './stats';
 import { StatsRecorder } from './stats';
 
-export type { SimRequestRecord, SimStats } from './stats';
+export type { SimRequestRecord } from './stats';
+export type { BatchConfig, BatchConfigUpdate, BatchStats, BatchSummary } from './batches';
+export { DEFAULT_BATCH_CONFIG, metadataKey } from './batches';
+
+/** /sim/stats: the chat requests (stats.ts), batch ones included, and the batches. */
+export type SimStats = RequestStats & { batches: BatchStats };
 export type { RequestCount } from './request-hashes';
 export { requestHash } from './request-hashes';
 export type { BehaviourConfig, BehaviourUpdate, JudgeBias } from './behaviour';
@@ -72,6 +81,11 @@ export interface SimOptions {
   rejectQuestions?: string[];
   /** Seed of fault, jitter and malformed-reply randomness. Default 1. */
   seed?: number;
+  /**
+   * The Batch API (batches.ts): time in validating / in_progress / finalizing, share of requests
+   * failing 500 inside a batch, expiry. Defaults are fast (DEFAULT_BATCH_CONFIG).
+   */
+  batches?: Partial<BatchConfig>;
 }
 
 export interface SimServer {
@@ -93,9 +107,18 @@ export interface SimServer {
     failNext?: number;
   }): void;
   setLatency(ms: number): void;
+  /** Changes the Batch API settings (delays apply to running batches too); returns the result. */
+  setBatchConfig(c: BatchConfigUpdate): BatchConfig;
+  /** Expires a validating or in-progress batch now, as if its window had passed; false otherwise. */
+  expireBatch(id: string): boolean;
+  /** Batches created since the reset whose metadata has every key/value of `match` (all without). */
+  batchesCreated(match?: Readonly<Record<string, string>>): number;
   /** Changes judgeBias (null clears it) and merges malformedRate by schema name; returns the result. */
   setBehaviour(b: BehaviourUpdate): BehaviourConfig;
-  /** Clears the stats and restarts the fault, jitter and malformed-reply random sequences (settings are kept). */
+  /**
+   * Clears the stats (batch counts too) and restarts the fault, jitter, malformed-reply and batch
+   * failure random sequences (settings, files and batches are kept).
+   */
   reset(): void;
   /** Changes the key /v1/* requests need (undefined: none), e.g. to revoke a key mid-campaign. */
   setApiKey(key: string | undefined): void;
@@ -182,6 +205,8 @@ export async function startSimServer(opts: SimOptions = {}): Promise<SimServer> 
     latencyMs: () => latencyMs,
     hold,
   };
+  const batches = new BatchStore(deps, opts.seed ?? 1, opts.batches);
+  const allStats = (): SimStats => ({ ...stats.snapshot(), batches: batches.stats() });
 
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? '/').split('?')[0] ?? '/';
@@ -226,7 +251,7 @@ export async function startSimServer(opts: SimOptions = {}): Promise<SimServer> 
       }
       return sendText(res, 200, `Success: LoRA adapter '${body.data.lora_name}' removed successfully.`);
     }
-    if (method === 'GET' && path === '/sim/stats') return sendJson(res, 200, stats.snapshot());
+    if (method === 'GET' && path === '/sim/stats') return sendJson(res, 200, allStats());
     if (method === 'POST' && path === '/sim/faults') {
       const body = FaultsBody.safeParse(await readJson(req));
       if (!body.success) throw badRequest(`Invalid faults: ${body.error.issues[0]?.message ?? 'malformed'}`);
@@ -247,6 +272,7 @@ export async function startSimServer(opts: SimOptions = {}): Promise<SimServer> 
       reset();
       return sendJson(res, 200, { ok: true });
     }
+    if (await routeBatchApi(batches, req, res, method, path)) return;
     throw new HttpError(404, `Unknown endpoint: ${method} ${path}`, 'invalid_request_error', 'unknown_url');
   }
 
@@ -254,6 +280,7 @@ export async function startSimServer(opts: SimOptions = {}): Promise<SimServer> 
     stats.clear();
     faults.restart();
     behaviour.restart();
+    batches.resetStats();
   }
 
   const server = createServer((req, res) => {
@@ -285,7 +312,7 @@ export async function startSimServer(opts: SimOptions = {}): Promise<SimServer> 
   return {
     url: `http://127.0.0.1:${port}/v1`,
     port,
-    stats: () => stats.snapshot(),
+    stats: allStats,
     paidTwice: (among) => paidTwice(stats.snapshot().requestCounts, among),
     setFaults: ({ failNext, ...f }) => {
       faults.update(f);
@@ -294,6 +321,9 @@ export async function startSimServer(opts: SimOptions = {}): Promise<SimServer> 
     setLatency: (ms) => {
       latencyMs = Math.max(0, ms);
     },
+    setBatchConfig: (c) => batches.setConfig(c),
+    expireBatch: (id) => batches.expireNow(id),
+    batchesCreated: (match) => batches.createdMatching(match),
     setBehaviour: (b) => {
       behaviour.update(b);
       return behaviour.config;
@@ -306,6 +336,7 @@ export async function startSimServer(opts: SimOptions = {}): Promise<SimServer> 
     close: () =>
       new Promise<void>((resolve) => {
         closing = true;
+        batches.close();
         for (const h of held) {
           clearTimeout(h.timer);
           h.resolve();
