@@ -12,7 +12,9 @@ import type { BaseStageOptions } from '../stages/stage';
 export function campaignActivities({ db }: ActivityDeps) {
   return {
     async loadCampaignPlan({ campaignId }: { campaignId: string }): Promise<CampaignPlan> {
-      const { spec } = await getCampaign(db, campaignId);
+      const { spec, row } = await getCampaign(db, campaignId);
+      // A forecast run (`campaign plan --no-train`) uses the base model throughout: no fine-tune.
+      const trains = row.forecast?.train ?? true;
       const counts = await db
         .selectFrom('questions')
         .select(['split', sql<number>`count(*)::int`.as('n')])
@@ -42,11 +44,12 @@ export function campaignActivities({ db }: ActivityDeps) {
           batchSize: o.batchSize,
           parallelBatches: o.parallelBatches ?? Math.min(100, Math.ceil(inFlightWanted / o.batchSize) + 1),
           questions: d.questions,
-          fineTune: !d.dataset
-            ? null
-            : d.dataset.kind === 'sft'
-              ? { kind: 'sft', loss: null }
-              : { kind: 'preference', loss: d.dataset.loss(o) },
+          fineTune:
+            !d.dataset || !trains
+              ? null
+              : d.dataset.kind === 'sft'
+                ? { kind: 'sft', loss: null }
+                : { kind: 'preference', loss: d.dataset.loss(o) },
         };
       });
       return {

@@ -15,6 +15,8 @@ export interface StageTotals {
   records: number;
   costUsd: number;
   promptTokens: number;
+  /** Of the prompt tokens, those the provider read from its cache (billed at the cached price). */
+  cachedTokens: number;
   completionTokens: number;
   calls: number;
 }
@@ -37,6 +39,7 @@ export async function stageTotals(
       .select([
         sql<number>`coalesce(sum(cost_usd), 0)::float8`.as('cost'),
         sql<number>`coalesce(sum(prompt_tokens), 0)::int`.as('pt'),
+        sql<number>`coalesce(sum(cached_tokens), 0)::int`.as('cached'),
         sql<number>`coalesce(sum(completion_tokens), 0)::int`.as('ct'),
         sql<number>`(count(*) filter (where status = 'ok'))::int`.as('n'),
       ])
@@ -47,7 +50,14 @@ export async function stageTotals(
       .where('status', 'in', ['ok', 'duplicate'])
       .executeTakeFirstOrThrow(),
   ]);
-  return { records, costUsd: calls.cost, promptTokens: calls.pt, completionTokens: calls.ct, calls: calls.n };
+  return {
+    records,
+    costUsd: calls.cost,
+    promptTokens: calls.pt,
+    cachedTokens: calls.cached,
+    completionTokens: calls.ct,
+    calls: calls.n,
+  };
 }
 
 /** The questions of one batch, in file order. */

@@ -6,7 +6,9 @@ import { createWriteStream } from 'node:fs';
 import { once } from 'node:events';
 import { Command, Option } from 'commander';
 import { parseUsd, raiseBudget } from '../client/budget';
+import { DEFAULT_FORECAST_SAMPLE, renderForecast, runForecast } from '../client/forecast';
 import { launchCampaign } from '../client/launch';
+import { loadSpecQuestions } from '../client/preflight';
 import { buildReport, renderReportText } from '../client/report';
 import { renderReportHtml } from '../client/report-html';
 import { fineTuneEvents, listFineTunes } from '../client/finetunes';
@@ -125,25 +127,69 @@ campaign
     '--no-preflight',
     'skip the API key and endpoint checks (the spec and question files are always checked)',
   )
-  .option('--json', 'print {"campaignId", "workflowId"} as JSON')
-  .action(async (opts: { file: string; wait?: boolean; preflight: boolean; json?: boolean }) => {
-    const loaded = await loadSpecFile(opts.file);
-    await withClients(async (clients) => {
-      const launched = await launchCampaign(clients, loaded, { preflight: opts.preflight });
-      if (!opts.json)
-        process.stderr.write(`launched ${launched.campaignId} (workflow ${launched.workflowId})\n`);
-      if (!opts.wait) {
-        if (opts.json) printJson(launched);
-        return;
-      }
-      const view = new ProgressView();
-      const final = await waitForCampaign(clients, launched.campaignId, (s) => {
-        if (!opts.json) view.update(s);
+  .option('--yes', "launch even when the spec's latest forecast (`campaign plan`) exceeds budget.maxCostUsd")
+  .option('--json', 'print {"campaignId", "workflowId", "forecast"} as JSON')
+  .action(
+    async (opts: { file: string; wait?: boolean; preflight: boolean; yes?: boolean; json?: boolean }) => {
+      const loaded = await loadSpecFile(opts.file);
+      await withClients(async (clients) => {
+        const launched = await launchCampaign(clients, loaded, {
+          preflight: opts.preflight,
+          overBudget: opts.yes ?? false,
+        });
+        if (!opts.json) {
+          process.stderr.write(`launched ${launched.campaignId} (workflow ${launched.workflowId})\n`);
+          const f = launched.forecast;
+          process.stderr.write(
+            f
+              ? `forecast (${f.campaignId}): $${f.forecast.total.costUsd.toFixed(2)} (95% range $${f.forecast.total.costRange.lo.toFixed(2)}–$${f.forecast.total.costRange.hi.toFixed(2)}), ${f.forecast.total.calls} calls\n`
+              : 'no forecast of this spec yet: `meteorctl campaign plan -f SPEC` prices it on a sample\n',
+          );
+        }
+        if (!opts.wait) {
+          if (opts.json) printJson(launched);
+          return;
+        }
+        const view = new ProgressView();
+        const final = await waitForCampaign(clients, launched.campaignId, (s) => {
+          if (!opts.json) view.update(s);
+        });
+        if (opts.json) printJson({ ...launched, state: final.state });
+        if (final.state !== 'completed') process.exitCode = 1;
       });
-      if (opts.json) printJson({ ...launched, state: final.state });
-      if (final.state !== 'completed') process.exitCode = 1;
-    });
-  });
+    },
+  );
+
+campaign
+  .command('plan')
+  .description(
+    "Forecast a campaign's bill: run it on a sample of its questions (real endpoints, fine-tunes on the sample), " +
+      'then print per stage and in total the calls, tokens, cost and time, scaled to all questions',
+  )
+  .requiredOption('-f, --file <spec.yaml>', 'campaign spec (YAML)')
+  .option('--sample <n>', 'questions sampled from each split', String(DEFAULT_FORECAST_SAMPLE))
+  .option('--seed <n>', 'seed of the sample', '1')
+  .option('--no-preflight', 'skip the API key and endpoint checks')
+  .option('--json', 'print the forecast as JSON')
+  .action(
+    async (opts: { file: string; sample: string; seed: string; preflight: boolean; json?: boolean }) => {
+      const loaded = await loadSpecFile(opts.file);
+      const questions = await loadSpecQuestions(loaded);
+      await withClients(async (clients) => {
+        const view = new ProgressView();
+        const run = await runForecast(clients, loaded, questions, {
+          sample: Number(opts.sample),
+          seed: Number(opts.seed),
+          preflight: opts.preflight,
+          onStatus: (s) => {
+            if (!opts.json) view.update(s);
+          },
+        });
+        if (opts.json) printJson(run);
+        else process.stdout.write(`${renderForecast(run.forecast, run.campaignId).join('\n')}\n`);
+      });
+    },
+  );
 
 campaign
   .command('status <campaignId>')

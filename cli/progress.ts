@@ -13,6 +13,11 @@ export function renderStatus(s: CampaignStatusView): string[] {
   const lines = [
     `campaign ${s.campaignId}  ${s.state}${s.pauseRequested && s.state === 'running' ? ' (pausing: finishing batches in flight)' : ''}  cost ~$${s.costUsd.toFixed(4)}`,
   ];
+  if (s.forecastOf) {
+    lines.push(
+      `  forecast run: a sample standing for ${s.forecastOf.train} + ${s.forecastOf.eval} questions`,
+    );
+  }
   for (const st of s.stages) {
     lines.push(
       `  ${`${st.stage} #${st.iteration}`.padEnd(12)} ${bar(st.done, st.total)} ${String(st.done).padStart(5)}/${st.total}  ${st.status}`,

@@ -8,8 +8,12 @@ import { insertCampaign } from '../core/campaigns';
 import type { LoadedSpec } from '../core/spec-file';
 import { campaignWorkflow, campaignWorkflowId, type CampaignInput } from '../workflows/campaign';
 import { MeteorCampaignId } from '../workflows/search-attributes';
+import type { ForecastMarker } from '../core/db/types';
+import { UserError } from '../core/errors';
+import type { Forecast } from '../core/forecast';
 import type { Clients } from './connect';
-import { checkServices, loadSpecQuestions } from './preflight';
+import { latestForecast, specHash } from './forecast';
+import { checkServices, loadSpecQuestions, type LoadedQuestions } from './preflight';
 
 export interface LaunchOptions {
   /** Check API keys, endpoints and the fine-tune backend before creating anything (default true). */
@@ -17,11 +21,17 @@ export interface LaunchOptions {
   env?: NodeJS.ProcessEnv;
   /** Passed to the campaign workflow (tests use it to force continue-as-new). */
   workflowInput?: Omit<CampaignInput, 'campaignId'>;
+  /** Launch even when the latest forecast of this spec exceeds `budget.maxCostUsd` (`--yes`). */
+  overBudget?: boolean;
+  /** A forecast run (client/forecast.ts): these sampled questions, marked, never fine-tuned. */
+  forecast?: { questions: LoadedQuestions; marker: ForecastMarker };
 }
 
 export interface Launched {
   campaignId: string;
   workflowId: string;
+  /** The latest forecast of this spec and questions (`campaign plan`), if one was made. */
+  forecast: { campaignId: string; forecast: Forecast } | null;
 }
 
 export async function launchCampaign(
@@ -29,10 +39,21 @@ export async function launchCampaign(
   loaded: LoadedSpec,
   opts: LaunchOptions = {},
 ): Promise<Launched> {
-  const questions = await loadSpecQuestions(loaded);
+  const questions = opts.forecast?.questions ?? (await loadSpecQuestions(loaded));
+  const forecast = opts.forecast ? null : await latestForecast(clients.db, specHash(loaded.spec, questions));
+  const budget = loaded.spec.budget.maxCostUsd;
+  if (forecast && budget !== undefined && forecast.forecast.total.costUsd > budget && !opts.overBudget) {
+    const t = forecast.forecast.total;
+    throw new UserError(
+      `The forecast of this campaign (${forecast.campaignId}) is $${t.costUsd.toFixed(2)} ` +
+        `(95% range $${t.costRange.lo.toFixed(2)}–$${t.costRange.hi.toFixed(2)}, ${t.calls} calls), over ` +
+        `budget.maxCostUsd $${budget.toFixed(2)}: raise the budget, or launch with --yes (the campaign then ` +
+        'pauses when the budget is reached). Nothing was created.',
+    );
+  }
   if (opts.preflight !== false) await checkServices(loaded, opts.env);
 
-  const campaignId = `${loaded.spec.name}-${randomBytes(3).toString('hex')}`;
+  const campaignId = `${loaded.spec.name}-${opts.forecast ? 'forecast-' : ''}${randomBytes(3).toString('hex')}`;
   const workflowId = campaignWorkflowId(campaignId);
   const { db, temporal, services } = clients;
   await db.transaction().execute((trx) =>
@@ -42,6 +63,7 @@ export async function launchCampaign(
       taskQueue: services.taskQueue,
       loaded,
       questions: [...questions.train, ...questions.eval],
+      ...(opts.forecast ? { forecast: opts.forecast.marker } : {}),
     }),
   );
 
@@ -57,5 +79,5 @@ export async function launchCampaign(
     await db.deleteFrom('campaigns').where('id', '=', campaignId).execute();
     throw err;
   }
-  return { campaignId, workflowId };
+  return { campaignId, workflowId, forecast };
 }

@@ -537,11 +537,11 @@ function stageTable(r: CampaignReport): string {
         ? `${s.modelIn}${compared}`
         : s.modelIn;
   const row = (s: StageReport) =>
-    `<tr><td>${esc(`${s.stage} #${s.iteration}`)}</td><td>${esc(s.status)}</td><td>${esc(model(s))}</td><td class="num">${s.records.toLocaleString('en-US')}</td><td class="num">${s.datasetRows === null ? '–' : s.datasetRows.toLocaleString('en-US')}</td><td class="num">${s.calls.toLocaleString('en-US')}</td><td class="num">${s.promptTokens.toLocaleString('en-US')}</td><td class="num">${s.completionTokens.toLocaleString('en-US')}</td><td class="num">${usd(s.costUsd)}</td></tr>`;
+    `<tr><td>${esc(`${s.stage} #${s.iteration}`)}</td><td>${esc(s.status)}</td><td>${esc(model(s))}</td><td class="num">${s.records.toLocaleString('en-US')}</td><td class="num">${s.datasetRows === null ? '–' : s.datasetRows.toLocaleString('en-US')}</td><td class="num">${s.calls.toLocaleString('en-US')}</td><td class="num">${s.promptTokens.toLocaleString('en-US')}</td><td class="num">${s.cachedTokens.toLocaleString('en-US')}</td><td class="num">${s.completionTokens.toLocaleString('en-US')}</td><td class="num">${usd(s.costUsd)}</td></tr>`;
   const t = r.totals;
-  return `<table class="stages"><thead><tr><th>stage</th><th>status</th><th>model</th><th class="num">records</th><th class="num">dataset rows</th><th class="num">LLM calls</th><th class="num">tokens in</th><th class="num">tokens out</th><th class="num">cost</th></tr></thead>
+  return `<table class="stages"><thead><tr><th>stage</th><th>status</th><th>model</th><th class="num">records</th><th class="num">dataset rows</th><th class="num">LLM calls</th><th class="num">tokens in</th><th class="num">cached</th><th class="num">tokens out</th><th class="num">cost</th></tr></thead>
 <tbody>${r.stages.map(row).join('')}</tbody>
-<tfoot><tr><td>total</td><td></td><td></td><td></td><td></td><td class="num">${t.calls.toLocaleString('en-US')}</td><td class="num">${t.promptTokens.toLocaleString('en-US')}</td><td class="num">${t.completionTokens.toLocaleString('en-US')}</td><td class="num">${usd(t.costUsd)}</td></tr></tfoot></table>`;
+<tfoot><tr><td>total</td><td></td><td></td><td></td><td></td><td class="num">${t.calls.toLocaleString('en-US')}</td><td class="num">${t.promptTokens.toLocaleString('en-US')}</td><td class="num">${t.cachedTokens.toLocaleString('en-US')}</td><td class="num">${t.completionTokens.toLocaleString('en-US')}</td><td class="num">${usd(t.costUsd)}</td></tr></tfoot></table>`;
 }
 
 /** Each stage's own figures (its definition's metrics), one line per stage iteration. */
@@ -701,7 +701,7 @@ ${evaluation}
 ${selfCorrectionSection(r)}
 <section id="stages">
 <h2>Stages</h2>
-<p class="method">Records, training-set rows, tokens and estimated cost (at the spec's pricing) per stage and iteration.</p>
+<p class="method">Records, training-set rows, tokens and cost per stage and iteration. ${esc(r.costMethod)}</p>
 <div class="small-multiples">${stageFigures.join('')}</div>
 ${stageTable(r)}
 ${stageFiguresList(r)}

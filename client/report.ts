@@ -42,7 +42,10 @@ export interface StageReport {
   datasetRows: number | null;
   calls: number;
   promptTokens: number;
+  /** Of the prompt tokens, those the provider reported as read from its cache (billed at the cached price). */
+  cachedTokens: number;
   completionTokens: number;
+  /** What the calls were billed: at each one's mode and cached-input price (core/llm/pricing.ts). */
   costUsd: number;
   startedAt: string;
   finishedAt: string | null;
@@ -112,12 +115,25 @@ export interface CampaignReport {
     line: { name: string; iteration: number } | null;
   };
   stages: StageReport[];
-  totals: { calls: number; promptTokens: number; completionTokens: number; costUsd: number };
+  totals: {
+    calls: number;
+    promptTokens: number;
+    cachedTokens: number;
+    completionTokens: number;
+    costUsd: number;
+  };
+  /** How the tokens and cost above are counted, for the renderings. */
+  costMethod: string;
   lineage: LineageNode[];
   /** Each fine-tune: backend, external job id, state, duration and final loss. */
   fineTunes: FineTuneSummary[];
   evaluation: EvaluationReport | null;
 }
+
+export const COST_METHOD =
+  "Cost is what the calls were billed at the spec's pricing: online or batch prices by how each call was " +
+  'sent, and its cached prompt tokens (those the provider reported as read from its prompt cache, part of ' +
+  'the tokens in) at the cached-input price. Paid duplicates count.';
 
 export const SIMULATION_NOTICE =
   "SIMULATION: this campaign's models are the project's model simulator (sim-*), not real models. " +
@@ -147,6 +163,8 @@ export async function buildReport(db: Db, campaignId: string): Promise<CampaignR
         'iteration',
         sql<number>`(count(*) filter (where status = 'ok'))::int`.as('calls'),
         sql<number>`coalesce(sum(prompt_tokens), 0)::float8`.as('pt'),
+        // Null where the provider reported no cache (and on calls logged before migration 017).
+        sql<number>`coalesce(sum(cached_tokens), 0)::float8`.as('cached'),
         sql<number>`coalesce(sum(completion_tokens), 0)::float8`.as('ct'),
         sql<number>`coalesce(sum(cost_usd), 0)::float8`.as('cost'),
       ])
@@ -210,6 +228,7 @@ export async function buildReport(db: Db, campaignId: string): Promise<CampaignR
         datasetRows: ds?.rows ?? null,
         calls: c?.calls ?? 0,
         promptTokens: c?.pt ?? 0,
+        cachedTokens: c?.cached ?? 0,
         completionTokens: c?.ct ?? 0,
         costUsd: c?.cost ?? 0,
         startedAt: iso(r.started_at) as string,
@@ -225,10 +244,11 @@ export async function buildReport(db: Db, campaignId: string): Promise<CampaignR
     (t, c) => ({
       calls: t.calls + c.calls,
       promptTokens: t.promptTokens + c.pt,
+      cachedTokens: t.cachedTokens + c.cached,
       completionTokens: t.completionTokens + c.ct,
       costUsd: t.costUsd + c.cost,
     }),
-    { calls: 0, promptTokens: 0, completionTokens: 0, costUsd: 0 },
+    { calls: 0, promptTokens: 0, cachedTokens: 0, completionTokens: 0, costUsd: 0 },
   );
 
   const lineage: LineageNode[] = models.map((m) => ({
@@ -279,6 +299,7 @@ export async function buildReport(db: Db, campaignId: string): Promise<CampaignR
     },
     stages,
     totals,
+    costMethod: COST_METHOD,
     lineage,
     fineTunes: await listFineTunes(db, campaignId),
     evaluation: await evaluationReport(db, campaignId, baseLabel, evalCount.n, lineage, bootstrap),
@@ -493,7 +514,18 @@ export function renderReportText(r: CampaignReport): string {
 
   lines.push('', 'stages');
   const stageRows = [
-    ['  stage', 'status', 'model', 'records', 'dataset', 'calls', 'tokens in', 'tokens out', 'cost'],
+    [
+      '  stage',
+      'status',
+      'model',
+      'records',
+      'dataset',
+      'calls',
+      'tokens in',
+      'cached',
+      'tokens out',
+      'cost',
+    ],
     ...r.stages.map((s) => [
       `  ${s.stage} #${s.iteration}`,
       s.status,
@@ -506,6 +538,7 @@ export function renderReportText(r: CampaignReport): string {
       s.datasetRows === null ? '-' : int(s.datasetRows),
       int(s.calls),
       int(s.promptTokens),
+      int(s.cachedTokens),
       int(s.completionTokens),
       `$${s.costUsd.toFixed(4)}`,
     ]),
@@ -517,11 +550,12 @@ export function renderReportText(r: CampaignReport): string {
       '',
       int(r.totals.calls),
       int(r.totals.promptTokens),
+      int(r.totals.cachedTokens),
       int(r.totals.completionTokens),
       `$${r.totals.costUsd.toFixed(4)}`,
     ],
   ];
-  lines.push(...table(stageRows, ['l', 'l', 'l', 'r', 'r', 'r', 'r', 'r', 'r']));
+  lines.push(...table(stageRows, ['l', 'l', 'l', 'r', 'r', 'r', 'r', 'r', 'r', 'r']), `  ${r.costMethod}`);
   const figured = r.stages.filter((s) => Object.keys(s.figures).length > 0);
   if (figured.length > 0) {
     lines.push('', "stage figures (each stage's own counts)");

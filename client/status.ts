@@ -21,6 +21,8 @@ export interface CampaignStatusView extends CampaignStatus {
   createdAt: string;
   /** The evolution line and iteration this campaign is, or null for a campaign of its own. */
   line: { name: string; iteration: number } | null;
+  /** A forecast run (`campaign plan`): the question counts its sample stands for; null otherwise. */
+  forecastOf: { train: number; eval: number } | null;
   /** Where the figures come from: the running workflow, or the database. */
   source: 'workflow' | 'database';
   /** deploy: manual — the version waiting for `meteorctl model register`, or null. */
@@ -203,6 +205,7 @@ export async function campaignStatus(clients: Clients, campaignId: string): Prom
       row.line_name && row.line_iteration !== null
         ? { name: row.line_name, iteration: row.line_iteration }
         : null,
+    forecastOf: row.forecast?.of ?? null,
     source,
     awaitingRegistration: s.stages.some((st) => st.status === 'fine-tuning')
       ? await withTimeout(

@@ -1,7 +1,7 @@
 /** Reading a campaign back from the database, for activities and the CLI alike. */
 import type { Transaction } from 'kysely';
 import type { Db } from './db/connection';
-import type { Campaign, Database } from './db/types';
+import type { Campaign, Database, ForecastMarker } from './db/types';
 import { UserError } from './errors';
 import type { Question } from './questions';
 import type { LoadedSpec } from './spec-file';
@@ -33,6 +33,8 @@ export async function insertCampaign(
     loaded: LoadedSpec;
     questions: Question[];
     line?: { name: string; iteration: number };
+    /** A forecast run's marker (client/forecast.ts). */
+    forecast?: ForecastMarker;
   },
 ): Promise<void> {
   await trx
@@ -48,6 +50,7 @@ export async function insertCampaign(
       task_queue: c.taskQueue,
       line_name: c.line?.name ?? null,
       line_iteration: c.line?.iteration ?? null,
+      forecast: c.forecast ? JSON.stringify(c.forecast) : null,
     })
     .execute();
   for (let i = 0; i < c.questions.length; i += INSERT_CHUNK) {

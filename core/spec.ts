@@ -20,6 +20,59 @@ export { FineTuneSchema, type FineTuneSpec } from './finetune-spec';
 /** Duration such as `30s`, `5m`, `2h` (Temporal's ms-style strings). */
 const duration = z.string().regex(DURATION_PATTERN, 'a duration like "500ms", "30s", "5m", "2h" or "1d"');
 
+/** USD per million tokens: a number ≥ 0 (zod 4 refuses Infinity and NaN). */
+const pricePerMTok = z.number().nonnegative();
+
+/** A cached-input price above the input price is a typo, not a provider's tariff: refuse it. */
+function cachedAtMostInput(
+  prices: { inputPerMTok: number; cachedInputPerMTok?: number | undefined },
+  ctx: z.RefinementCtx,
+): void {
+  if (prices.cachedInputPerMTok !== undefined && prices.cachedInputPerMTok > prices.inputPerMTok) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['cachedInputPerMTok'],
+      message: `must not exceed inputPerMTok (${prices.inputPerMTok}): it is the price of prompt tokens read from the provider's cache`,
+    });
+  }
+}
+
+const cachedInputPerMTok = pricePerMTok.optional();
+
+/**
+ * What calls cost, per mode and token kind; core/llm/pricing.ts applies the defaults (one home:
+ * stating them here as zod defaults would store derived prices in every spec).
+ */
+export const PricingSchema = z
+  .strictObject({
+    inputPerMTok: pricePerMTok.describe('USD per million prompt tokens'),
+    outputPerMTok: pricePerMTok.describe('USD per million completion tokens'),
+    cachedInputPerMTok: cachedInputPerMTok.describe(
+      'USD per million prompt tokens the provider reports as read from its prompt cache (`usage.' +
+        'prompt_tokens_details.cached_tokens`); default: inputPerMTok (no discount unless stated)',
+    ),
+    batch: z
+      .strictObject({
+        inputPerMTok: pricePerMTok.describe('USD per million prompt tokens in a batch'),
+        outputPerMTok: pricePerMTok.describe('USD per million completion tokens in a batch'),
+        cachedInputPerMTok: cachedInputPerMTok.describe(
+          'USD per million cached prompt tokens in a batch; default: batch.inputPerMTok',
+        ),
+      })
+      .superRefine(cachedAtMostInput)
+      .optional()
+      .describe(
+        "Prices of calls sent through the provider's Batch API; default: half of every online price " +
+          "(OpenAI's and Anthropic's 50% batch discount)",
+      ),
+  })
+  .superRefine(cachedAtMostInput)
+  .default({ inputPerMTok: 0, outputPerMTok: 0 })
+  .describe(
+    'USD per million tokens, for the cost of each call (`llm_calls.cost_usd`) that status, the report and the ' +
+      'budget sum',
+  );
+
 export const EndpointSchema = z
   .strictObject({
     baseURL: httpUrl('http://localhost:8000/v1', 'apiKeyEnv').describe(
@@ -53,10 +106,7 @@ export const EndpointSchema = z
         'Attempts inside one activity for 429/5xx/timeouts before Temporal retries the activity; while the ' +
           'endpoint answers nobody they do not run out (see outage.pauseAfter)',
       ),
-    pricing: z
-      .strictObject({ inputPerMTok: z.number().nonnegative(), outputPerMTok: z.number().nonnegative() })
-      .default({ inputPerMTok: 0, outputPerMTok: 0 })
-      .describe('USD per million tokens, for the cost estimate in status, audit and the budget'),
+    pricing: PricingSchema,
     temperature: z
       .number()
       .min(0)

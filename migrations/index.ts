@@ -15,6 +15,8 @@ import * as m013mcts from './013_mcts';
 import * as m014evolve from './014_evolve';
 import * as m015rstar from './015_rstar';
 import * as m016 from './016_row_scores';
+import * as m017billing from './017_billing';
+import * as m018forecasts from './018_forecasts';
 
 export const migrations: Record<string, Migration> = {
   '001_init': m001,
@@ -32,4 +34,6 @@ export const migrations: Record<string, Migration> = {
   '014_evolve': m014evolve,
   '015_rstar': m015rstar,
   '016_row_scores': m016,
+  '017_billing': m017billing,
+  '018_forecasts': m018forecasts,
 };

@@ -3,6 +3,7 @@
  * keep the two in step.
  */
 import type { ColumnType, Generated, Insertable, Selectable } from 'kysely';
+import type { BillingMode } from '../llm/pricing';
 
 type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
 /** bigint columns arrive from pg as strings; we pass numbers in and read strings out. */
@@ -32,6 +33,16 @@ export interface CampaignsTable {
   budget_override: ColumnType<BudgetOverride | null, string | null | undefined, string | null>;
   /** Why the campaign paused itself (an endpoint outage, the budget), or null. */
   pause_reason: ColumnType<string | null, string | null | undefined, string | null>;
+  /** Set on a forecast run (`campaign plan`, migration 018): what it samples; null on a real campaign. */
+  forecast: ColumnType<ForecastMarker | null, string | null | undefined, string | null>;
+}
+
+/** `campaigns.forecast`: the full question counts a forecast's sample stands for, and its spec's hash. */
+export interface ForecastMarker {
+  of: { train: number; eval: number };
+  specHash: string;
+  /** Whether its stages fine-tune as the campaign would (on the sample), or use the base model throughout. */
+  train: boolean;
 }
 
 /** `campaigns.budget_override`: USD limits that replace `budget.maxCostUsd` and `stages.S.maxCostUsd`. */
@@ -123,6 +134,10 @@ export interface LlmCallsTable {
   completion_tokens: Defaulted<number>;
   latency_ms: number;
   cost_usd: Defaulted<number>;
+  /** Prompt tokens the provider reported as read from its cache; null when it reported none (migration 017). */
+  cached_tokens: number | null;
+  /** Online or a provider's Batch API: the prices `cost_usd` was billed at (migration 017). */
+  billing_mode: Defaulted<BillingMode>;
   created_at: Timestamp;
 }
 

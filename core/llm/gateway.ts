@@ -9,7 +9,8 @@
  *    caller of the endpoint, on every worker, not only the request that got it;
  *  - starts only within the budget (BudgetGuard) and, while its endpoint is down, keeps trying
  *    until `outage.pauseAfter`, then ends in EndpointOutageError (EndpointHealth);
- *  - is logged in `llm_calls` with tokens, latency and a cost estimate — failed attempts too;
+ *  - is logged in `llm_calls` with tokens (the cached ones where the provider reports them),
+ *    latency and its cost at the endpoint's prices (pricing.ts) — failed attempts too;
  *  - lets no key out: error texts (which providers fill with the caller's key) and base URLs (which
  *    may carry a password) are scrubbed before they reach `llm_calls`, a thrown error — and so a
  *    Temporal failure and the worker's log — or anything else.
@@ -34,6 +35,7 @@ import { EndpointOutageError, isOutageFailure, type EndpointHealth } from './end
 import { classifyLlmError, type EndpointRef } from './errors';
 import { createHttpTransport } from './http-transport';
 import { EndpointLimiter, endpointKey, sleep } from './limiter';
+import { callCost, type BillingMode } from './pricing';
 import { estimateRequestTokens } from './token-estimate';
 import { durationMs } from '../duration';
 import { maskKnownSecrets, scrubSecrets, secretValues } from '../secrets';
@@ -109,6 +111,8 @@ type PaidCall = CallLogKey & {
   response: string;
   prompt_tokens: number;
   completion_tokens: number;
+  cached_tokens: number | null;
+  billing_mode: BillingMode;
   latency_ms: number;
   cost_usd: number;
 };
@@ -139,8 +143,15 @@ function canonicalJson(value: unknown): string {
   return JSON.stringify(value);
 }
 
-export function estimateCost(ep: EndpointSpec, promptTokens: number, completionTokens: number): number {
-  return (promptTokens * ep.pricing.inputPerMTok + completionTokens * ep.pricing.outputPerMTok) / 1_000_000;
+/**
+ * The prompt tokens a provider reports as read from its cache (OpenAI's
+ * `usage.prompt_tokens_details.cached_tokens`), or null when it reports none. Anything but a count
+ * within the prompt is left out rather than stored: a paid answer's log must never fail on it.
+ */
+export function cachedTokensOf(usage: ChatCompletion['usage']): number | null {
+  const cached = usage?.prompt_tokens_details?.cached_tokens;
+  if (typeof cached !== 'number' || !Number.isInteger(cached) || cached < 0) return null;
+  return Math.min(cached, usage?.prompt_tokens ?? 0);
 }
 
 export function resolveApiKey(ep: Endpoint, env: NodeJS.ProcessEnv): string {
@@ -420,7 +431,10 @@ export class LlmGateway {
     const choices = completion.choices.map((c) => c.message?.content ?? '');
     const promptTokens = completion.usage?.prompt_tokens ?? 0;
     const completionTokens = completion.usage?.completion_tokens ?? 0;
-    const costUsd = estimateCost(ep, promptTokens, completionTokens);
+    const cachedTokens = cachedTokensOf(completion.usage);
+    // Every call here is a chat completion, billed online; a batch's results are billed 'batch'.
+    const billingMode: BillingMode = 'online';
+    const costUsd = callCost(ep.pricing, billingMode, { promptTokens, cachedTokens, completionTokens });
     const response = {
       id: completion.id,
       model: completion.model,
@@ -434,6 +448,8 @@ export class LlmGateway {
       http_status: 200,
       prompt_tokens: promptTokens,
       completion_tokens: completionTokens,
+      cached_tokens: cachedTokens,
+      billing_mode: billingMode,
       latency_ms: latencyMs,
       cost_usd: costUsd,
     };
@@ -494,16 +510,19 @@ export class LlmGateway {
           ${col((r) => r.request_hash)}::text[], ${col((r) => r.role)}::text[], ${col((r) => r.base_url)}::text[],
           ${col((r) => r.model)}::text[], ${col((r) => r.purpose)}::text[], ${col((r) => r.prompt_version)}::text[],
           ${col((r) => r.request)}::text[], ${col((r) => r.response)}::text[], ${col((r) => r.prompt_tokens)}::int[],
-          ${col((r) => r.completion_tokens)}::int[], ${col((r) => r.latency_ms)}::int[],
+          ${col((r) => r.completion_tokens)}::int[], ${col((r) => r.cached_tokens)}::int[],
+          ${col((r) => r.billing_mode)}::text[], ${col((r) => r.latency_ms)}::int[],
           ${col((r) => r.cost_usd)}::float8[])
           as r(campaign_id, stage, iteration, request_hash, role, base_url, model, purpose, prompt_version,
-               request, response, prompt_tokens, completion_tokens, latency_ms, cost_usd)
+               request, response, prompt_tokens, completion_tokens, cached_tokens, billing_mode, latency_ms,
+               cost_usd)
       ), ins as (
         insert into llm_calls (campaign_id, stage, iteration, request_hash, role, base_url, model, purpose,
           prompt_version, request, response, status, http_status, prompt_tokens, completion_tokens,
-          latency_ms, cost_usd)
+          cached_tokens, billing_mode, latency_ms, cost_usd)
         select campaign_id, stage, iteration, request_hash, role, base_url, model, purpose, prompt_version,
-          request::jsonb, response::jsonb, 'ok', 200, prompt_tokens, completion_tokens, latency_ms, cost_usd
+          request::jsonb, response::jsonb, 'ok', 200, prompt_tokens, completion_tokens, cached_tokens,
+          billing_mode, latency_ms, cost_usd
         from r
         on conflict (campaign_id, stage, iteration, request_hash) where status = 'ok' do nothing
         returning id, campaign_id, stage, iteration, request_hash

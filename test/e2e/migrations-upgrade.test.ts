@@ -453,7 +453,15 @@ describe('upgrading a v0.1.0 database', () => {
 
   it('starts from exactly the v0.1.0 migrations, with a finished v0.1.0 campaign in it', async () => {
     expect(V010.every((name) => name in migrations)).toBe(true);
-    expect(ADDED).toEqual(['012_search_trees', '013_mcts', '014_evolve', '015_rstar', '016_row_scores']);
+    expect(ADDED).toEqual([
+      '012_search_trees',
+      '013_mcts',
+      '014_evolve',
+      '015_rstar',
+      '016_row_scores',
+      '017_billing',
+      '018_forecasts',
+    ]);
     expect(await migrateTo(v010Migrations, V010_LAST)).toEqual(V010);
     ({ paidUsd } = await fillAsV010());
     oldSchema = await columns();
@@ -482,6 +490,9 @@ describe('upgrading a v0.1.0 database', () => {
     const oldKeys = new Set(oldSchema.map(key));
     const added = newSchema.filter((c) => oldTables.has(c.table) && !oldKeys.has(key(c)));
     expect(added.map(key).sort()).toEqual([
+      'campaigns.forecast',
+      'llm_calls.billing_mode',
+      'llm_calls.cached_tokens',
       'preference_pairs.chosen_call_ids',
       'preference_pairs.chosen_path',
       'questions.evolved_from',
@@ -497,6 +508,10 @@ describe('upgrading a v0.1.0 database', () => {
     const pairs = await sql<{ n: number }>`select count(*)::int as n from preference_pairs
       where chosen_path is null and chosen_call_ids is null`.execute(db);
     expect(pairs.rows[0]?.n).toBe(2);
+    // Every old call reads as what it was: online, its cache not reported.
+    const billing = await sql<{ billing_mode: string; cached_tokens: number | null }>`
+      select distinct billing_mode, cached_tokens from llm_calls`.execute(db);
+    expect(billing.rows).toEqual([{ billing_mode: 'online', cached_tokens: null }]);
   });
 
   it('reads the old campaign with the current code: spec, audit, report and training data', async () => {
@@ -602,6 +617,10 @@ describe('upgrading a v0.1.0 database', () => {
     expect(pair).toMatchObject({ chosen_path: null, chosen_call_ids: null });
     const q4 = await sql<{ origin: string }>`select origin from questions where id = 'q-4'`.execute(db);
     expect(q4.rows).toEqual([{ origin: 'given' }]);
+    // Its calls, which name neither billing column, are online calls with no cache reported.
+    const billing = await sql<{ billing_mode: string; cached_tokens: number | null }>`
+      select distinct billing_mode, cached_tokens from llm_calls`.execute(db);
+    expect(billing.rows).toEqual([{ billing_mode: 'online', cached_tokens: null }]);
 
     const { spec } = await getCampaign(db, CAMPAIGN);
     const sft = await collect(trainingLines(db, spec, CAMPAIGN, 'distill', 1, 'openai'));
@@ -627,7 +646,8 @@ describe('upgrading a v0.1.0 database', () => {
         await d.schema.alterTable('questions').dropColumn('future_note').execute();
       },
     };
-    expect(await migrateDb(db, { ...migrations, '017_future': future })).toEqual(['017_future']);
+    // Named after every migration of ours, as the next version's are.
+    expect(await migrateDb(db, { ...migrations, '999_future': future })).toEqual(['999_future']);
     expect(await migrateDb(db)).toEqual([]);
     // Unknown migrations while some of ours are missing: not a newer version's database.
     const gap = Object.fromEntries(Object.entries(v010Migrations).filter(([name]) => name !== V010_LAST));

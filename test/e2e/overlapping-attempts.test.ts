@@ -10,7 +10,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sql } from 'kysely';
 import { campaignStatus } from '../../client/status';
 import { RequestClaims } from '../../core/llm/claims';
-import { estimateCost, LlmGateway, type ChatRequest, type Endpoint } from '../../core/llm/gateway';
+import { LlmGateway, type ChatRequest, type Endpoint } from '../../core/llm/gateway';
+import { callCost } from '../../core/llm/pricing';
 import { requestHash } from '../../infra/sim/server';
 import { startHarness, waitFor, type Harness, campaignForCalls } from '../support/harness';
 
@@ -110,7 +111,10 @@ describe('overlapping attempts of one batch', () => {
 
     // Status cost = what the server served, at the endpoint's prices.
     const served = h.sim.stats().byModel['sim-strong'];
-    const paid = estimateCost(ep, served?.promptTokens ?? 0, served?.completionTokens ?? 0);
+    const paid = callCost(ep.pricing, 'online', {
+      promptTokens: served?.promptTokens ?? 0,
+      completionTokens: served?.completionTokens ?? 0,
+    });
     expect(paid).toBeGreaterThan(0);
     expect(await statusCost('distill')).toBeCloseTo(paid, 10);
     // No claim is left held: the one left is marked answered (deleted when the stage finishes).
@@ -199,7 +203,10 @@ describe('overlapping attempts of one batch', () => {
     // ...and the log says so: one kept call, one duplicate carrying its tokens and cost.
     expect((await statuses('contrast')).sort()).toEqual(['duplicate', 'ok']);
     const served = h.sim.stats().byModel['sim-strong'];
-    const paid = estimateCost(ep, served?.promptTokens ?? 0, served?.completionTokens ?? 0);
+    const paid = callCost(ep.pricing, 'online', {
+      promptTokens: served?.promptTokens ?? 0,
+      completionTokens: served?.completionTokens ?? 0,
+    });
     expect(await statusCost('contrast')).toBeCloseTo(paid, 10);
     process.stderr.write(
       `[overlap] lapsed claim: server served 2 times, status cost $${paid.toFixed(6)} (= both answers)\n`,

@@ -32,6 +32,7 @@ const base: CampaignStatusView = {
   domain: 'Kubernetes operations',
   createdAt: '2026-12-01T00:00:00.000Z',
   line: null,
+  forecastOf: null,
   source: 'workflow',
   awaitingRegistration: null,
 };
