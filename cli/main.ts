@@ -29,7 +29,7 @@ import { resumeSignal, pauseSignal } from '../workflows/messages';
 import { ProgressView, renderStatus } from './progress';
 import { printJson, withClients } from './common';
 import { runDev } from './dev';
-import { runWorker } from './worker';
+import { runWorker, type WorkerFlags } from './worker';
 import { deploymentCommand } from './deployment';
 import { lineCommand } from './line';
 
@@ -103,18 +103,9 @@ program
     '--unversioned',
     'poll without Worker Versioning (every run may move to this code on its next task)',
   )
-  .action(
-    async (opts: {
-      taskQueue?: string;
-      queues?: string;
-      dbPoolMax?: string;
-      deploymentName?: string;
-      buildId?: string;
-      unversioned?: boolean;
-    }) => {
-      await runWorker(opts);
-    },
-  );
+  .action(async (opts: WorkerFlags) => {
+    await runWorker(opts);
+  });
 
 const campaign = program.command('campaign').description('Launch, follow and steer campaigns');
 

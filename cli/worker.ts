@@ -60,14 +60,17 @@ export function dbPoolMax(flag: string | undefined, env: NodeJS.ProcessEnv = pro
   return n;
 }
 
-export async function runWorker(opts: {
+/** `meteorctl worker`'s flags, as commander gives them. */
+export interface WorkerFlags {
   taskQueue?: string;
   queues?: string;
   dbPoolMax?: string;
   deploymentName?: string;
   buildId?: string;
   unversioned?: boolean;
-}): Promise<void> {
+}
+
+export async function runWorker(opts: WorkerFlags): Promise<void> {
   installWorkerRuntime();
   const poolMax = dbPoolMax(opts.dbPoolMax);
   const version = workerVersion(opts);

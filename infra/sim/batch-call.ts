@@ -9,7 +9,7 @@ import { IncomingMessage, ServerResponse } from 'node:http';
 import { Socket } from 'node:net';
 import type { CompletionDeps } from './completions';
 import { handleChatCompletion } from './completions';
-import { HttpError, sendError } from './http';
+import { asHttpError, sendError } from './http';
 
 export interface CallResult {
   /** HTTP status the online endpoint would have answered. */
@@ -45,17 +45,7 @@ export async function answerInProcess(deps: CompletionDeps, body: unknown): Prom
     await handleChatCompletion(deps, req, res);
   } catch (err) {
     // What the server's router answers for an error thrown by a handler (server.ts).
-    sendError(
-      res,
-      err instanceof HttpError
-        ? err
-        : new HttpError(
-            500,
-            `Simulator error: ${err instanceof Error ? err.message : String(err)}`,
-            'server_error',
-            'server_error',
-          ),
-    );
+    sendError(res, asHttpError(err));
   } finally {
     // The handler counts the request in flight until its response closes.
     res.emit('close');

@@ -11,7 +11,7 @@ import { generate } from './generate';
 import { HttpError, badRequest, readJson, sendJson } from './http';
 import type { KnowledgeBase } from './knowledge';
 import type { ModelRegistry } from './models';
-import { promptCacheOf } from './prompt-cache';
+import type { PromptCache } from './prompt-cache';
 import type { ChatCompletionBody } from './protocol';
 import { ChatCompletionBody as ChatCompletionSchema, messageText } from './protocol';
 import type { SimRequestRecord, StatsRecorder } from './stats';
@@ -27,6 +27,8 @@ export interface CompletionDeps {
   /** Judge bias and malformed structured replies. */
   behaviour: Behaviour;
   rejectBeamSearch: boolean;
+  /** The server's prompt cache: every route answering for its models shares it. */
+  promptCache: PromptCache;
   latencyMs(): number;
   /** Waits `ms`; false when the server closed meanwhile (the request is then dropped). */
   hold(ms: number): Promise<boolean>;
@@ -144,7 +146,7 @@ export async function handleChatCompletion(
 
   // Looked up (and remembered) as the request is taken on, before the latency: which requests hit
   // then depends on arrival order alone, not on how their answers overlap.
-  const cachedTokens = promptCacheOf(registry).lookup(body.model, body.messages);
+  const cachedTokens = deps.promptCache.lookup(body.model, body.messages);
   const latencyMs = deps.latencyMs();
   if (latencyMs > 0 && !(await deps.hold(faults.jitter(latencyMs)))) {
     req.socket.destroy();

@@ -15,6 +15,18 @@ export class HttpError extends Error {
   }
 }
 
+/** What a handler threw, as the 500 the server answers for anything not already an HttpError. */
+export function asHttpError(err: unknown): HttpError {
+  return err instanceof HttpError
+    ? err
+    : new HttpError(
+        500,
+        `Simulator error: ${err instanceof Error ? err.message : String(err)}`,
+        'server_error',
+        'server_error',
+      );
+}
+
 export const badRequest = (message: string, code: string | null = null) =>
   new HttpError(400, message, 'invalid_request_error', code);
 

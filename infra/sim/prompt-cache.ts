@@ -14,7 +14,6 @@
  * first 4·T characters of that layout and the total is the request's `prompt_tokens`.
  */
 import { createHash } from 'node:crypto';
-import type { ModelRegistry } from './models';
 import { messageText, type ChatMessageBody } from './protocol';
 
 /** OpenAI caches prompts from this many tokens on… */
@@ -73,19 +72,4 @@ export class PromptCache {
     }
     return cached;
   }
-}
-
-/**
- * The cache of one server: keyed by its model registry, which each server has one of, so that
- * every route that answers for its models (chat completions, batches) shares it.
- */
-const caches = new WeakMap<ModelRegistry, PromptCache>();
-
-export function promptCacheOf(registry: ModelRegistry): PromptCache {
-  let cache = caches.get(registry);
-  if (!cache) {
-    cache = new PromptCache();
-    caches.set(registry, cache);
-  }
-  return cache;
 }

@@ -14,9 +14,10 @@ import { routeBatchApi } from './batch-routes';
 import type { BatchConfig, BatchConfigUpdate, BatchStats } from './batches';
 import { BatchStore } from './batches';
 import type { CompletionDeps } from './completions';
+import { PromptCache } from './prompt-cache';
 import { handleChatCompletion } from './completions';
 import { ALL_FAULT_KINDS, FaultInjector } from './faults';
-import { HttpError, badRequest, readJson, sendError, sendJson, sendText } from './http';
+import { HttpError, asHttpError, badRequest, readJson, sendError, sendJson, sendText } from './http';
 import { KnowledgeBase } from './knowledge';
 import { graderFor } from './learning';
 import type { SimModel } from './models';
@@ -202,6 +203,7 @@ export async function startSimServer(opts: SimOptions = {}): Promise<SimServer> 
     faults,
     behaviour,
     rejectBeamSearch: opts.rejectBeamSearch ?? false,
+    promptCache: new PromptCache(),
     latencyMs: () => latencyMs,
     hold,
   };
@@ -284,18 +286,7 @@ export async function startSimServer(opts: SimOptions = {}): Promise<SimServer> 
   }
 
   const server = createServer((req, res) => {
-    route(req, res).catch((err: unknown) => {
-      const httpErr =
-        err instanceof HttpError
-          ? err
-          : new HttpError(
-              500,
-              `Simulator error: ${err instanceof Error ? err.message : String(err)}`,
-              'server_error',
-              'server_error',
-            );
-      sendError(res, httpErr);
-    });
+    route(req, res).catch((err: unknown) => sendError(res, asHttpError(err)));
   });
   // Clients (the openai SDK, undici) keep connections alive; a plain close() would wait on them.
   server.keepAliveTimeout = 5000;
