@@ -172,7 +172,7 @@ export async function promoteVersion(
   }
 }
 
-export type FirstPromotion = 'promoted' | 'already-routed' | 'gave-up';
+export type FirstPromotion = 'promoted' | 'already-routed' | 'gave-up' | 'stopped';
 
 /**
  * On a deployment whose routing nobody has set (its first version ever), makes `version` current
@@ -184,11 +184,12 @@ export async function promoteIfFirst(
   service: WorkflowService,
   namespace: string,
   version: WorkerVersion,
-  opts: { identity: string; withinMs?: number; sleep?: (ms: number) => Promise<void> },
+  opts: { identity: string; withinMs?: number; signal?: AbortSignal },
 ): Promise<FirstPromotion> {
-  const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
   const deadline = Date.now() + (opts.withinMs ?? 60_000);
   for (;;) {
+    // A worker shut down while its server was still coming up must not linger here.
+    if (opts.signal?.aborted) return 'stopped';
     try {
       const d = await describeDeployment(service, namespace, version.deploymentName);
       if (d?.routingSet) return 'already-routed';
@@ -207,8 +208,20 @@ export async function promoteIfFirst(
       // Not registered yet, a race with another worker, or the server briefly away: look again.
     }
     if (Date.now() > deadline) return 'gave-up';
-    await sleep(250);
+    await abortableSleep(250, opts.signal);
   }
+}
+
+function abortableSleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
+    function done() {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+  });
 }
 
 function isNotFound(err: unknown): boolean {

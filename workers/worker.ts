@@ -102,11 +102,14 @@ async function firstPromotion(
   namespace: string,
   version: WorkerVersion,
   hostId: string,
+  signal: AbortSignal,
 ): Promise<void> {
   const logger = Runtime.instance().logger;
   const outcome = await promoteIfFirst(connection.workflowService, namespace, version, {
     identity: `meteor-worker@${hostId}`,
-  }).catch(() => 'gave-up' as const);
+    signal,
+  }).catch(() => (signal.aborted ? ('stopped' as const) : ('gave-up' as const)));
+  if (outcome === 'stopped') return;
   if (outcome === 'promoted') {
     logger.info(`${versionLabel(version)} is the deployment's first version: made it current`);
   } else if (outcome === 'already-routed') {
@@ -244,12 +247,14 @@ export async function createMeteorWorker(opts: MeteorWorkerOptions): Promise<Met
     db,
     async run() {
       const running = Promise.all(workers.map((w) => w.run()));
+      const stopPromoting = new AbortController();
       if (version && (opts.promoteIfFirst ?? true)) {
-        void firstPromotion(connection, opts.namespace, version, hostId);
+        void firstPromotion(connection, opts.namespace, version, hostId, stopPromoting.signal);
       }
       try {
         await running;
       } finally {
+        stopPromoting.abort();
         closeWatches();
         await connection.close();
         await limiter.close();
