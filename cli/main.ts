@@ -160,10 +160,21 @@ campaign
   .requiredOption('-f, --file <spec.yaml>', 'campaign spec (YAML)')
   .option('--sample <n>', 'questions sampled from each split', String(DEFAULT_FORECAST_SAMPLE))
   .option('--seed <n>', 'seed of the sample', '1')
+  .option(
+    '--no-train',
+    'no fine-tune on the sample: every stage priced with the base model (faster; an upper bound when training helps)',
+  )
   .option('--no-preflight', 'skip the API key and endpoint checks')
   .option('--json', 'print the forecast as JSON')
   .action(
-    async (opts: { file: string; sample: string; seed: string; preflight: boolean; json?: boolean }) => {
+    async (opts: {
+      file: string;
+      sample: string;
+      seed: string;
+      train: boolean;
+      preflight: boolean;
+      json?: boolean;
+    }) => {
       const loaded = await loadSpecFile(opts.file);
       const questions = await loadSpecQuestions(loaded);
       await withClients(async (clients) => {
@@ -171,6 +182,7 @@ campaign
         const run = await runForecast(clients, loaded, questions, {
           sample: Number(opts.sample),
           seed: Number(opts.seed),
+          train: opts.train,
           preflight: opts.preflight,
           onStatus: (s) => {
             if (!opts.json) view.update(s);

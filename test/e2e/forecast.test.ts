@@ -102,5 +102,24 @@ describe('campaign plan', () => {
       expect(a?.cost).toBeGreaterThanOrEqual(s.costRange.lo * 0.999);
       expect(a?.cost).toBeLessThanOrEqual(s.costRange.hi * 1.001);
     }
+
+    // --no-train: the base model throughout, no fine-tune; its assess (the model never improves)
+    // is an upper bound of the trained forecast's.
+    const untrained = await meteorctl(h, [
+      'campaign',
+      'plan',
+      '-f',
+      specPath,
+      '--sample',
+      '4',
+      '--no-train',
+      '--json',
+    ]);
+    expect(untrained.code).toBe(0);
+    const base = JSON.parse(untrained.stdout) as { campaignId: string; forecast: Forecast };
+    expect(base.forecast.trained).toBe(false);
+    expect(await countRows(h, 'finetune_jobs', base.campaignId)).toBe(0);
+    const assessCalls = (f: Forecast) => f.stages.find((s) => s.stage === 'assess')?.calls ?? 0;
+    expect(assessCalls(base.forecast)).toBeGreaterThan(assessCalls(forecast));
   });
 });
