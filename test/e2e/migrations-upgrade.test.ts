@@ -11,7 +11,6 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Migrator, sql, type Migration } from 'kysely';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { buildReport } from '../../client/report';
 import { getCampaign } from '../../core/campaigns';
@@ -20,6 +19,7 @@ import { migrateDb } from '../../core/db/migrate';
 import { auditRecords } from '../../core/records';
 import { trainingLines } from '../../core/training-data';
 import { migrations } from '../../migrations';
+import { adminQuery } from '../support/harness';
 
 /** The migrations v0.1.0 shipped (`git show v0.1.0:migrations/index.ts`), unchanged since. */
 const V010 = [
@@ -60,7 +60,7 @@ beforeAll(async () => {
   adminUrl = inject('databaseUrl');
   // A database of its own: the shared one is already at the latest schema.
   dbName = `meteor_upgrade_${randomBytes(4).toString('hex')}`;
-  await admin(`create database ${dbName}`);
+  await adminQuery(`create database ${dbName}`);
   const url = new URL(adminUrl);
   url.pathname = `/${dbName}`;
   db = createDb(url.toString(), { max: 2 });
@@ -68,18 +68,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await db?.destroy();
-  if (dbName) await admin(`drop database if exists ${dbName} with (force)`);
+  if (dbName) await adminQuery(`drop database if exists ${dbName} with (force)`);
 });
-
-async function admin(statement: string): Promise<void> {
-  const client = new pg.Client({ connectionString: adminUrl });
-  await client.connect();
-  try {
-    await client.query(statement);
-  } finally {
-    await client.end();
-  }
-}
 
 function migrator(known: Record<string, Migration>): Migrator {
   return new Migrator({ db, provider: { getMigrations: async () => known } });

@@ -10,10 +10,10 @@
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { describeDeployment, packageBuildId } from '../../core/worker-deployment';
 import {
+  adminQuery,
   countRows,
   distillRecordCounts,
   exampleQuestions,
@@ -50,20 +50,10 @@ let databaseUrl: string;
 let dbName: string;
 const deployment = `meteor-upgrade-${randomBytes(3).toString('hex')}`;
 
-async function admin(statement: string): Promise<void> {
-  const client = new pg.Client({ connectionString: services().databaseUrl });
-  await client.connect();
-  try {
-    await client.query(statement);
-  } finally {
-    await client.end();
-  }
-}
-
 beforeAll(async () => {
   // A database of its own: the shared one is at this version's schema, which v0.1.0 refuses.
   dbName = `meteor_upgrade_${randomBytes(4).toString('hex')}`;
-  await admin(`create database ${dbName}`);
+  await adminQuery(`create database ${dbName}`);
   const url = new URL(services().databaseUrl);
   url.pathname = `/${dbName}`;
   databaseUrl = url.toString();
@@ -75,7 +65,7 @@ afterAll(async () => {
   await stopProcesses(children, 'SIGKILL');
   await h?.close();
   await prev?.remove();
-  if (dbName) await admin(`drop database if exists ${dbName} with (force)`);
+  if (dbName) await adminQuery(`drop database if exists ${dbName} with (force)`);
 });
 
 describe(`upgrading from ${PREVIOUS} while a campaign is paused mid-stage`, () => {

@@ -4,6 +4,7 @@
  * that test/global-setup.ts starts once per run. Each test file starts one (or a few) harnesses
  * in beforeAll and closes them in afterAll.
  */
+import pg from 'pg';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -462,4 +463,15 @@ export async function recordIds(h: Pick<Harness, 'clients'>, campaignId: string)
     .where('campaign_id', '=', campaignId)
     .execute();
   return rows.map((r) => r.question_id).sort();
+}
+
+/** One statement on a connection of its own (e.g. `create database` for a test's own database). */
+export async function adminQuery(statement: string, url: string = services().databaseUrl): Promise<void> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    await client.query(statement);
+  } finally {
+    await client.end();
+  }
 }
