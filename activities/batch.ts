@@ -22,6 +22,7 @@ import type { QuestionRow } from '../core/db/types';
 import { BudgetReachedError } from '../core/llm/budget-guard';
 import { EndpointOutageError } from '../core/llm/endpoint-health';
 import { LlmFatalError, LlmTransientError, type LlmCallScope } from '../core/llm/gateway';
+import { BatchDeferredError } from '../core/llm/provider-batches';
 import { scrubSecrets } from '../core/secrets';
 import { DEFAULT_MAX_FAILED_FRACTION } from '../stages/options';
 import type { BatchHalt, BatchInput, BatchResult, StageName } from '../workflows/types';
@@ -131,7 +132,7 @@ export async function runQuestionBatch(
   const givenUp = input.retryFailed ? new Set<string>() : await unresolvedFailures(db, key, questions);
   const candidates = questions.filter((q) => !givenUp.has(q.id));
   const todo = candidates.length === 0 ? [] : await batch.pending(candidates);
-  const counts = { processed: questions.length - todo.length, created: 0, skipped: 0 };
+  const counts = { processed: questions.length - todo.length, created: 0, skipped: 0, deferred: 0 };
   // A transient failure the activity should retry; thrown once the other questions are done.
   let retryLater: unknown = null;
   let halted: BatchHalt | null = null;
@@ -140,13 +141,19 @@ export async function runQuestionBatch(
     ctx,
     () => ({ ...counts }),
     async (controller) => {
-      const scope: LlmCallScope = { ...key, signal: controller.signal };
+      // retry-failed runs outside the stage, which is what submits provider batches: it goes online.
+      const scope: LlmCallScope = { ...key, signal: controller.signal, deferToBatch: !input.retryFailed };
       await settleAll(
         todo.map((q) => async () => {
           try {
             await batch.work(q, scope, counts);
           } catch (err) {
             if (controller.signal.aborted) throw err;
+            // A call waits for the stage's provider batch: the question goes on once it is answered.
+            if (err instanceof BatchDeferredError) {
+              counts.deferred++;
+              return;
+            }
             const verdict = classifyQuestionFailure(err, ctx.info.attempt);
             if (verdict === 'fatal') throw err;
             if (verdict === 'retry') {

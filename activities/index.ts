@@ -9,6 +9,7 @@ import { fineTuneActivities } from './finetune';
 import { lineActivities } from './lines';
 import { modelActivities } from './models';
 import { outageActivities } from './outage';
+import { providerBatchActivities } from './provider-batches';
 import { stageRunActivities } from './stage-runs';
 import { stageActivities } from '../stages/registry';
 
@@ -21,6 +22,7 @@ export function createActivities(deps: ActivityDeps) {
     ...fineTuneActivities(deps),
     ...modelActivities(deps),
     ...outageActivities(deps),
+    ...providerBatchActivities(deps),
     ...lineActivities(deps),
   };
 }

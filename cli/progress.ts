@@ -23,6 +23,13 @@ export function renderStatus(s: CampaignStatusView): string[] {
       `  ${`${st.stage} #${st.iteration}`.padEnd(12)} ${bar(st.done, st.total)} ${String(st.done).padStart(5)}/${st.total}  ${st.status}`,
     );
     if (st.retrying) lines.push(`    retrying (attempt ${st.retrying.attempt}): ${st.retrying.lastError}`);
+    const pb = st.providerBatches;
+    if (pb) {
+      lines.push(
+        `    waiting for provider batches (round ${pb.round + 1}): ${pb.inProgress} of ${pb.batches} in progress, ` +
+          `${pb.answered}/${pb.requests} requests answered${pb.ids.length > 0 ? ` — ${pb.ids.join(', ')}` : ''}`,
+      );
+    }
   }
   if (s.state === 'paused' && s.pauseReason) lines.push(`  paused: ${s.pauseReason}`);
   if (s.lineage.length > 0)

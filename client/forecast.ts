@@ -10,6 +10,7 @@
  */
 import { createHash } from 'node:crypto';
 import { sql } from 'kysely';
+import { compositeKey } from '../core/composite-key';
 import type { Db } from '../core/db/connection';
 import type { ForecastMarker } from '../core/db/types';
 import { mulberry32 } from '../core/evaluation/stats';
@@ -19,6 +20,7 @@ import {
   forecastFrom,
   type Forecast,
   type QuestionFigures,
+  type RoleSample,
   type StageSample,
 } from '../core/forecast';
 import type { Question } from '../core/questions';
@@ -129,6 +131,14 @@ async function forecastOf(
     .where('status', '!=', 'duplicate')
     .execute();
   const byId = new Map(calls.map((c) => [String(c.id), c]));
+  // Rounds of provider batches per stage and role (endpoints in batch mode).
+  const roundRows = await db
+    .selectFrom('llm_batches')
+    .select(['stage', 'role', sql<number>`count(distinct cycle)::int`.as('rounds')])
+    .where('campaign_id', '=', campaignId)
+    .groupBy(['stage', 'role'])
+    .execute();
+  const rounds = new Map(roundRows.map((r) => [compositeKey(r.stage, r.role), r.rounds]));
   const samples: StageSample[] = [];
   for (const def of registeredStages()) {
     const ofStage = calls.filter((c) => c.stage === def.name);
@@ -149,7 +159,7 @@ async function forecastOf(
       }
       perQuestion.set(qid, f);
     }
-    const roles = [...new Set(ofStage.map((c) => c.role))].map((role) => {
+    const roles = [...new Set(ofStage.map((c) => c.role))].map((role): RoleSample => {
       const mine = ofStage.filter((c) => c.role === role);
       const ep = spec.models[role as keyof CampaignSpec['models']];
       return {
@@ -158,6 +168,7 @@ async function forecastOf(
         meanLatencyMs: mine.reduce((a, c) => a + c.latency_ms, 0) / mine.length,
         concurrency: ep?.concurrency ?? 1,
         requestsPerMinute: ep?.requestsPerMinute ?? null,
+        ...(ep?.mode === 'batch' ? { batchRounds: rounds.get(compositeKey(def.name, role)) ?? 0 } : {}),
       };
     });
     samples.push({
@@ -174,7 +185,8 @@ async function forecastOf(
       roles,
     });
   }
-  return { ...forecastFrom(samples, { sample, of: marker.of }), trained: marker.train };
+  const batchMode = samples.some((st) => st.roles.some((r) => r.batchRounds !== undefined));
+  return { ...forecastFrom(samples, { sample, of: marker.of }), trained: marker.train, batchMode };
 }
 
 /** The latest finished forecast of this spec and these questions, if any. */
@@ -209,5 +221,10 @@ export function renderForecast(f: Forecast, campaignId: string): string[] {
   lines.push(
     '  time: LLM calls at the endpoints’ concurrency and limits, at the sample’s latencies; fine-tunes not included',
   );
+  if (f.batchMode) {
+    lines.push(
+      '  endpoints in batch mode: each round of provider batches as long as the sample’s took; a provider may take up to 24 h a round',
+    );
+  }
   return lines;
 }

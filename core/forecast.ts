@@ -21,6 +21,11 @@ export interface RoleSample {
   meanLatencyMs: number;
   concurrency: number;
   requestsPerMinute: number | null;
+  /**
+   * An endpoint in batch mode: the rounds of provider batches the stage needed. Its time is then
+   * the rounds' turnaround (the calls' latency is their batch's), whatever the number of calls.
+   */
+  batchRounds?: number;
 }
 
 export interface StageSample {
@@ -57,6 +62,8 @@ export interface Forecast {
   sample: { train: number; eval: number };
   /** Whether the sample run fine-tuned as the campaign does (else: base model throughout). */
   trained?: boolean;
+  /** Some endpoint ran in batch mode: its time is the provider's turnaround. */
+  batchMode?: boolean;
   of: { train: number; eval: number };
   stages: StageForecast[];
   total: Omit<StageForecast, 'stage' | 'questions'>;
@@ -82,7 +89,10 @@ export function forecastFrom(
       costUsd: scaled(s.total.costUsd),
       costRange: spread(s, (q) => q.costUsd, s.total.costUsd, scale, seed),
       callsRange: spread(s, (q) => q.calls, s.total.calls, scale, seed),
-      wallSeconds: Math.max(0, ...s.roles.map((r) => roleSeconds(r, scale))),
+      // Online endpoints work side by side; rounds of provider batches wait for each other and them.
+      wallSeconds:
+        Math.max(0, ...s.roles.filter((r) => r.batchRounds === undefined).map((r) => roleSeconds(r, scale))) +
+        s.roles.filter((r) => r.batchRounds !== undefined).reduce((a, r) => a + roleSeconds(r, scale), 0),
     };
   });
   const sum = (f: (s: StageForecast) => number) => stages.reduce((a, s) => a + f(s), 0);
@@ -120,8 +130,12 @@ function spread(
   return { lo: (total * scale * ci.lo) / m, hi: (total * scale * ci.hi) / m };
 }
 
-/** An endpoint's share of a stage: its calls through its concurrency, or its rate limit if slower. */
+/**
+ * An endpoint's share of a stage: its calls through its concurrency, or its rate limit if slower;
+ * in batch mode, its rounds of batches.
+ */
 function roleSeconds(r: RoleSample, scale: number): number {
+  if (r.batchRounds !== undefined) return (r.batchRounds * r.meanLatencyMs) / 1000;
   const calls = r.calls * scale;
   const byConcurrency = (calls * r.meanLatencyMs) / 1000 / Math.max(1, r.concurrency);
   const byRate = r.requestsPerMinute ? (calls / r.requestsPerMinute) * 60 : 0;

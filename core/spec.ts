@@ -73,6 +73,31 @@ export const PricingSchema = z
       'budget sum',
   );
 
+/** How an endpoint in `mode: batch` sends its calls through the provider's Batch API. */
+export const BatchModeSchema = z
+  .strictObject({
+    pollInterval: duration
+      .default('1m')
+      .describe('How often a submitted batch is polled, on a durable timer (no worker waits for it)'),
+    maxRequests: positiveInt
+      .max(50_000)
+      .default(50_000)
+      .describe("Requests per provider batch at most (OpenAI's limit is 50,000); more make several batches"),
+    onFailure: z
+      .enum(['online', 'batch'])
+      .default('online')
+      .describe(
+        'A request a batch failed or left unanswered (expired, cancelled, an error line): online sends it ' +
+          'as an online call (billed online); batch puts it in the next batch, up to maxAttempts, then online',
+      ),
+    maxAttempts: positiveInt
+      .max(10)
+      .default(2)
+      .describe('Batches a request goes through (onFailure: batch) before it is sent online'),
+  })
+  .prefault({})
+  .describe("Options of mode: batch (OpenAI's /v1/files and /v1/batches, completion window 24h)");
+
 export const EndpointSchema = z
   .strictObject({
     baseURL: httpUrl('http://localhost:8000/v1', 'apiKeyEnv').describe(
@@ -114,6 +139,15 @@ export const EndpointSchema = z
       .default(0)
       .describe('Sampling temperature for free-text calls (guidelines); 0 = greedy'),
     maxTokens: positiveInt.optional().describe('max_tokens of each request; omit for the server default'),
+    mode: z
+      .enum(['online', 'batch'])
+      .default('online')
+      .describe(
+        "online: each call is a chat completion. batch (strong and judge): a stage's calls to the endpoint are " +
+          "collected and sent through the provider's Batch API at pricing.batch (half price by default), answered " +
+          'within 24 h; the stage waits on durable timers and goes on with the answers',
+      ),
+    batch: BatchModeSchema,
   })
   .describe('An OpenAI-compatible model endpoint');
 export type EndpointSpec = z.infer<typeof EndpointSchema>;
@@ -247,6 +281,17 @@ export const CampaignSpecSchema = z
     artifacts: ArtifactsSchema.optional(),
   })
   .superRefine((spec, ctx) => {
+    // The weak model answers from the version being trained, and rStar's discriminator inside a
+    // tree search: both need answers in seconds, not within a batch's 24 h.
+    for (const role of ['weak', 'discriminator'] as const) {
+      if (spec.models[role]?.mode === 'batch') {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['models', role, 'mode'],
+          message: `batch mode is for models.strong and models.judge; the ${role} model's calls are needed at once: use online`,
+        });
+      }
+    }
     // rStar's mutual consistency needs its second model; say so at launch, not at stage 3.
     if (
       spec.stages.contrast.enabled &&

@@ -17,6 +17,7 @@ import * as m015rstar from './015_rstar';
 import * as m016 from './016_row_scores';
 import * as m017billing from './017_billing';
 import * as m018forecasts from './018_forecasts';
+import * as m019batches from './019_provider_batches';
 
 export const migrations: Record<string, Migration> = {
   '001_init': m001,
@@ -36,4 +37,5 @@ export const migrations: Record<string, Migration> = {
   '016_row_scores': m016,
   '017_billing': m017billing,
   '018_forecasts': m018forecasts,
+  '019_provider_batches': m019batches,
 };

@@ -21,6 +21,7 @@ import {
   getExternalWorkflowHandle,
   proxyActivities,
   setHandler,
+  sleep,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
@@ -167,6 +168,72 @@ export async function stageWorkflow(input: StageInput): Promise<StageResult> {
     report();
   };
 
+  /** Batches with questions waiting for provider batches (endpoints in `mode: batch`). */
+  const deferred = new Set<number>(input.resume?.deferred ?? []);
+  /** The round of provider batches next submitted, or waited for. */
+  let batchRound = input.resume?.batchRound ?? 0;
+  /** A round submitted and not yet ended: cancelled with the stage. */
+  let roundOpen = false;
+  /**
+   * Submits the round (again after a crash or continue-as-new: it is looked up, never made twice)
+   * and polls it on durable timers until every batch of it has ended and its answers are logged.
+   * False when the budget holds it back (the stage pauses first).
+   */
+  const awaitProviderBatches = async (): Promise<boolean> => {
+    const key = { campaignId, stage, iteration, cycle: batchRound };
+    let state = await batchActivities.submitProviderBatches(key);
+    if (state.halted) {
+      halt ??= state.halted;
+      return false;
+    }
+    // Questions that wait while nothing was submitted would wait, and run again, forever.
+    if (state.batches === 0) {
+      throw ApplicationFailure.nonRetryable(
+        `${deferred.size} batches of questions wait for provider batches, but no request waits to be sent`,
+        'ProviderBatchesMissing',
+      );
+    }
+    roundOpen = true;
+    for (;;) {
+      progress.providerBatches = {
+        round: batchRound,
+        batches: state.batches,
+        inProgress: state.inProgress,
+        requests: state.requests,
+        answered: state.answered,
+        ids: state.providerBatchIds,
+      };
+      report();
+      if (state.inProgress === 0) break;
+      // Hours of waiting cost a timer and a poll each interval; a long wait rolls the history over.
+      if (shouldRollOver()) {
+        await reporting;
+        await continueAsNew<typeof stageWorkflow>({
+          ...input,
+          resume: {
+            nextBatch: batches,
+            done: progress.done,
+            records: progress.records,
+            costUsd: progress.costUsd,
+            total,
+            paused: userPaused,
+            halt,
+            again: [],
+            failed: progress.failed,
+            maxFailedFraction,
+            deferred: [...deferred],
+            batchRound,
+          },
+        });
+      }
+      await sleep(state.pollIntervalMs);
+      state = await batchActivities.pollProviderBatches(key);
+    }
+    roundOpen = false;
+    progress.providerBatches = null;
+    return true;
+  };
+
   try {
     let next = input.resume?.nextBatch ?? 0;
     /** Batches that halted, to run again first once resumed. */
@@ -191,6 +258,11 @@ export async function stageWorkflow(input: StageInput): Promise<StageResult> {
           again.push(index);
           return;
         }
+        // Counted when it runs again with the answers, whole, like a halted batch.
+        if (r.deferred) {
+          deferred.add(index);
+          return;
+        }
         progress.done += r.processed;
         progress.failed += r.failed;
         maxFailedFraction = r.maxFailedFraction;
@@ -204,7 +276,7 @@ export async function stageWorkflow(input: StageInput): Promise<StageResult> {
     };
 
     const waiting = () => again.length > 0 || next < batches;
-    while (waiting() || running.size > 0) {
+    while (waiting() || running.size > 0 || deferred.size > 0) {
       if (paused() && running.size === 0) await holdWhilePaused();
       if (tooManyFailed() && running.size === 0) throw failTooMany();
       if (shouldRollOver() && running.size === 0 && waiting()) {
@@ -222,8 +294,20 @@ export async function stageWorkflow(input: StageInput): Promise<StageResult> {
             again,
             failed: progress.failed,
             maxFailedFraction,
+            deferred: [...deferred],
+            batchRound,
           },
         });
+      }
+      // Every batch has run as far as it can: send what waits as provider batches, then run the
+      // batches again with the answers (their finished questions are skipped).
+      if (!paused() && !waiting() && running.size === 0 && deferred.size > 0) {
+        if (await awaitProviderBatches()) {
+          again.push(...[...deferred].sort((a, b) => a - b));
+          deferred.clear();
+          batchRound++;
+        }
+        continue;
       }
       while (
         !paused() &&
@@ -256,6 +340,11 @@ export async function stageWorkflow(input: StageInput): Promise<StageResult> {
   } catch (err) {
     // Leave an honest stage run behind; continue-as-new is not an ending.
     if (!(err instanceof ContinueAsNew)) {
+      // Cancelled while the provider works on a round: stop paying for it.
+      if (roundOpen && isCancellation(err)) {
+        const key = { campaignId, stage, iteration, cycle: batchRound };
+        await CancellationScope.nonCancellable(() => acts.cancelProviderBatches(key));
+      }
       await CancellationScope.nonCancellable(() =>
         acts.finishStageRun({
           campaignId,

@@ -69,6 +69,15 @@ export interface StageProgress {
   retrying: { attempt: number; lastError: string } | null;
   /** Why the stage paused itself (budget, outage); null otherwise. */
   pauseReason?: string | null;
+  /** The round of provider batches the stage waits for (endpoints in batch mode); else null. */
+  providerBatches?: {
+    round: number;
+    batches: number;
+    inProgress: number;
+    requests: number;
+    answered: number;
+    ids: string[];
+  } | null;
 }
 
 export interface CampaignStatus {
@@ -117,6 +126,9 @@ export interface StageInput {
     again?: number[];
     failed?: number;
     maxFailedFraction?: number | null;
+    /** Batches whose questions wait for provider batches, and the round those are in. */
+    deferred?: number[];
+    batchRound?: number;
   };
   /** Continue-as-new once history passes this many events (tests set it low). */
   maxHistoryEvents?: number;
@@ -159,6 +171,11 @@ export interface BatchResult {
   stageTotals: { records: number; costUsd: number } | null;
   /** The batch stopped early and the stage must pause (budget reached, endpoint down); else null. */
   halted: BatchHalt | null;
+  /**
+   * Questions waiting for a call of an endpoint in batch mode: the batch runs again once the
+   * stage's provider batches answered it (absent before batch mode existed).
+   */
+  deferred?: number;
 }
 
 /** Why a batch stopped early: the stage pauses with `reason` until resumed (or the probe succeeds). */

@@ -141,6 +141,50 @@ export interface LlmCallsTable {
   created_at: Timestamp;
 }
 
+/** A chunk of an endpoint's batch-mode calls, sent as one provider batch (migration 019). */
+export interface LlmBatchesTable {
+  id: Generated<string>;
+  campaign_id: string;
+  stage: string;
+  iteration: number;
+  /** The stage's round of batches: each waits for the previous one's answers. */
+  cycle: number;
+  role: string;
+  chunk: number;
+  /** The value of the provider batch's `meteor_batch` metadata, what it is looked up by. */
+  meta_key: string;
+  provider_batch_id: string | null;
+  input_file_id: string | null;
+  /** 'claimed' until created at the provider, then the provider's status as last seen. */
+  status: Defaulted<string>;
+  requests: Defaulted<number>;
+  answered: Defaulted<number>;
+  errored: Defaulted<number>;
+  created_at: Timestamp;
+  finished_at: Timestamp | null;
+}
+
+export type BatchRequestStatus = 'pending' | 'submitted' | 'answered' | 'online';
+
+/** A call of a batch-mode endpoint waiting for, or answered by, a provider batch (migration 019). */
+export interface LlmBatchRequestsTable {
+  campaign_id: string;
+  stage: string;
+  iteration: number;
+  request_hash: string;
+  role: string;
+  base_url: string;
+  model: string;
+  purpose: string;
+  prompt_version: string;
+  body: Json<unknown>;
+  status: Defaulted<BatchRequestStatus>;
+  batch_id: string | null;
+  attempts: Defaulted<number>;
+  last_error: string | null;
+  created_at: Timestamp;
+}
+
 export interface DistillRecordsTable {
   campaign_id: string;
   iteration: number;
@@ -522,6 +566,8 @@ export interface Database {
   stage_runs: StageRunsTable;
   llm_calls: LlmCallsTable;
   llm_call_claims: LlmCallClaimsTable;
+  llm_batches: LlmBatchesTable;
+  llm_batch_requests: LlmBatchRequestsTable;
   distill_records: DistillRecordsTable;
   datasets: DatasetsTable;
   finetune_jobs: FineTuneJobsTable;

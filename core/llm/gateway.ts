@@ -36,6 +36,7 @@ import { classifyLlmError, type EndpointRef } from './errors';
 import { createHttpTransport } from './http-transport';
 import { EndpointLimiter, endpointKey, sleep } from './limiter';
 import { callCost, type BillingMode } from './pricing';
+import { BatchDeferredError, deferRequest, type BatchApi } from './provider-batches';
 import { estimateRequestTokens } from './token-estimate';
 import { durationMs } from '../duration';
 import { maskKnownSecrets, scrubSecrets, secretValues } from '../secrets';
@@ -47,6 +48,11 @@ export interface LlmCallScope {
   iteration: number;
   /** Aborts waiting and in-flight requests (activity cancellation). */
   signal?: AbortSignal;
+  /**
+   * Calls to an endpoint in `mode: batch` wait for the stage's next provider batch instead of going
+   * out (BatchDeferredError), unless batches gave up on them. Set by stage batches only.
+   */
+  deferToBatch?: boolean;
 }
 
 export interface ChatRequest {
@@ -275,6 +281,8 @@ export class LlmGateway {
     if ('answer' in claimed) return claimed.answer;
     let answered = false;
     try {
+      if (ep.mode === 'batch' && scope.deferToBatch)
+        await this.deferToBatch(scope, ep, req, body, requestHash);
       const result = await this.send(scope, ep, req, body, requestHash);
       answered = true;
       return result;
@@ -286,6 +294,43 @@ export class LlmGateway {
           () => undefined,
         );
     }
+  }
+
+  /**
+   * Files the request for the stage's next provider batch and throws BatchDeferredError; returns
+   * (so the call goes out online) for a request batches gave up on (`batch.onFailure`).
+   */
+  private async deferToBatch(
+    scope: LlmCallScope,
+    ep: Endpoint,
+    req: ChatRequest,
+    body: RequestBody,
+    requestHash: string,
+  ): Promise<void> {
+    const status = await deferRequest(this.db, {
+      campaign_id: scope.campaignId,
+      stage: scope.stage,
+      iteration: scope.iteration,
+      request_hash: requestHash,
+      role: ep.role,
+      base_url: scrubSecrets(ep.baseURL, this.secrets),
+      model: body.model,
+      purpose: req.purpose,
+      prompt_version: req.promptVersion,
+      body: maskKnownSecrets(JSON.stringify(body), this.secrets),
+    });
+    // 'answered' without an answer in the log (it was found missing just now): send it online.
+    if (status === 'pending' || status === 'submitted') throw new BatchDeferredError(ep.role, requestHash);
+  }
+
+  /** What provider batches need of this gateway: its clients and its scrubbing (provider-batches.ts). */
+  batchApi(): BatchApi {
+    return {
+      client: (ep) => this.clientFor(ep),
+      scrub: (text) => scrubSecrets(text, this.secrets),
+      mask: (text) => maskKnownSecrets(text, this.secrets),
+      checkBudget: async (scope) => this.guards.budget?.check(scope),
+    };
   }
 
   /** Sends a request this attempt holds the claim on, with retries, and logs every attempt. */

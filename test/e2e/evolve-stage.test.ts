@@ -114,7 +114,7 @@ describe('evolve stage before distill', () => {
 
   beforeAll(async () => {
     // Some latency, so a poll sees distill's entry before its first batch reports.
-    h = await startHarness({ latencyMs: 60 });
+    h = await startHarness({ latencyMs: 200 });
     seeds = [LEAKY_SEED, ...(await exampleQuestions(20))];
     const exampleEval = (await readFile(EXAMPLE_EVAL, 'utf8'))
       .split('\n')

@@ -451,6 +451,7 @@ describe('upgrading a v0.1.0 database', () => {
       '016_row_scores',
       '017_billing',
       '018_forecasts',
+      '019_provider_batches',
     ]);
     expect(await migrateTo(v010Migrations, V010_LAST)).toEqual(V010);
     ({ paidUsd } = await fillAsV010());

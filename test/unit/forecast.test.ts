@@ -61,6 +61,30 @@ describe('forecastFrom', () => {
     // 120 calls at 60 a minute.
     expect(limited.stages[0]?.wallSeconds).toBeCloseTo(120);
   });
+
+  it('times an endpoint in batch mode by its rounds of batches, not by its calls', () => {
+    const batched = forecastFrom(
+      [
+        stage({
+          roles: [
+            { role: 'weak', calls: 6, meanLatencyMs: 500, concurrency: 2, requestsPerMinute: null },
+            // Each call's latency is its batch's turnaround: 20 min.
+            {
+              role: 'strong',
+              calls: 6,
+              meanLatencyMs: 1_200_000,
+              concurrency: 2,
+              requestsPerMinute: null,
+              batchRounds: 2,
+            },
+          ],
+        }),
+      ],
+      { sample: { train: 4, eval: 0 }, of: { train: 40, eval: 0 } },
+    );
+    // Two rounds of 20 min, whatever the number of questions, after and between the weak calls' 15 s.
+    expect(batched.stages[0]?.wallSeconds).toBeCloseTo(2415);
+  });
 });
 
 describe('callIdsOf', () => {
