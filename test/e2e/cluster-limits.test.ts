@@ -32,13 +32,20 @@ const CONCURRENCY = 8;
 const RPM = 300;
 /** The steady-state window, from the first request: after the burst, while demand lasts. */
 const WINDOW_START_MS = 6_000;
-const WINDOW_MS = 20_000;
+/** 50 requests at RPM: the bucket lets them through at its rate, so ±1 request is ±2 %. */
+const WINDOW_MS = 10_000;
 /** Enough questions that the weak model (one guideline each) is still busy when the window ends. */
 const QUESTIONS = 320;
 const MODELS = ['sim-weak-8b', 'sim-strong'] as const;
 
 const children: ChildProcess[] = [];
 let h: Harness;
+/**
+ * The WORKERS processes, started in beforeAll and awaited by the test that uses them: they spend
+ * their seconds of start-up while the Retry-After tests run (which need no worker; they only
+ * poll their task queue, where nothing is launched before that test).
+ */
+let workersStarted: Promise<WorkerProcess[]>;
 
 /** Starts `meteorctl worker` on the harness's task queue; resolves once it polls. */
 async function startWorkerProcess(): Promise<WorkerProcess> {
@@ -53,9 +60,12 @@ beforeAll(async () => {
   // Requests take ~250 ms: 8 in flight allow 32 a second, far above RPM, so the burst at the
   // start is bound by concurrency and the steady state by the rate.
   h = await startHarness({ latencyMs: 250, worker: false });
+  workersStarted = Promise.all(Array.from({ length: WORKERS }, () => startWorkerProcess()));
+  workersStarted.catch(() => undefined); // awaited (and its failure reported) by the test
 });
 
 afterAll(async () => {
+  await workersStarted?.catch(() => undefined);
   await killWorkers();
   await h?.close();
 });
@@ -151,7 +161,7 @@ describe(`${WORKERS} worker processes on one campaign`, () => {
       stages: { distill: { batchSize: 8, parallelBatches: 12 } },
     });
 
-    await Promise.all(Array.from({ length: WORKERS }, () => startWorkerProcess()));
+    await workersStarted;
     h.sim.reset();
     await launch(h, specPath);
 

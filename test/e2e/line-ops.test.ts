@@ -145,7 +145,9 @@ afterAll(async () => {
   await h?.close();
 });
 
-describe('line create refuses bad specs, creating nothing', () => {
+// Independent cases (each its own line name): run together, so that the CLI processes' start-up
+// (seconds of CPU each) overlaps instead of adding up.
+describe.concurrent('line create refuses bad specs, creating nothing', () => {
   it('an unknown key (CLI): names it', async () => {
     const { file, name } = await writeLine({ overlapp: 'skip' });
     expect(await refusedByCli(file, name)).toContain('(top level): unknown key "overlapp"');
@@ -153,9 +155,13 @@ describe('line create refuses bad specs, creating nothing', () => {
 
   it('neither every nor cron, or a bad duration (CLI): names schedule', async () => {
     const neither = await writeLine({ schedule: { timezone: 'UTC' } });
-    expect(await refusedByCli(neither.file, neither.name)).toMatch(/schedule: either `every: <duration>`/);
     const badEvery = await writeLine({ schedule: { every: 'hourly' } });
-    expect(await refusedByCli(badEvery.file, badEvery.name)).toContain('schedule.every: a duration like');
+    const [neitherErr, badEveryErr] = await Promise.all([
+      refusedByCli(neither.file, neither.name),
+      refusedByCli(badEvery.file, badEvery.name),
+    ]);
+    expect(neitherErr).toMatch(/schedule: either `every: <duration>`/);
+    expect(badEveryErr).toContain('schedule.every: a duration like');
   });
 
   it('a cron expression the server refuses: names schedule, leaves no row', async () => {
@@ -264,7 +270,7 @@ describe('a line through its life: create, status, pause, unpause, trigger, dele
   });
 
   it('status --json and list --json report it active, no champion, no iterations', async () => {
-    const s = await statusOf(name);
+    const [s, list] = await Promise.all([statusOf(name), ok(['line', 'list', '--json'])]);
     expect(s).toMatchObject({
       name,
       state: 'active',
@@ -273,7 +279,7 @@ describe('a line through its life: create, status, pause, unpause, trigger, dele
       iterations: [],
     });
     expect(Date.parse(s.nextRunAt ?? '')).toBeGreaterThan(Date.now());
-    const all = JSON.parse((await ok(['line', 'list', '--json'])).stdout) as StatusJson[];
+    const all = JSON.parse(list.stdout) as StatusJson[];
     expect(all.find((l) => l.name === name)).toMatchObject({ state: 'active' });
   });
 
@@ -311,9 +317,9 @@ describe('a line through its life: create, status, pause, unpause, trigger, dele
     await waitFor('the schedule to be gone', async () => (await describeSchedule(name)) === null);
     expect(await lineRows(name)).toBe(1);
     expect(await heldOutRows(name)).toBe(16);
-    expect((await statusOf(name)).state).toBe('deleted');
-
-    const again = await cli(['line', 'trigger', name]);
+    // Both after the delete, neither changes anything: asked together.
+    const [status, again] = await Promise.all([statusOf(name), cli(['line', 'trigger', name])]);
+    expect(status.state).toBe('deleted');
     expect(again.code).not.toBe(0);
     expect(again.stderr).toContain(`line ${name} was deleted`);
   });

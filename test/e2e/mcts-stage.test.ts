@@ -11,6 +11,10 @@
  *   campaign completes, each tree continues after its last saved round (no call of a saved round is
  *   made again), and no request is paid twice at the server beyond those in flight at the kill;
  * - the stage's own budget (`stages.mcts.maxCostUsd`) pauses the campaign, and raising it completes.
+ *
+ * The three run at the same time (describe.concurrent), each on a harness of its own (its own
+ * task queue, simulator and campaign): the killed worker's 20 s heartbeat timeout would otherwise
+ * be the whole file waiting.
  */
 import type { ChildProcess } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
@@ -181,7 +185,7 @@ function expectedCompletion(steps: string[], answer: string): string {
   return `Reasoning:\n${steps.map((s, i) => `${i + 1}. ${s}`).join('\n')}\n\nFinal answer:\n${answer}`;
 }
 
-describe('the mcts stage at the defaults', () => {
+describe.concurrent('the mcts stage at the defaults', () => {
   const QUESTIONS = 8;
   let h: Harness;
   let campaignId: string;
@@ -355,16 +359,20 @@ describe('the mcts stage at the defaults', () => {
     }
 
     const r = records[0]!;
-    const cli = await meteorctl(h, [
-      'audit',
-      'tree',
-      campaignId,
-      '--stage',
-      'mcts',
-      '--question',
-      r.question_id,
-      '--iteration',
-      '1',
+    // Two independent reads: their CLI processes start together.
+    const [cli, missing] = await Promise.all([
+      meteorctl(h, [
+        'audit',
+        'tree',
+        campaignId,
+        '--stage',
+        'mcts',
+        '--question',
+        r.question_id,
+        '--iteration',
+        '1',
+      ]),
+      meteorctl(h, ['audit', 'tree', campaignId, '--stage', 'mcts', '--question', 'no-such-q']),
     ]);
     expect(cli.code, cli.stderr).toBe(0);
     interface Printed {
@@ -402,21 +410,12 @@ describe('the mcts stage at the defaults', () => {
     }
     expect(at.value).toBe(r.value);
 
-    const missing = await meteorctl(h, [
-      'audit',
-      'tree',
-      campaignId,
-      '--stage',
-      'mcts',
-      '--question',
-      'no-such-q',
-    ]);
     expect(missing.code).not.toBe(0);
     expect(missing.stderr).toMatch(/no search tree for question no-such-q in stage mcts/);
   });
 });
 
-describe('a worker killed with SIGKILL while mcts trees are mid-search', () => {
+describe.concurrent('a worker killed with SIGKILL while mcts trees are mid-search', () => {
   const QUESTIONS = 8;
   const ITERATION_LIMIT = 3;
   /** Only the weak endpoint is called: the most requests one worker can have in flight. */
@@ -563,7 +562,7 @@ describe('a worker killed with SIGKILL while mcts trees are mid-search', () => {
   }
 });
 
-describe("the mcts stage's own budget", () => {
+describe.concurrent("the mcts stage's own budget", () => {
   const QUESTIONS = 4;
   const WEAK_CONCURRENCY = 4;
   const PRICE = { inputPerMTok: 2.5, outputPerMTok: 10 };

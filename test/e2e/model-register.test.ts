@@ -40,11 +40,15 @@ describe('deploy: manual with model register', () => {
     );
     expect(status.awaitingRegistration?.label).toBe('M1');
     const checkpoint = fileURLToPath(status.awaitingRegistration?.checkpointUri ?? '');
-    const human = await meteorctl(h, ['campaign', 'status', campaignId]);
+    // Status and a register of a name nothing serves yet: both leave the campaign waiting, so
+    // their CLI processes start together.
+    const [human, unserved] = await Promise.all([
+      meteorctl(h, ['campaign', 'status', campaignId]),
+      meteorctl(h, ['model', 'register', campaignId, 'M1', '--served-model', 'ops-m1']),
+    ]);
     expect(human.stdout).toContain(`meteorctl model register ${campaignId} M1 --served-model NAME`);
 
     // Nothing serves the name yet: refused, and the campaign keeps waiting.
-    const unserved = await meteorctl(h, ['model', 'register', campaignId, 'M1', '--served-model', 'ops-m1']);
     expect(unserved.code).not.toBe(0);
     expect(unserved.stderr).toContain('does not serve model "ops-m1"');
     // Serve it as a user would (vLLM's runtime LoRA API), then a wrong label is still refused.

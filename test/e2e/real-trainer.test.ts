@@ -4,9 +4,12 @@
  * into the (simulated) weak endpoint through vLLM's LoRA API, M2 trained on top of M1's adapter.
  * Needs `bash infra/trainer/install.sh` (CI runs it); fails, never skips, without it.
  */
-import { execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listFineTunes } from '../../client/finetunes';
 import {
@@ -24,20 +27,25 @@ const TRAINER_PYTHON = path.join(REPO_ROOT, '.venv-trainer', 'bin', 'python');
 
 describe('a campaign trained by the real trainer', () => {
   let h: Harness;
+  let modelDir: string;
   let tinyModel: string;
   beforeAll(async () => {
     if (!existsSync(TRAINER_PYTHON)) {
       throw new Error('the trainer venv is missing: run `bash infra/trainer/install.sh` first');
     }
-    h = await startHarness();
-    tinyModel = path.join(h.tmp, 'tiny-llama');
-    execFileSync(path.join(REPO_ROOT, 'infra', 'trainer', 'tiny-model'), [tinyModel], {
+    // The tiny model (seconds of Python start-up) is made while the harness starts.
+    modelDir = await mkdtemp(path.join(os.tmpdir(), 'meteor-tiny-llama-'));
+    tinyModel = path.join(modelDir, 'tiny-llama');
+    const made = promisify(execFile)(path.join(REPO_ROOT, 'infra', 'trainer', 'tiny-model'), [tinyModel], {
       env: { ...process.env, HF_HUB_OFFLINE: '1' },
-      stdio: 'pipe',
     });
+    made.catch(() => undefined); // awaited below, after the harness
+    h = await startHarness();
+    await made;
   }, 120_000);
   afterAll(async () => {
     await h?.close();
+    if (modelDir) await rm(modelDir, { recursive: true, force: true });
   });
 
   it('makes M1 and M2 with TRL: PEFT adapters, finite losses, M2 starting from M1', async () => {
