@@ -118,18 +118,35 @@ campaign
     '--no-preflight',
     'skip the API key and endpoint checks (the spec and question files are always checked)',
   )
+  .option(
+    '--no-canary',
+    'skip the canary: the one real request per kind the stages send to each model (billed, logged as preflight)',
+  )
   .option('--yes', "launch even when the spec's latest forecast (`campaign plan`) exceeds budget.maxCostUsd")
-  .option('--json', 'print {"campaignId", "workflowId", "forecast"} as JSON')
+  .option('--json', 'print {"campaignId", "workflowId", "forecast", "canary"} as JSON')
   .action(
-    async (opts: { file: string; wait?: boolean; preflight: boolean; yes?: boolean; json?: boolean }) => {
+    async (opts: {
+      file: string;
+      wait?: boolean;
+      preflight: boolean;
+      canary: boolean;
+      yes?: boolean;
+      json?: boolean;
+    }) => {
       const loaded = await loadSpecFile(opts.file);
       await withClients(async (clients) => {
         const launched = await launchCampaign(clients, loaded, {
           preflight: opts.preflight,
+          canary: opts.canary,
           overBudget: opts.yes ?? false,
         });
         if (!opts.json) {
           process.stderr.write(`launched ${launched.campaignId} (workflow ${launched.workflowId})\n`);
+          if (launched.canary) {
+            process.stderr.write(
+              `canary: ${launched.canary.requests} requests accepted in ${launched.canary.ms} ms (logged as stage preflight)\n`,
+            );
+          }
           const f = launched.forecast;
           process.stderr.write(
             f

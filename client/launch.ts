@@ -18,6 +18,8 @@ import { checkServices, loadSpecQuestions, type LoadedQuestions } from './prefli
 export interface LaunchOptions {
   /** Check API keys, endpoints and the fine-tune backend before creating anything (default true). */
   preflight?: boolean;
+  /** With the preflight: send the canary, each kind of request the stages will (default true). */
+  canary?: boolean;
   env?: NodeJS.ProcessEnv;
   /** Passed to the campaign workflow (tests use it to force continue-as-new). */
   workflowInput?: Omit<CampaignInput, 'campaignId'>;
@@ -32,6 +34,8 @@ export interface Launched {
   workflowId: string;
   /** The latest forecast of this spec and questions (`campaign plan`), if one was made. */
   forecast: { campaignId: string; forecast: Forecast } | null;
+  /** The preflight's canary: requests answered, and how long it took; null with --no-preflight. */
+  canary: { requests: number; ms: number } | null;
 }
 
 export async function launchCampaign(
@@ -51,21 +55,50 @@ export async function launchCampaign(
         'pauses when the budget is reached). Nothing was created.',
     );
   }
-  if (opts.preflight !== false) await checkServices(loaded, opts.env);
+  const canary =
+    opts.preflight !== false ? await checkServices(loaded, opts.env, { canary: opts.canary ?? true }) : null;
 
   const campaignId = `${loaded.spec.name}-${opts.forecast ? 'forecast-' : ''}${randomBytes(3).toString('hex')}`;
   const workflowId = campaignWorkflowId(campaignId);
   const { db, temporal, services } = clients;
-  await db.transaction().execute((trx) =>
-    insertCampaign(trx, {
+  await db.transaction().execute(async (trx) => {
+    await insertCampaign(trx, {
       id: campaignId,
       workflowId,
       taskQueue: services.taskQueue,
       loaded,
       questions: [...questions.train, ...questions.eval],
       ...(opts.forecast ? { forecast: opts.forecast.marker } : {}),
-    }),
-  );
+    });
+    // The canary's answers were paid for: logged, and counted in the spend, as stage `preflight`.
+    if (canary && canary.calls.length > 0) {
+      await trx
+        .insertInto('llm_calls')
+        .values(
+          canary.calls.map((c) => ({
+            campaign_id: campaignId,
+            stage: 'preflight',
+            iteration: 0,
+            request_hash: c.requestHash,
+            role: c.role,
+            base_url: c.baseUrl,
+            model: c.model,
+            purpose: c.purpose,
+            prompt_version: 'canary.v1',
+            request: c.request,
+            response: c.response,
+            status: 'ok' as const,
+            http_status: 200,
+            prompt_tokens: c.promptTokens,
+            completion_tokens: c.completionTokens,
+            cached_tokens: c.cachedTokens,
+            latency_ms: c.latencyMs,
+            cost_usd: c.costUsd,
+          })),
+        )
+        .execute();
+    }
+  });
 
   try {
     await temporal.workflow.start(campaignWorkflow, {
@@ -79,5 +112,10 @@ export async function launchCampaign(
     await db.deleteFrom('campaigns').where('id', '=', campaignId).execute();
     throw err;
   }
-  return { campaignId, workflowId, forecast };
+  return {
+    campaignId,
+    workflowId,
+    forecast,
+    canary: canary && opts.canary !== false ? { requests: canary.calls.length, ms: canary.ms } : null,
+  };
 }

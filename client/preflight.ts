@@ -1,7 +1,8 @@
 /**
  * Launch preflight: everything a campaign needs is checked before anything is created — the
  * question files line by line, the API key variables, that every endpoint answers and serves
- * its model, and that the fine-tune backend answers (Slurm and its partition, the Kubernetes API
+ * its model and takes the requests the stages will send (the canary), and that the fine-tune
+ * backend answers (Slurm and its partition, the Kubernetes API
  * and namespace, the shared folder, the trainer command). All problems are reported together,
  * scrubbed of keys: providers echo the key they were given in their 401 texts.
  */
@@ -9,6 +10,7 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import OpenAI from 'openai';
 import { createBackend } from '../activities/finetune/backends';
+import { runCanaries, type CanaryOutcome } from './canary';
 import { errorMessage, fileProblem, UserError } from '../core/errors';
 import { classifyLlmError } from '../core/llm/errors';
 import { scrubSecrets, secretValues, specSecretNames } from '../core/secrets';
@@ -103,12 +105,29 @@ async function backendProblems(loaded: LoadedSpec, env: NodeJS.ProcessEnv): Prom
   return problems;
 }
 
-/** Every check that needs the outside world, all problems reported together; nothing is created. */
-export async function checkServices(loaded: LoadedSpec, env: NodeJS.ProcessEnv = process.env): Promise<void> {
+/**
+ * Every check that needs the outside world, all problems reported together; nothing is created.
+ * Once every endpoint answers, the canary (client/canary.ts) sends each kind of request the
+ * stages will; its answered calls are returned, for the campaign's call log.
+ */
+export async function checkServices(
+  loaded: LoadedSpec,
+  env: NodeJS.ProcessEnv = process.env,
+  opts: { canary?: boolean } = {},
+): Promise<CanaryOutcome> {
   const secrets = secretValues(env, specSecretNames(loaded.spec));
-  const problems = (await Promise.all([endpointProblems(loaded, env, secrets), backendProblems(loaded, env)]))
-    .flat()
+  const [endpoints, backend] = await Promise.all([
+    endpointProblems(loaded, env, secrets),
+    backendProblems(loaded, env),
+  ]);
+  // A canary to an endpoint that does not answer would only repeat its problem.
+  const canary =
+    endpoints.length === 0 && opts.canary !== false
+      ? await runCanaries(loaded.spec, env, secrets)
+      : { problems: [], calls: [], ms: 0 };
+  const problems = [...endpoints, ...canary.problems, ...backend]
     // Backends quote URLs and command output too; nothing printed may carry a key.
     .map((p) => scrubSecrets(p, secrets));
   if (problems.length > 0) throw new UserError('Preflight failed; nothing was created:', problems);
+  return canary;
 }

@@ -19,6 +19,8 @@ import {
   type ModelEvaluation,
 } from '../core/evaluation/stats';
 import { EVAL_DIMENSIONS } from '../core/evaluation/stats';
+import { shapingOf } from '../core/llm/request-shape';
+import type { EndpointSpec } from '../core/spec';
 import { selfCorrectionStats, type SelfCorrectionStats } from '../core/evaluation/self-correction';
 import { stageMetrics, stageRecordCount } from '../core/records';
 import { baseModelLabel, selfCorrectionAttempts } from '../stages/evaluate/records';
@@ -124,6 +126,8 @@ export interface CampaignReport {
   };
   /** How the tokens and cost above are counted, for the renderings. */
   costMethod: string;
+  /** How requests were shaped where that departs from the method as written (temperature omitted, …). */
+  shapingNotes: string[];
   lineage: LineageNode[];
   /** Each fine-tune: backend, external job id, state, duration and final loss. */
   fineTunes: FineTuneSummary[];
@@ -134,6 +138,28 @@ export const COST_METHOD =
   "Cost is what the calls were billed at the spec's pricing: online or batch prices by how each call was " +
   'sent, and its cached prompt tokens (those the provider reported as read from its prompt cache, part of ' +
   'the tokens in) at the cached-input price. Paid duplicates count.';
+
+/** What the report states about endpoints whose requests were shaped away from the method's. */
+export function shapingNotes(endpoints: Record<string, EndpointSpec | null>): string[] {
+  const notes: string[] = [];
+  for (const [role, ep] of Object.entries(endpoints)) {
+    if (!ep) continue;
+    const shaping = shapingOf(ep);
+    if (shaping.temperature === 'omit') {
+      notes.push(
+        `models.${role}: no temperature was sent (temperature: omit); the calls the method makes greedy ran at ` +
+          "the endpoint's most deterministic setting, its default sampling",
+      );
+    }
+    if (shaping.structuredOutput !== 'json_schema') {
+      notes.push(
+        `models.${role}: structured replies asked as ${shaping.structuredOutput}, the schema in the prompt` +
+          `${shaping.structuredOutput === 'guided_json' ? ' and in guided_json' : ''}; every reply validated against it`,
+      );
+    }
+  }
+  return notes;
+}
 
 export const SIMULATION_NOTICE =
   "SIMULATION: this campaign's models are the project's model simulator (sim-*), not real models. " +
@@ -300,6 +326,7 @@ export async function buildReport(db: Db, campaignId: string): Promise<CampaignR
     stages,
     totals,
     costMethod: COST_METHOD,
+    shapingNotes: shapingNotes(endpoints),
     lineage,
     fineTunes: await listFineTunes(db, campaignId),
     evaluation: await evaluationReport(db, campaignId, baseLabel, evalCount.n, lineage, bootstrap),
@@ -556,6 +583,7 @@ export function renderReportText(r: CampaignReport): string {
     ],
   ];
   lines.push(...table(stageRows, ['l', 'l', 'l', 'r', 'r', 'r', 'r', 'r', 'r', 'r']), `  ${r.costMethod}`);
+  for (const note of r.shapingNotes) lines.push(`  ${note}`);
   const figured = r.stages.filter((s) => Object.keys(s.figures).length > 0);
   if (figured.length > 0) {
     lines.push('', "stage figures (each stage's own counts)");

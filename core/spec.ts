@@ -11,6 +11,15 @@ import { ARTIFACTS_URI_PATTERN } from './artifacts/uri';
 import { DURATION_PATTERN } from './duration';
 import { FineTuneSchema } from './finetune-spec';
 import { httpUrl } from './http-url';
+import {
+  PRESETS,
+  PROVIDERS,
+  REASONING_EFFORTS,
+  STRUCTURED_OUTPUTS,
+  TOKEN_LIMIT_FIELDS,
+  baseUrlOf,
+  type Provider,
+} from './llm/request-shape';
 import { positiveInt } from '../stages/options';
 import { stagesOptionsSchema, trainingStageNames } from '../stages/registry';
 import type { BaseStageOptions } from '../stages/stage';
@@ -98,71 +107,134 @@ export const BatchModeSchema = z
   .prefault({})
   .describe("Options of mode: batch (OpenAI's /v1/files and /v1/batches, completion window 24h)");
 
-export const EndpointSchema = z
-  .strictObject({
-    baseURL: httpUrl('http://localhost:8000/v1', 'apiKeyEnv').describe(
-      'OpenAI-compatible base URL, e.g. https://api.openai.com/v1 or http://vllm:8000/v1',
+/** The fields of an endpoint; the schemas below add the base URL its preset implies. */
+const endpointFields = {
+  baseURL: httpUrl('http://localhost:8000/v1', 'apiKeyEnv')
+    .optional()
+    .describe(
+      'OpenAI-compatible base URL, e.g. https://api.openai.com/v1 or http://vllm:8000/v1; default: the ' +
+        "provider preset's (required without one, and with azure-openai)",
     ),
-    model: z.string().min(1).describe('Model name as the server knows it'),
-    apiKeyEnv: z
-      .string()
-      .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name such as OPENAI_API_KEY')
-      .optional()
-      .describe(
-        'Name of the environment variable holding the API key (never the key); omit for servers without auth',
-      ),
-    concurrency: positiveInt
-      .max(1024)
-      .default(8)
-      .describe('Requests in flight at once, across all workers (the endpoint is baseURL + model)'),
-    requestsPerMinute: positiveInt
-      .optional()
-      .describe('Requests per minute, across all workers (bursts of 10 s worth); omit for no limit'),
-    tokensPerMinute: positiveInt
-      .optional()
-      .describe(
-        'Tokens per minute across all workers (prompt + max_tokens × n, estimated before the call); omit for no limit',
-      ),
-    timeout: duration.default('120s').describe('Timeout of one request'),
-    maxAttempts: positiveInt
-      .max(20)
-      .default(4)
-      .describe(
-        'Attempts inside one activity for 429/5xx/timeouts before Temporal retries the activity; while the ' +
-          'endpoint answers nobody they do not run out (see outage.pauseAfter)',
-      ),
-    pricing: PricingSchema,
-    temperature: z
-      .number()
-      .min(0)
-      .max(2)
-      .default(0)
-      .describe('Sampling temperature for free-text calls (guidelines); 0 = greedy'),
-    maxTokens: positiveInt.optional().describe('max_tokens of each request; omit for the server default'),
-    mode: z
-      .enum(['online', 'batch'])
-      .default('online')
-      .describe(
-        "online: each call is a chat completion. batch (strong and judge): a stage's calls to the endpoint are " +
-          "collected and sent through the provider's Batch API at pricing.batch (half price by default), answered " +
-          'within 24 h; the stage waits on durable timers and goes on with the answers',
-      ),
-    batch: BatchModeSchema,
-  })
+  provider: z
+    .enum(PROVIDERS)
+    .optional()
+    .describe(
+      'A preset for a common provider: its base URL and the request shaping it wants (tokenLimitField, ' +
+        'structuredOutput, temperature for reasoning models); the fields below override it (README table)',
+    ),
+  model: z.string().min(1).describe('Model name as the server knows it'),
+  apiKeyEnv: z
+    .string()
+    .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name such as OPENAI_API_KEY')
+    .optional()
+    .describe(
+      'Name of the environment variable holding the API key (never the key); omit for servers without auth',
+    ),
+  concurrency: positiveInt
+    .max(1024)
+    .default(8)
+    .describe('Requests in flight at once, across all workers (the endpoint is baseURL + model)'),
+  requestsPerMinute: positiveInt
+    .optional()
+    .describe('Requests per minute, across all workers (bursts of 10 s worth); omit for no limit'),
+  tokensPerMinute: positiveInt
+    .optional()
+    .describe(
+      'Tokens per minute across all workers (prompt + max_tokens × n, estimated before the call); omit for no limit',
+    ),
+  timeout: duration.default('120s').describe('Timeout of one request'),
+  maxAttempts: positiveInt
+    .max(20)
+    .default(4)
+    .describe(
+      'Attempts inside one activity for 429/5xx/timeouts before Temporal retries the activity; while the ' +
+        'endpoint answers nobody they do not run out (see outage.pauseAfter)',
+    ),
+  pricing: PricingSchema,
+  temperature: z
+    .union([z.number().min(0).max(2), z.literal('omit')])
+    .optional()
+    .describe(
+      'Sampling temperature for free-text calls (guidelines); 0 = greedy (default). omit: send no temperature ' +
+        "at all (OpenAI's reasoning models take only the default) — greedy calls then get the endpoint's most " +
+        'deterministic setting, its default, and the report says so',
+    ),
+  maxTokens: positiveInt
+    .optional()
+    .describe('Token limit of each request (sent as tokenLimitField); omit for the server default'),
+  tokenLimitField: z
+    .enum(TOKEN_LIMIT_FIELDS)
+    .optional()
+    .describe(
+      'The field the token limit is sent in: max_tokens (default) or max_completion_tokens (OpenAI reasoning ' +
+        'models refuse max_tokens)',
+    ),
+  structuredOutput: z
+    .enum(STRUCTURED_OUTPUTS)
+    .optional()
+    .describe(
+      'How structured replies (verdicts, judgments) are asked for: json_schema (response_format, default), ' +
+        "json_object (JSON mode; the schema in the prompt), guided_json (vLLM's guided decoding), none (the " +
+        'schema in the prompt only); every reply is validated against the schema either way',
+    ),
+  extraBody: z
+    .record(z.string(), z.unknown())
+    .optional()
+    .describe('Provider-specific fields added to every request body (e.g. { top_k: 1 }); no secrets here'),
+  reasoningEffort: z
+    .enum(REASONING_EFFORTS)
+    .optional()
+    .describe('reasoning_effort of each request, for reasoning models that take it'),
+  mode: z
+    .enum(['online', 'batch'])
+    .default('online')
+    .describe(
+      "online: each call is a chat completion. batch (strong and judge): a stage's calls to the endpoint are " +
+        "collected and sent through the provider's Batch API at pricing.batch (half price by default), answered " +
+        'within 24 h; the stage waits on durable timers and goes on with the answers',
+    ),
+  batch: BatchModeSchema,
+};
+
+/** Fills in the preset's base URL; without a stated or preset one, says which field to set. */
+function withBaseUrl<
+  T extends { baseURL?: string | undefined; provider?: Provider | undefined; model: string },
+>(ep: T, ctx: z.RefinementCtx<T>): T & { baseURL: string } {
+  const baseURL = baseUrlOf(ep);
+  if (baseURL === null) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['baseURL'],
+      message: ep.provider
+        ? `required with provider ${ep.provider}: your endpoint, such as ${PRESETS[ep.provider].baseURLExample}`
+        : 'required (or name a provider preset that has one): an http(s) URL such as http://localhost:8000/v1',
+    });
+    return z.NEVER;
+  }
+  return { ...ep, baseURL };
+}
+
+export const EndpointSchema = z
+  .strictObject(endpointFields)
+  .transform(withBaseUrl)
   .describe('An OpenAI-compatible model endpoint');
 export type EndpointSpec = z.infer<typeof EndpointSchema>;
 
 /** The weak model's endpoint also names the weights its fine-tunes start from. */
-export const WeakEndpointSchema = EndpointSchema.extend({
-  weights: z
-    .string()
-    .min(1)
-    .optional()
-    .describe(
-      'Weights the trainer starts from: a Hugging Face id (meta-llama/Llama-3.1-8B-Instruct) or a folder ' +
-        'the trainer sees; default: `model` (what vLLM serves under the id it loaded)',
-    ),
-}).describe('The model being evolved (e.g. vLLM with --enable-lora)');
+export const WeakEndpointSchema = z
+  .strictObject({
+    ...endpointFields,
+    weights: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        'Weights the trainer starts from: a Hugging Face id (meta-llama/Llama-3.1-8B-Instruct) or a folder ' +
+          'the trainer sees; default: `model` (what vLLM serves under the id it loaded)',
+      ),
+  })
+  .transform(withBaseUrl)
+  .describe('The model being evolved (e.g. vLLM with --enable-lora)');
 export type WeakEndpointSpec = z.infer<typeof WeakEndpointSchema>;
 
 export const ROLES = ['weak', 'strong', 'judge', 'discriminator'] as const;

@@ -9,6 +9,8 @@ import type { ActivityDeps } from '../activities/context';
 import type { PreferenceExample, SftExample } from '../core/dataset-formats';
 import type { Db } from '../core/db/connection';
 import type { TwoAttempts } from '../core/evaluation/self-correction';
+import type { JsonSchemaFormat } from '../core/llm/types';
+import type { Role } from '../core/spec';
 import type { BatchInput, BatchResult, PreferenceLoss } from '../workflows/types';
 import type { RowFilterSpec } from './options';
 
@@ -54,6 +56,22 @@ export type StageDataset<Options> =
 
 export type BatchActivity = (input: BatchInput) => Promise<BatchResult>;
 
+/**
+ * A kind of request a stage sends to a role, with the parameters a provider may refuse: what the
+ * launch's canary sends once per role before anything is created (client/canary.ts).
+ */
+export interface StageRequest {
+  role: Role;
+  purpose: string;
+  jsonSchema?: JsonSchemaFormat;
+  /** The method's temperature (0: greedy); absent: the endpoint's `temperature`. */
+  temperature?: number;
+  n?: number;
+  extraBody?: Record<string, unknown>;
+  /** The stage option that sets a parameter here (e.g. `method`), named in the canary's advice. */
+  option?: string;
+}
+
 export interface StageDefinition<
   Name extends string = string,
   Schema extends z.ZodType<BaseStageOptions> = z.ZodType<BaseStageOptions>,
@@ -83,6 +101,8 @@ export interface StageDefinition<
   };
   /** The rows its fine-tune trains on; null when the stage makes no model version. */
   dataset: Dataset;
+  /** The kinds of request it sends with these options (the launch's canary sends each once). */
+  requests(options: z.output<Schema>): StageRequest[];
 }
 
 /** Keeps a definition's literal name and dataset kind in its type (what the registry's types read). */

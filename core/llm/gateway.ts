@@ -37,6 +37,7 @@ import { createHttpTransport } from './http-transport';
 import { EndpointLimiter, endpointKey, sleep } from './limiter';
 import { callCost, type BillingMode } from './pricing';
 import { BatchDeferredError, deferRequest, type BatchApi } from './provider-batches';
+import { shapeRequest, shapingOf, type RequestBody } from './request-shape';
 import { estimateRequestTokens } from './token-estimate';
 import { durationMs } from '../duration';
 import { maskKnownSecrets, scrubSecrets, secretValues } from '../secrets';
@@ -185,34 +186,16 @@ type CallLogKey = Pick<
   | 'request'
 > & { request_hash: string };
 
-interface RequestBody {
-  model: string;
-  messages: ChatMessage[];
-  temperature: number;
-  n?: number;
-  max_tokens?: number;
-  response_format?: {
-    type: 'json_schema';
-    json_schema: { name: string; schema: Readonly<Record<string, unknown>>; strict: true };
-  };
-  [extra: string]: unknown;
-}
-
 function requestBody(ep: Endpoint, req: ChatRequest): RequestBody {
-  return {
-    model: req.model ?? ep.model,
-    messages: req.messages,
-    temperature: req.temperature ?? ep.temperature,
-    n: req.n,
-    max_tokens: req.maxTokens ?? ep.maxTokens,
-    response_format: req.jsonSchema
-      ? {
-          type: 'json_schema',
-          json_schema: { name: req.jsonSchema.name, schema: req.jsonSchema.schema, strict: true },
-        }
-      : undefined,
-    ...req.extraBody,
-  };
+  return shapeRequest(
+    {
+      ...shapingOf(ep),
+      maxTokens: ep.maxTokens,
+      extraBody: ep.extraBody,
+      reasoningEffort: ep.reasoningEffort,
+    },
+    { ...req, model: req.model ?? ep.model },
+  );
 }
 
 /**

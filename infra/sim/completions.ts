@@ -14,8 +14,11 @@ import type { ModelRegistry } from './models';
 import type { PromptCache } from './prompt-cache';
 import type { ChatCompletionBody } from './protocol';
 import { ChatCompletionBody as ChatCompletionSchema, messageText } from './protocol';
+import type { PromptSchema, Quirks } from './quirks';
+import { promptSchema, quirkRejection } from './quirks';
 import type { SimRequestRecord, StatsRecorder } from './stats';
 import { requestHash } from './request-hashes';
+import type { ResponseFormatInput } from './tasks';
 import { readTask } from './tasks';
 import { tokenCount } from './text';
 
@@ -27,6 +30,8 @@ export interface CompletionDeps {
   /** Judge bias and malformed structured replies. */
   behaviour: Behaviour;
   rejectBeamSearch: boolean;
+  /** Request parameters each served model refuses, as real providers do (quirks.ts). */
+  quirks: Quirks;
   /** The server's prompt cache: every route answering for its models shares it. */
   promptCache: PromptCache;
   latencyMs(): number;
@@ -58,12 +63,18 @@ export async function handleChatCompletion(
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     stats.record(rec);
+    // OpenAI names the field at fault in `param` (e.g. an unknown reasoning_effort).
+    const field = issue?.path[0];
     throw badRequest(
       `Invalid request body: ${issue ? `${issue.path.join('.') || 'body'}: ${issue.message}` : 'malformed'}`,
+      null,
+      typeof field === 'string' ? field : null,
     );
   }
   const body = parsed.data;
-  describe(rec, body);
+  // The schema in the prompt counts only where the request states none the usual way.
+  const inPrompt = body.response_format?.type === 'json_schema' ? undefined : promptSchema(body.messages);
+  describe(rec, body, inPrompt);
   // In flight until the answer is sent or the connection dropped ('close' fires for both).
   res.once('close', stats.begin(body.model));
   const fail = (err: HttpError): never => {
@@ -88,6 +99,8 @@ export async function handleChatCompletion(
         'model_not_found',
       ),
     );
+  const refused = quirkRejection(deps.quirks.of(body.model), body);
+  if (refused) fail(refused);
   if (body.use_beam_search && deps.rejectBeamSearch) {
     fail(
       badRequest(
@@ -99,7 +112,12 @@ export async function handleChatCompletion(
   const n = body.n ?? 1;
   if (body.best_of != null && body.best_of < n)
     fail(badRequest(`best_of must be greater than or equal to n, got n=${n} and best_of=${body.best_of}.`));
-  const task = readTask(body.messages, body.response_format);
+  // A schema in the prompt is answered as the json_schema request it stands for, read from the
+  // prompt without the marker (json_object, guided_json or no structured mode at all).
+  const format: ResponseFormatInput = inPrompt
+    ? { type: 'json_schema', json_schema: { name: inPrompt.name, schema: inPrompt.schema } }
+    : body.response_format;
+  const task = readTask(inPrompt?.messages ?? body.messages, format);
   rec.task = task.kind;
   if (deps.behaviour.rejected(body.messages.map(messageText).join('\n')) !== undefined) {
     fail(
@@ -226,13 +244,22 @@ function malformReplies(
   return out;
 }
 
-function describe(rec: SimRequestRecord, body: ChatCompletionBody): void {
+function describe(rec: SimRequestRecord, body: ChatCompletionBody, inPrompt: PromptSchema | undefined): void {
   rec.model = body.model;
   if (body.n != null) rec.n = body.n;
   if (body.temperature != null) rec.temperature = body.temperature;
   if (body.use_beam_search != null) rec.use_beam_search = body.use_beam_search;
   if (body.best_of != null) rec.best_of = body.best_of;
   if (body.length_penalty != null) rec.length_penalty = body.length_penalty;
+  if (body.max_tokens != null) rec.max_tokens = body.max_tokens;
+  if (body.max_completion_tokens != null) rec.max_completion_tokens = body.max_completion_tokens;
+  if (body.reasoning_effort != null) rec.reasoning_effort = body.reasoning_effort;
   const rf = body.response_format;
-  if (rf) rec.responseFormat = rf.type === 'json_schema' ? `json_schema:${rf.json_schema.name}` : rf.type;
+  if (inPrompt) {
+    // How the schema travelled besides the prompt: json_object mode, vLLM's guided_json, or nothing.
+    const mode =
+      rf?.type === 'json_object' ? 'json_object' : body.guided_json != null ? 'guided_json' : 'prompt';
+    rec.responseFormat = `${mode}:${inPrompt.name}`;
+  } else if (rf)
+    rec.responseFormat = rf.type === 'json_schema' ? `json_schema:${rf.json_schema.name}` : rf.type;
 }

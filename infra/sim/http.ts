@@ -10,6 +10,8 @@ export class HttpError extends Error {
     readonly type: string,
     readonly code: string | null,
     readonly headers: Record<string, string> = {},
+    /** The request field at fault (OpenAI's `error.param`), or null. */
+    readonly param: string | null = null,
   ) {
     super(message);
   }
@@ -27,8 +29,8 @@ export function asHttpError(err: unknown): HttpError {
       );
 }
 
-export const badRequest = (message: string, code: string | null = null) =>
-  new HttpError(400, message, 'invalid_request_error', code);
+export const badRequest = (message: string, code: string | null = null, param: string | null = null) =>
+  new HttpError(400, message, 'invalid_request_error', code, {}, param);
 
 export function readBody(req: IncomingMessage): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -86,7 +88,7 @@ export function sendError(res: ServerResponse, err: HttpError): void {
   sendJson(
     res,
     err.status,
-    { error: { message: err.message, type: err.type, param: null, code: err.code } },
+    { error: { message: err.message, type: err.type, param: err.param, code: err.code } },
     err.headers,
   );
 }

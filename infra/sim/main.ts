@@ -6,11 +6,13 @@
  *   --judge-bias first|second --malformed-rate assessment_verdict=0.5,pairwise_judgment=0.2
  *   --batch-validating-ms 20 --batch-in-progress-ms 100 --batch-finalizing-ms 20
  *   --batch-fail-rate 0 --batch-expire-after-ms 86400000   (the Batch API, batches.ts)
+ *   --refuse-temperature MODEL,... --require-max-completion-tokens MODEL,...
+ *   --no-json-schema MODEL,... --no-guided-json MODEL,...   (providers' quirks, quirks.ts)
  */
 import { parseArgs } from 'node:util';
 import type { FaultKind } from './protocol';
 import { FaultKind as FaultKindSchema } from './protocol';
-import type { BatchConfig } from './server';
+import type { BatchConfig, ModelQuirks, QuirksByModel } from './server';
 import { startSimServer } from './server';
 
 function num(flag: string, raw: string | undefined, fallback: number): number {
@@ -45,6 +47,10 @@ async function main(): Promise<void> {
       'batch-finalizing-ms': { type: 'string' },
       'batch-fail-rate': { type: 'string' },
       'batch-expire-after-ms': { type: 'string' },
+      'refuse-temperature': { type: 'string' },
+      'require-max-completion-tokens': { type: 'string' },
+      'no-json-schema': { type: 'string' },
+      'no-guided-json': { type: 'string' },
     },
     strict: true,
   });
@@ -76,6 +82,19 @@ async function main(): Promise<void> {
     const raw = values[flag];
     if (typeof raw === 'string') batches[key] = num(flag, raw, 0);
   }
+  // Each quirk flag lists the served models that have it (a model may be named in several).
+  const quirks: QuirksByModel = {};
+  const quirkFlags = {
+    refuseTemperature: 'refuse-temperature',
+    requireMaxCompletionTokens: 'require-max-completion-tokens',
+    noJsonSchema: 'no-json-schema',
+    noGuidedJson: 'no-guided-json',
+  } as const satisfies Record<keyof ModelQuirks, keyof typeof values>;
+  for (const [quirk, flag] of Object.entries(quirkFlags) as Array<[keyof ModelQuirks, keyof typeof values]>) {
+    const raw = values[flag];
+    for (const model of list(typeof raw === 'string' ? raw : undefined))
+      quirks[model] = { ...quirks[model], [quirk]: true };
+  }
   const apiKey = values['api-key'] ?? process.env['METEOR_SIM_API_KEY'];
   const server = await startSimServer({
     port: num('port', values.port, 8787),
@@ -88,6 +107,7 @@ async function main(): Promise<void> {
     ...(judgeBias ? { judgeBias } : {}),
     malformedRate,
     batches,
+    quirks,
     ...(faultKinds.length > 0 ? { faultKinds } : {}),
     ...(apiKey ? { apiKey } : {}),
   });

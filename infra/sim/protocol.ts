@@ -27,6 +27,8 @@ export const ResponseFormat = z.discriminatedUnion('type', [
   JsonSchemaFormat,
 ]);
 
+export const REASONING_EFFORTS = ['minimal', 'low', 'medium', 'high'] as const;
+
 export const ChatCompletionBody = z.object({
   model: z.string().min(1),
   messages: z.array(ChatMessageBody).min(1),
@@ -38,8 +40,12 @@ export const ChatCompletionBody = z.object({
   seed: z.number().int().nullish(),
   stream: z.boolean().nullish(),
   response_format: ResponseFormat.nullish(),
+  // OpenAI's reasoning models; taken by every simulated model (it changes nothing in the reply).
+  reasoning_effort: z.enum(REASONING_EFFORTS).nullish(),
   // vLLM extras (REFERENCE.md §4)
   use_beam_search: z.boolean().nullish(),
+  /** vLLM's guided decoding: the schema itself (an object, or its JSON text). */
+  guided_json: z.union([z.record(z.string(), z.unknown()), z.string()]).nullish(),
   best_of: z.number().int().min(1).max(64).nullish(),
   length_penalty: z.number().nullish(),
 });
@@ -72,6 +78,20 @@ export const BehaviourBody = z.object({
   judgeBias: z.enum(['first', 'second']).nullable().optional(),
   malformedRate: z.record(z.string(), z.number().min(0).max(1)).optional(),
   rejectQuestions: z.array(z.string()).optional(),
+});
+
+/** POST /sim/quirks: one served model's quirks (quirks.ts), null to clear them. */
+export const QuirksBody = z.object({
+  model: z.string().min(1),
+  quirks: z
+    .object({
+      refuseTemperature: z.boolean().optional(),
+      requireMaxCompletionTokens: z.boolean().optional(),
+      noJsonSchema: z.boolean().optional(),
+      noGuidedJson: z.boolean().optional(),
+    })
+    .strict()
+    .nullable(),
 });
 
 /** Text of a message whose content may be a string or a list of text parts. */

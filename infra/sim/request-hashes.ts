@@ -3,7 +3,8 @@
  * identical requests it answered more than once (paid twice), instead of trusting the caller's
  * own log. The hash is sha256 of the request body as canonical JSON (keys sorted, undefined
  * dropped): model, messages, n, temperature, response_format and any extra field such as
- * use_beam_search all count, so a salted re-ask is a different request.
+ * use_beam_search, max_completion_tokens, reasoning_effort or guided_json all count (the whole
+ * body as received, before validation), so a salted or reshaped re-ask is a different request.
  */
 import { createHash } from 'node:crypto';
 

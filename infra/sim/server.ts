@@ -2,7 +2,8 @@
  * The simulated OpenAI-compatible model server (a simulation, not real models): chat
  * completions for sim-weak-8b, sim-strong, sim-judge and runtime-loaded LoRA adapters, vLLM's
  * beam-search fields and LoRA API, fault injection and latency, the Files and Batch APIs
- * (batches.ts), and /sim/* control endpoints.
+ * (batches.ts), the request parameters real providers refuse, per model (quirks.ts), and /sim/*
+ * control endpoints.
  */
 import { createServer } from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -23,7 +24,9 @@ import { graderFor } from './learning';
 import type { SimModel } from './models';
 import { ModelRegistry } from './models';
 import type { FaultKind } from './protocol';
-import { BehaviourBody, FaultsBody, LoadLoraBody, UnloadLoraBody } from './protocol';
+import { BehaviourBody, FaultsBody, LoadLoraBody, QuirksBody, UnloadLoraBody } from './protocol';
+import type { ModelQuirks, QuirksByModel } from './quirks';
+import { Quirks } from './quirks';
 import { paidTwice } from './request-hashes';
 import type { SimStats as RequestStats } from './stats';
 import { StatsRecorder } from './stats';
@@ -37,6 +40,8 @@ export type SimStats = RequestStats & { batches: BatchStats };
 export type { RequestCount } from './request-hashes';
 export { requestHash } from './request-hashes';
 export type { BehaviourConfig, BehaviourUpdate, JudgeBias } from './behaviour';
+export type { ModelQuirks, QuirksByModel } from './quirks';
+export { QUIRK_NAMES } from './quirks';
 
 export interface SimOptions {
   /** 0 = random (default); the host is always 127.0.0.1. */
@@ -62,6 +67,13 @@ export interface SimOptions {
   knowledgeFiles?: string[];
   /** Answer 400 to any request with use_beam_search (a server without beam search). */
   rejectBeamSearch?: boolean;
+  /**
+   * Request parameters refused, by served model name, as real providers refuse them (quirks.ts):
+   * e.g. `{ 'sim-strong': { refuseTemperature: true, requireMaxCompletionTokens: true } }` plays
+   * an OpenAI reasoning model. Changed at run time by setQuirks / POST /sim/quirks; reset()
+   * goes back to these.
+   */
+  quirks?: QuirksByModel;
   /**
    * A position-biased judge: every `pairwise_judgment` prefers answer A ('first') or B ('second')
    * overall and on every dimension, whatever the answers. Default null (unbiased).
@@ -117,8 +129,14 @@ export interface SimServer {
   /** Changes judgeBias (null clears it) and merges malformedRate by schema name; returns the result. */
   setBehaviour(b: BehaviourUpdate): BehaviourConfig;
   /**
+   * Replaces what `model` (a served model name) refuses; null clears it. Returns the quirks now in
+   * effect, by model. reset() goes back to SimOptions.quirks.
+   */
+  setQuirks(model: string, quirks: ModelQuirks | null): QuirksByModel;
+  /**
    * Clears the stats (batch counts too) and restarts the fault, jitter, malformed-reply and batch
-   * failure random sequences (settings, files and batches are kept).
+   * failure random sequences (settings, files and batches are kept); quirks go back to those
+   * given at start.
    */
   reset(): void;
   /** Changes the key /v1/* requests need (undefined: none), e.g. to revoke a key mid-campaign. */
@@ -152,6 +170,7 @@ export async function startSimServer(opts: SimOptions = {}): Promise<SimServer> 
     malformedRate: opts.malformedRate ?? {},
     rejectQuestions: opts.rejectQuestions ?? [],
   });
+  const quirks = new Quirks(opts.quirks);
   let latencyMs = opts.latencyMs ?? 0;
   let closing = false;
   const held = new Set<Held>();
@@ -203,6 +222,7 @@ export async function startSimServer(opts: SimOptions = {}): Promise<SimServer> 
     faults,
     behaviour,
     rejectBeamSearch: opts.rejectBeamSearch ?? false,
+    quirks,
     promptCache: new PromptCache(),
     latencyMs: () => latencyMs,
     hold,
@@ -270,6 +290,13 @@ export async function startSimServer(opts: SimOptions = {}): Promise<SimServer> 
       behaviour.update(body.data);
       return sendJson(res, 200, behaviour.config);
     }
+    if (method === 'GET' && path === '/sim/quirks') return sendJson(res, 200, quirks.snapshot());
+    if (method === 'POST' && path === '/sim/quirks') {
+      const body = QuirksBody.safeParse(await readJson(req));
+      if (!body.success) throw badRequest(`Invalid quirks: ${body.error.issues[0]?.message ?? 'malformed'}`);
+      quirks.set(body.data.model, body.data.quirks);
+      return sendJson(res, 200, quirks.snapshot());
+    }
     if (method === 'POST' && path === '/sim/reset') {
       reset();
       return sendJson(res, 200, { ok: true });
@@ -282,6 +309,7 @@ export async function startSimServer(opts: SimOptions = {}): Promise<SimServer> 
     stats.clear();
     faults.restart();
     behaviour.restart();
+    quirks.reset();
     batches.resetStats();
   }
 
@@ -318,6 +346,10 @@ export async function startSimServer(opts: SimOptions = {}): Promise<SimServer> 
     setBehaviour: (b) => {
       behaviour.update(b);
       return behaviour.config;
+    },
+    setQuirks: (model, q) => {
+      quirks.set(model, q);
+      return quirks.snapshot();
     },
     reset,
     setApiKey: (key) => {

@@ -12,7 +12,13 @@ export interface SimRequestRecord {
   use_beam_search?: boolean;
   best_of?: number;
   length_penalty?: number;
-  /** 'text' | 'json_object' | 'json_schema:<name>' */
+  max_tokens?: number;
+  max_completion_tokens?: number;
+  reasoning_effort?: string;
+  /**
+   * 'text' | 'json_object' | 'json_schema:<name>'; for a schema in the prompt (quirks.ts),
+   * 'json_object:<name>' | 'guided_json:<name>' | 'prompt:<name>' by how else it was asked for.
+   */
   responseFormat?: string;
   /** guideline | strong_answer | verdict | judge | structured | answer | invalid */
   task: string;

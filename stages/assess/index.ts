@@ -6,6 +6,7 @@ import { defineStage } from '../stage';
 import { assessActivities } from './batch';
 import { AssessStageSchema } from './options';
 import { assessAttempts, assessAudit, assessMetrics, assessRecordCount, assessSftExamples } from './records';
+import { ASSESSMENT_VERDICT_SCHEMA } from './prompts';
 
 export const assessStage = defineStage({
   name: 'assess',
@@ -23,4 +24,8 @@ export const assessStage = defineStage({
     examples: ({ db, campaignId, domain, iteration, options, questionIds }) =>
       assessSftExamples(db, campaignId, domain, iteration, options, questionIds),
   },
+  requests: () => [
+    { role: 'weak', purpose: 'answer' },
+    { role: 'strong', purpose: 'verdict', jsonSchema: ASSESSMENT_VERDICT_SCHEMA, temperature: 0 },
+  ],
 });

@@ -6,6 +6,7 @@ import { defineStage } from '../stage';
 import { distillActivities } from './batch';
 import { DistillStageSchema } from './options';
 import { distillAudit, distillMetrics, distillRecordCount, distillSftExamples } from './records';
+import { STRONG_ANSWER_SCHEMA } from './prompts';
 
 export const distillStage = defineStage({
   name: 'distill',
@@ -18,4 +19,8 @@ export const distillStage = defineStage({
     examples: ({ db, campaignId, domain, iteration, options, questionIds }) =>
       distillSftExamples(db, campaignId, domain, iteration, options.includeGuidelineInSft, questionIds),
   },
+  requests: () => [
+    { role: 'weak', purpose: 'guideline' },
+    { role: 'strong', purpose: 'strong-answer', jsonSchema: STRONG_ANSWER_SCHEMA, temperature: 0 },
+  ],
 });

@@ -6,6 +6,8 @@ import { defineStage } from '../stage';
 import { evaluateActivities } from './batch';
 import { EvaluateStageSchema } from './options';
 import { evaluateAudit, evaluateMetrics, evaluateRecordCount } from './records';
+import { ASSESSMENT_VERDICT_SCHEMA } from '../assess/prompts';
+import { PAIRWISE_JUDGMENT_SCHEMA } from './prompts';
 
 export const evaluateStage = defineStage({
   name: 'evaluate',
@@ -14,4 +16,19 @@ export const evaluateStage = defineStage({
   activities: evaluateActivities,
   records: { count: evaluateRecordCount, metrics: evaluateMetrics, audit: evaluateAudit },
   dataset: null,
+  requests: (options) => [
+    { role: 'weak', purpose: 'eval-answer', temperature: 0 },
+    { role: 'judge', purpose: 'pairwise-judgment', jsonSchema: PAIRWISE_JUDGMENT_SCHEMA, temperature: 0 },
+    ...(options.selfCorrection
+      ? [
+          {
+            role: 'strong' as const,
+            purpose: 'self-correction-verdict',
+            jsonSchema: ASSESSMENT_VERDICT_SCHEMA,
+            temperature: 0,
+            option: 'selfCorrection',
+          },
+        ]
+      : []),
+  ],
 });

@@ -9,6 +9,7 @@ import { defineStage } from '../stage';
 import { evolveActivities } from './batch';
 import { EvolveStageSchema } from './options';
 import { evolveAudit, evolveMetrics, evolveRecordCount } from './records';
+import { EVOLVED_QUESTION_SCHEMA } from './prompts';
 
 export const evolveStage = defineStage({
   name: 'evolve',
@@ -17,4 +18,7 @@ export const evolveStage = defineStage({
   activities: evolveActivities,
   records: { count: evolveRecordCount, metrics: evolveMetrics, audit: evolveAudit },
   dataset: null,
+  requests: () => [
+    { role: 'strong', purpose: 'evolve-question', jsonSchema: EVOLVED_QUESTION_SCHEMA, temperature: 0.7 },
+  ],
 });

@@ -8,6 +8,7 @@ import { defineStage } from '../stage';
 import { mctsActivities } from './batch';
 import { MctsStageSchema } from './options';
 import { mctsAudit, mctsMetrics, mctsRecordCount, mctsSftExamples } from './records';
+import { MCTS_REFLECTION_SCHEMA, MCTS_SCORE_SCHEMA } from './prompts';
 
 export const mctsStage = defineStage({
   name: 'mcts',
@@ -20,4 +21,9 @@ export const mctsStage = defineStage({
     examples: ({ db, campaignId, domain, iteration, questionIds }) =>
       mctsSftExamples(db, campaignId, domain, iteration, questionIds),
   },
+  requests: (options) => [
+    { role: 'weak', purpose: 'mcts-propose', temperature: options.proposalTemperature },
+    { role: 'weak', purpose: 'mcts-reflect', jsonSchema: MCTS_REFLECTION_SCHEMA, temperature: 0 },
+    { role: 'weak', purpose: 'mcts-score', jsonSchema: MCTS_SCORE_SCHEMA, temperature: 0 },
+  ],
 });
