@@ -290,20 +290,35 @@ export class LlmGateway {
     body: RequestBody,
     requestHash: string,
   ): Promise<void> {
-    const status = await deferRequest(this.db, {
+    const { request, ...key } = this.callLogKey(scope, ep, req, body, requestHash);
+    const status = await deferRequest(this.db, { ...key, body: request });
+    // 'answered' without an answer in the log (it was found missing just now): send it online.
+    if (status === 'pending' || status === 'submitted') throw new BatchDeferredError(ep.role, requestHash);
+  }
+
+  /** How a call is named in the log (and, waiting for a batch, in `llm_batch_requests`). */
+  private callLogKey(
+    scope: LlmCallScope,
+    ep: Endpoint,
+    req: ChatRequest,
+    body: RequestBody,
+    requestHash: string,
+  ): CallLogKey & { request: string } {
+    return {
       campaign_id: scope.campaignId,
       stage: scope.stage,
       iteration: scope.iteration,
       request_hash: requestHash,
       role: ep.role,
+      // A base URL may carry userinfo (https://user:pass@host); the hash keeps it whole.
       base_url: scrubSecrets(ep.baseURL, this.secrets),
       model: body.model,
       purpose: req.purpose,
       prompt_version: req.promptVersion,
-      body: maskKnownSecrets(JSON.stringify(body), this.secrets),
-    });
-    // 'answered' without an answer in the log (it was found missing just now): send it online.
-    if (status === 'pending' || status === 'submitted') throw new BatchDeferredError(ep.role, requestHash);
+      // The key travels in a header, never in the body; a known value is masked all the same
+      // (shapes are not: prompts may legitimately mention "Bearer …").
+      request: maskKnownSecrets(JSON.stringify(body), this.secrets),
+    };
   }
 
   /** What provider batches need of this gateway: its clients and its scrubbing (provider-batches.ts). */
@@ -334,21 +349,7 @@ export class LlmGateway {
     // The endpoint's model, not an adapter's: adapters share the server that the limits protect.
     const limitKey = this.limitKeyOf(ep);
     const estimatedTokens = estimateRequestTokens(body);
-    const logKey: CallLogKey = {
-      campaign_id: scope.campaignId,
-      stage: scope.stage,
-      iteration: scope.iteration,
-      request_hash: requestHash,
-      role: ep.role,
-      // A base URL may carry userinfo (https://user:pass@host); the hash above keeps it whole.
-      base_url: scrubSecrets(ep.baseURL, this.secrets),
-      model: body.model,
-      purpose: req.purpose,
-      prompt_version: req.promptVersion,
-      // The key travels in a header, never in the body; a known value is masked all the same
-      // (shapes are not: prompts may legitimately mention "Bearer …").
-      request: maskKnownSecrets(JSON.stringify(body), this.secrets),
-    };
+    const logKey = this.callLogKey(scope, ep, req, body, requestHash);
 
     const healthKey = {
       campaignId: scope.campaignId,

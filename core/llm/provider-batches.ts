@@ -20,8 +20,8 @@ import OpenAI, { toFile } from 'openai';
 import type { Batch } from 'openai/resources/batches';
 import type { ChatCompletion } from 'openai/resources/chat/completions';
 import type { Db } from '../db/connection';
-import type { BatchRequestStatus, Database, LlmBatchesTable } from '../db/types';
-import type { Selectable } from 'kysely';
+import type { BatchRequestStatus, Database, LlmBatchesTable, LlmBatchRequestsTable } from '../db/types';
+import type { Insertable, Selectable } from 'kysely';
 import type { EndpointSpec, Role } from '../spec';
 import { callCost } from './pricing';
 
@@ -49,19 +49,20 @@ export interface BatchApi {
   checkBudget(scope: { campaignId: string; stage: string }): Promise<void>;
 }
 
-export interface DeferredRequest {
-  campaign_id: string;
-  stage: string;
-  iteration: number;
-  request_hash: string;
-  role: string;
-  base_url: string;
-  model: string;
-  purpose: string;
-  prompt_version: string;
-  /** The request body as JSON, secrets masked (the key travels in a header, never here). */
-  body: string;
-}
+/** A request filed for the next batch: its call-log columns, the body as JSON (secrets masked). */
+export type DeferredRequest = Pick<
+  Insertable<LlmBatchRequestsTable>,
+  | 'campaign_id'
+  | 'stage'
+  | 'iteration'
+  | 'request_hash'
+  | 'role'
+  | 'base_url'
+  | 'model'
+  | 'purpose'
+  | 'prompt_version'
+  | 'body'
+>;
 
 /**
  * Files a request for the next batch (once: by its hash within the stage iteration) and returns
