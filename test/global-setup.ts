@@ -1,4 +1,4 @@
-import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
@@ -7,6 +7,7 @@ import { findFreePort } from '../infra/stack/ports';
 import { startPostgres } from '../infra/stack/postgres';
 import { resolveTemporalBinary } from '../infra/stack/temporal-binary';
 import { startTemporalDevServer } from '../infra/stack/temporal-server';
+import { bundleWorkflowsInChild } from '../workers/workflow-bundle';
 
 /**
  * Starts the real services the suite runs against, once per `vitest run`: embedded Postgres
@@ -23,6 +24,10 @@ export default async function setup(project: TestProject): Promise<() => Promise
     }
   };
 
+  // Bundling the workflows takes seconds of CPU: once here, beside the services' start-up, rather
+  // than in every test file's worker (each file imports the worker module afresh).
+  const bundling = bundleWorkflowsInChild(path.join(__dirname, '..', 'workflows'));
+  bundling.catch(() => undefined);
   try {
     const tempDir = await mkdtemp(path.join(os.tmpdir(), 'meteor-test-'));
     // mkdtemp makes it 0700; as root, Postgres runs as `postgres` and must reach its data dir.
@@ -60,6 +65,9 @@ export default async function setup(project: TestProject): Promise<() => Promise
 
     await migrateToLatest(databaseUrl);
 
+    const bundlePath = path.join(tempDir, 'workflow-bundle.json');
+    await writeFile(bundlePath, JSON.stringify(await bundling));
+    project.provide('workflowBundlePath', bundlePath);
     project.provide('databaseUrl', databaseUrl);
     project.provide('temporalAddress', temporalAddress);
     project.provide('temporalNamespace', temporalNamespace);

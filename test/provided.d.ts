@@ -6,5 +6,7 @@ declare module 'vitest' {
     databaseUrl: string;
     temporalAddress: string;
     temporalNamespace: string;
+    /** The workflow bundle, made once per run (JSON of { code, sourceMap }). */
+    workflowBundlePath: string;
   }
 }

@@ -54,6 +54,8 @@ export interface MeteorWorkerOptions {
   /** Test hook for the fine-tune submit (see ActivityDeps.crashPoint). */
   crashPoint?: ActivityDeps['crashPoint'];
   databaseUrl: string;
+  /** A workflow bundle made already, from this code (the tests make one per run); default: made here. */
+  workflowBundle?: WorkflowBundleWithSourceMap;
   /** PostgreSQL connections this worker opens at most (default DEFAULT_DB_POOL_MAX). */
   dbPoolMax?: number;
   /** The worker's `application_name` in pg_stat_activity (default `meteor-worker:<host id>`). */
@@ -206,7 +208,7 @@ export async function createMeteorWorker(opts: MeteorWorkerOptions): Promise<Met
           connection,
           namespace: opts.namespace,
           taskQueue: opts.taskQueue,
-          workflowBundle: await workflowBundle(),
+          workflowBundle: opts.workflowBundle ?? (await workflowBundle()),
           activities,
           maxConcurrentActivityTaskExecutions: opts.maxConcurrentActivities ?? 200,
           shutdownGraceTime,

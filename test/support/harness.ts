@@ -22,6 +22,7 @@ import { loadSpecFile } from '../../core/spec-file';
 import { startSimServer, type SimOptions, type SimServer } from '../../infra/sim/server';
 import type { FaultKind } from '../../infra/sim/protocol';
 import { installDevRuntime } from '../../workers/runtime';
+import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { createMeteorWorker, type MeteorWorker } from '../../workers/worker';
 
 export type { Clients } from '../../client/connect';
@@ -110,6 +111,15 @@ export function services(): Services {
   };
 }
 
+let sharedBundle: Promise<WorkflowBundleWithSourceMap> | null = null;
+/** The workflow bundle global-setup made for the run (read once per test file). */
+function sharedWorkflowBundle(): Promise<WorkflowBundleWithSourceMap> {
+  sharedBundle ??= readFile(inject('workflowBundlePath'), 'utf8').then(
+    (text) => JSON.parse(text) as WorkflowBundleWithSourceMap,
+  );
+  return sharedBundle;
+}
+
 export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> {
   // Worker runtime logs at WARN and above (METEOR_VERBOSE=1 for all).
   installDevRuntime();
@@ -159,6 +169,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     async startWorker() {
       if (h.worker) throw new Error('harness: a worker is already running');
       const w = await createMeteorWorker({
+        workflowBundle: await sharedWorkflowBundle(),
         temporalAddress: svc.temporalAddress,
         namespace: svc.namespace,
         taskQueue,
