@@ -51,7 +51,7 @@ export function providerBatchActivities({ db, llm }: ActivityDeps) {
           await llm.batchApi().checkBudget(key);
         } catch (err) {
           if (!(err instanceof BudgetReachedError)) throw err;
-          const state = await batches.poll(key, endpoints);
+          const state = await batches.roundState(key);
           // A round already submitted is paid for: let it finish; only a new one waits for the budget.
           if (state.batches === 0)
             return { ...state, pollIntervalMs, halted: { reason: err.message, probe: null } };

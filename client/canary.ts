@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import OpenAI from 'openai';
 import type { ChatCompletionCreateParamsNonStreaming } from 'openai/resources/chat/completions';
 import { classifyLlmError } from '../core/llm/errors';
-import { cachedTokensOf } from '../core/llm/gateway';
+import { loggedCompletion } from '../core/llm/completion-log';
 import { callCost } from '../core/llm/pricing';
 import { shapeRequest, shapingOf, type RequestBody } from '../core/llm/request-shape';
 import { ROW_SCORE_SCHEMA } from '../core/prompts/row-score';
@@ -185,10 +185,7 @@ export async function runCanaries(
         const completion = await clientFor(ep).chat.completions.create(
           body as unknown as ChatCompletionCreateParamsNonStreaming,
         );
-        const usage = completion.usage;
-        const promptTokens = usage?.prompt_tokens ?? 0;
-        const completionTokens = usage?.completion_tokens ?? 0;
-        const cachedTokens = cachedTokensOf(usage);
+        const { promptTokens, completionTokens, cachedTokens, response } = loggedCompletion(completion);
         calls.push({
           role,
           stage,
@@ -197,15 +194,7 @@ export async function runCanaries(
           baseUrl: scrubSecrets(ep.baseURL, secrets),
           model: ep.model,
           request: maskKnownSecrets(JSON.stringify(body), secrets),
-          response: maskKnownSecrets(
-            JSON.stringify({
-              id: completion.id,
-              model: completion.model,
-              choices: completion.choices.map((c) => c.message?.content ?? ''),
-              usage: usage ?? null,
-            }),
-            secrets,
-          ),
+          response: maskKnownSecrets(JSON.stringify(response), secrets),
           promptTokens,
           completionTokens,
           cachedTokens,

@@ -35,6 +35,7 @@ import { EndpointOutageError, isOutageFailure, type EndpointHealth } from './end
 import { classifyLlmError, type EndpointRef } from './errors';
 import { createHttpTransport } from './http-transport';
 import { EndpointLimiter, endpointKey, sleep } from './limiter';
+import { loggedCompletion } from './completion-log';
 import { callCost, type BillingMode } from './pricing';
 import { BatchDeferredError, deferRequest, type BatchApi } from './provider-batches';
 import { shapeRequest, shapingOf, type RequestBody } from './request-shape';
@@ -148,17 +149,6 @@ function canonicalJson(value: unknown): string {
     return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
   }
   return JSON.stringify(value);
-}
-
-/**
- * The prompt tokens a provider reports as read from its cache (OpenAI's
- * `usage.prompt_tokens_details.cached_tokens`), or null when it reports none. Anything but a count
- * within the prompt is left out rather than stored: a paid answer's log must never fail on it.
- */
-export function cachedTokensOf(usage: ChatCompletion['usage']): number | null {
-  const cached = usage?.prompt_tokens_details?.cached_tokens;
-  if (typeof cached !== 'number' || !Number.isInteger(cached) || cached < 0) return null;
-  return Math.min(cached, usage?.prompt_tokens ?? 0);
 }
 
 export function resolveApiKey(ep: Endpoint, env: NodeJS.ProcessEnv): string {
@@ -457,20 +447,10 @@ export class LlmGateway {
     completion: ChatCompletion,
     latencyMs: number,
   ): Promise<ChatResult> {
-    const choices = completion.choices.map((c) => c.message?.content ?? '');
-    const promptTokens = completion.usage?.prompt_tokens ?? 0;
-    const completionTokens = completion.usage?.completion_tokens ?? 0;
-    const cachedTokens = cachedTokensOf(completion.usage);
+    const { choices, promptTokens, completionTokens, cachedTokens, response } = loggedCompletion(completion);
     // Every call here is a chat completion, billed online; a batch's results are billed 'batch'.
     const billingMode: BillingMode = 'online';
     const costUsd = callCost(ep.pricing, billingMode, { promptTokens, cachedTokens, completionTokens });
-    const response = {
-      id: completion.id,
-      model: completion.model,
-      choices,
-      finishReasons: completion.choices.map((c) => c.finish_reason),
-      usage: completion.usage ?? null,
-    };
     const paid = {
       ...logKey,
       response: maskKnownSecrets(JSON.stringify(response), this.secrets),

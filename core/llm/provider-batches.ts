@@ -23,6 +23,7 @@ import type { Db } from '../db/connection';
 import type { BatchRequestStatus, Database, LlmBatchesTable, LlmBatchRequestsTable } from '../db/types';
 import type { Insertable, Selectable } from 'kysely';
 import type { EndpointSpec, Role } from '../spec';
+import { loggedCompletion } from './completion-log';
 import { callCost } from './pricing';
 
 type Endpoint = EndpointSpec & { role: Role };
@@ -139,7 +140,7 @@ export class ProviderBatches {
       if (!ep) throw new Error(`${row.role} endpoint of provider batch ${row.meta_key} is not in the spec`);
       await this.create(row.id, ep);
     }
-    return this.state(key);
+    return this.roundState(key);
   }
 
   /** Polls the round's batches that have not ended and ingests those that have. */
@@ -157,7 +158,7 @@ export class ProviderBatches {
           .where('id', '=', row.id)
           .execute();
     }
-    return this.state(key);
+    return this.roundState(key);
   }
 
   /** Cancels the round's batches that have not ended (the campaign was cancelled); how many. */
@@ -401,22 +402,7 @@ export class ProviderBatches {
     latencyMs: number,
     ep: Endpoint,
   ): Promise<void> {
-    const choices = completion.choices.map((c) => c.message?.content ?? '');
-    const usage = completion.usage;
-    const promptTokens = usage?.prompt_tokens ?? 0;
-    const completionTokens = usage?.completion_tokens ?? 0;
-    const cached = usage?.prompt_tokens_details?.cached_tokens;
-    const cachedTokens =
-      typeof cached === 'number' && Number.isInteger(cached) && cached >= 0
-        ? Math.min(cached, promptTokens)
-        : null;
-    const response = {
-      id: completion.id,
-      model: completion.model,
-      choices,
-      finishReasons: completion.choices.map((c) => c.finish_reason),
-      usage: usage ?? null,
-    };
+    const { promptTokens, completionTokens, cachedTokens, response } = loggedCompletion(completion);
     const paid = {
       ...callKey(r),
       request: JSON.stringify(r.body),
@@ -469,7 +455,8 @@ export class ProviderBatches {
       .execute();
   }
 
-  private async state(key: BatchCycleKey): Promise<BatchCycleState> {
+  /** Where the round stands, from our rows alone (no request to the provider). */
+  async roundState(key: BatchCycleKey): Promise<BatchCycleState> {
     const rows = await this.rows(key);
     return {
       batches: rows.length,
