@@ -10,14 +10,27 @@ import { formatZodIssues } from './spec-file';
 
 export type Split = 'train' | 'eval';
 
+/** PostgreSQL stores no U+0000 in text: refused here, naming the line, not by the database at launch. */
+const NO_NUL = [(s: string) => !s.includes('\u0000'), 'must not contain a NUL character (U+0000)'] as const;
+
 export const QuestionLineSchema = z.strictObject({
-  question: z.string().trim().min(1, 'must not be empty'),
+  question: z
+    .string()
+    .trim()
+    .min(1, 'must not be empty')
+    .refine(...NO_NUL),
   id: z
     .string()
     .regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/, 'letters, digits and . _ : - (at most 128)')
     .optional(),
-  title: z.string().optional(),
-  reference: z.string().optional(),
+  title: z
+    .string()
+    .refine(...NO_NUL)
+    .optional(),
+  reference: z
+    .string()
+    .refine(...NO_NUL)
+    .optional(),
 });
 
 export interface Question {

@@ -3,6 +3,7 @@
  * or as the launch's canary): one reading of its choices, tokens and cached tokens.
  */
 import type { ChatCompletion } from 'openai/resources/chat/completions';
+import { storableText } from '../db/storable-text';
 
 /**
  * The prompt tokens a provider reports as read from its cache (OpenAI's
@@ -30,8 +31,12 @@ export interface LoggedCompletion {
   };
 }
 
+/**
+ * What the log, the caller and the records get of a completion; a U+0000 in a reply is stored as
+ * U+FFFD (storable-text.ts), so an answer reused from the log is the one first returned.
+ */
 export function loggedCompletion(completion: ChatCompletion): LoggedCompletion {
-  const choices = completion.choices.map((c) => c.message?.content ?? '');
+  const choices = completion.choices.map((c) => storableText(c.message?.content ?? ''));
   return {
     choices,
     promptTokens: completion.usage?.prompt_tokens ?? 0,

@@ -4,6 +4,7 @@
  * fast with a message that says what to fix.
  */
 import OpenAI from 'openai';
+import { storableText } from '../db/storable-text';
 import { scrubSecrets } from '../secrets';
 
 export interface EndpointRef {
@@ -60,7 +61,8 @@ export function classifyLlmError(
   knownSecrets: Iterable<string> = [],
 ): ClassifiedError {
   const c = classify(err, ep);
-  return { ...c, message: scrubSecrets(c.message, knownSecrets) };
+  // The message goes to `llm_calls.error`: a provider's error text may carry a U+0000 too.
+  return { ...c, message: storableText(scrubSecrets(c.message, knownSecrets)) };
 }
 
 function classify(err: unknown, ep: EndpointRef): ClassifiedError {

@@ -15,7 +15,7 @@ import type { PromptCache } from './prompt-cache';
 import type { ChatCompletionBody } from './protocol';
 import { ChatCompletionBody as ChatCompletionSchema, messageText } from './protocol';
 import type { PromptSchema, Quirks } from './quirks';
-import { promptSchema, quirkRejection } from './quirks';
+import { promptSchema, quirkRejection, withNul } from './quirks';
 import type { SimRequestRecord, StatsRecorder } from './stats';
 import { requestHash } from './request-hashes';
 import type { ResponseFormatInput } from './tasks';
@@ -99,7 +99,8 @@ export async function handleChatCompletion(
         'model_not_found',
       ),
     );
-  const refused = quirkRejection(deps.quirks.of(body.model), body);
+  const quirks = deps.quirks.of(body.model);
+  const refused = quirkRejection(quirks, body);
   if (refused) fail(refused);
   if (body.use_beam_search && deps.rejectBeamSearch) {
     fail(
@@ -189,9 +190,10 @@ export async function handleChatCompletion(
   const out = choices.map((content, index) => {
     // Plain text is cut at max_tokens like a real server; JSON replies are left whole so they parse.
     const cut = !structured && maxTokens !== undefined && tokenCount(content) > maxTokens;
+    const text = cut ? content.slice(0, maxTokens * 4) : content;
     return {
       index,
-      message: { role: 'assistant', content: cut ? content.slice(0, maxTokens * 4) : content },
+      message: { role: 'assistant', content: !structured && quirks.nulInReply ? withNul(text) : text },
       logprobs: null,
       finish_reason: cut ? 'length' : 'stop',
     };

@@ -89,6 +89,7 @@ export const QuirksBody = z.object({
       requireMaxCompletionTokens: z.boolean().optional(),
       noJsonSchema: z.boolean().optional(),
       noGuidedJson: z.boolean().optional(),
+      nulInReply: z.boolean().optional(),
     })
     .strict()
     .nullable(),

@@ -22,6 +22,11 @@ export interface ModelQuirks {
   noJsonSchema?: boolean;
   /** vLLM's `guided_json` is a 400: a server without guided decoding. */
   noGuidedJson?: boolean;
+  /**
+   * Every plain-text reply carries a U+0000 after its first word: a model with byte-fallback tokens
+   * can emit one, and PostgreSQL can store it in neither text nor jsonb. Not a refusal: a reply.
+   */
+  nulInReply?: boolean;
 }
 
 export const QUIRK_NAMES = [
@@ -29,6 +34,7 @@ export const QUIRK_NAMES = [
   'requireMaxCompletionTokens',
   'noJsonSchema',
   'noGuidedJson',
+  'nulInReply',
 ] as const satisfies ReadonlyArray<keyof ModelQuirks>;
 
 /** Quirks by served model name. */
@@ -135,6 +141,12 @@ export function quirkRejection(quirks: ModelQuirks, body: ChatCompletionBody): H
     );
   }
   return undefined;
+}
+
+/** A plain-text reply as a model with the `nulInReply` quirk writes it. */
+export function withNul(content: string): string {
+  const space = content.indexOf(' ');
+  return space < 0 ? `${content}\u0000` : `${content.slice(0, space)}\u0000${content.slice(space)}`;
 }
 
 /**

@@ -254,6 +254,29 @@ describe('simulated provider quirks', () => {
     await create({ model: 'sim-weak-8b', messages, response_format: { type: 'json_object' } });
   });
 
+  it('writes a U+0000 after the first word of plain-text replies only, with nulInReply', async () => {
+    sim.setQuirks('sim-weak-8b', { nulInReply: true });
+    try {
+      const plain = await create({ model: 'sim-weak-8b', messages: user(PENDING.question), temperature: 0 });
+      const content = plain.choices[0]?.message.content ?? '';
+      const firstSpace = content.indexOf(' ');
+      expect(firstSpace).toBeGreaterThan(1);
+      expect(content.indexOf('\u0000')).toBe(firstSpace - 1);
+      // A structured reply stays valid JSON.
+      const messages = user(JUDGE_PROMPT + marker('pairwise_judgment', JUDGMENT_SCHEMA));
+      const judged = await create({
+        model: 'sim-weak-8b',
+        messages,
+        response_format: { type: 'json_object' },
+      });
+      const text = judged.choices[0]?.message.content ?? '';
+      expect(text).not.toContain('\u0000');
+      expect(() => JSON.parse(text) as unknown).not.toThrow();
+    } finally {
+      sim.setQuirks('sim-weak-8b', null);
+    }
+  });
+
   it('changes quirks at run time (setQuirks, POST /sim/quirks); reset() goes back to those at start', async () => {
     const body = { model: 'sim-weak-8b', messages: user(PENDING.question), temperature: 0 };
     const quirks: ModelQuirks = { refuseTemperature: true };

@@ -1,0 +1,70 @@
+/**
+ * U+0000, which PostgreSQL stores in neither text nor jsonb: refused in a question file naming its
+ * file and line; replaced by U+FFFD in a model's reply, identically in the log and for the caller.
+ */
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { ChatCompletion } from 'openai/resources/chat/completions';
+import { describe, expect, it } from 'vitest';
+import { storableText } from '../../core/db/storable-text';
+import { UserError } from '../../core/errors';
+import { loggedCompletion } from '../../core/llm/completion-log';
+import { loadQuestionFile } from '../../core/questions';
+
+describe('storableText', () => {
+  it('replaces every U+0000 with U+FFFD and leaves other text as it is', () => {
+    expect(storableText('a\u0000b\u0000')).toBe('a\uFFFDb\uFFFD');
+    const plain = 'kubectl describe pod — ✓ \\u0000 stays an escape in text';
+    expect(storableText(plain)).toBe(plain);
+  });
+});
+
+describe('loggedCompletion', () => {
+  it('gives the caller and the log the same storable choices', () => {
+    const completion = {
+      id: 'c1',
+      object: 'chat.completion',
+      created: 0,
+      model: 'm',
+      choices: [
+        {
+          index: 0,
+          finish_reason: 'stop',
+          logprobs: null,
+          message: { role: 'assistant', content: 'Check\u0000 events', refusal: null },
+        },
+      ],
+      usage: { prompt_tokens: 3, completion_tokens: 2, total_tokens: 5 },
+    } satisfies ChatCompletion;
+    const logged = loggedCompletion(completion);
+    expect(logged.choices).toEqual(['Check\uFFFD events']);
+    expect(logged.response.choices).toEqual(logged.choices);
+    expect(JSON.stringify(logged.response)).not.toContain('\\u0000');
+  });
+});
+
+describe('question files', () => {
+  it('refuse a U+0000 in a question, title or reference, naming the file and line', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'meteor-nul-'));
+    const file = path.join(dir, 'train.jsonl');
+    const lines = [
+      { question: 'Why is my pod pending?' },
+      { question: 'Why\u0000 is my pod pending?' },
+      { question: 'Why is my node NotReady?', title: 'node\u0000' },
+      { question: 'Why is DNS slow?', reference: 'CoreDNS\u0000' },
+    ];
+    await writeFile(file, lines.map((l) => JSON.stringify(l)).join('\n'));
+    const err = await loadQuestionFile(file, 'train').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(UserError);
+    const text = (err as UserError).message + (err as UserError).problems.join('\n');
+    for (const [line, field] of [
+      [2, 'question'],
+      [3, 'title'],
+      [4, 'reference'],
+    ] as const) {
+      expect(text).toMatch(new RegExp(`train\\.jsonl:${line}: ${field}.*must not contain a NUL character`));
+    }
+    expect(text).not.toContain('train.jsonl:1:');
+  });
+});
