@@ -11,7 +11,7 @@
 import { sql } from 'kysely';
 import type { Db } from '../db/connection';
 import { compositeKey } from '../composite-key';
-import { GroupCommit } from '../db/group-commit';
+import { GroupCommit, PER_CALL_STATEMENT_INTERVAL_MS } from '../db/group-commit';
 import type { BudgetOverride } from '../db/types';
 
 export interface BudgetScope {
@@ -40,12 +40,15 @@ interface Limits {
 }
 
 export function databaseBudgetGuard(db: Db): BudgetGuard {
-  const checks = new GroupCommit<BudgetScope, string | null>(async (scopes) => {
-    const verdicts = new Map<string, Promise<string | null>>();
-    const keyOf = (s: BudgetScope) => compositeKey(s.campaignId, s.stage);
-    for (const s of scopes) if (!verdicts.has(keyOf(s))) verdicts.set(keyOf(s), budgetVerdict(db, s));
-    return Promise.all(scopes.map((s) => verdicts.get(keyOf(s)) as Promise<string | null>));
-  });
+  const checks = new GroupCommit<BudgetScope, string | null>(
+    async (scopes) => {
+      const verdicts = new Map<string, Promise<string | null>>();
+      const keyOf = (s: BudgetScope) => compositeKey(s.campaignId, s.stage);
+      for (const s of scopes) if (!verdicts.has(keyOf(s))) verdicts.set(keyOf(s), budgetVerdict(db, s));
+      return Promise.all(scopes.map((s) => verdicts.get(keyOf(s)) as Promise<string | null>));
+    },
+    { minIntervalMs: PER_CALL_STATEMENT_INTERVAL_MS },
+  );
   return {
     async check(scope) {
       const reached = await checks.submit(scope);

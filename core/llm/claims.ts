@@ -16,7 +16,7 @@
 import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
 import { retryOnConnectionLoss, type Db } from '../db/connection';
-import { GroupCommit } from '../db/group-commit';
+import { GroupCommit, PER_CALL_STATEMENT_INTERVAL_MS } from '../db/group-commit';
 import { compositeKey } from '../composite-key';
 import { RenewalTimer } from '../renewal-timer';
 import { sleep } from './limiter';
@@ -80,8 +80,9 @@ export class RequestClaims {
   ) {
     // Idempotent per owner (a claim already ours is ours again), so a statement cut off by a
     // database restart may simply run again.
-    this.lookups = new GroupCommit((items) =>
-      retryOnConnectionLoss(() => this.lookupOrClaim(items), RECONNECT_RETRY_MS),
+    this.lookups = new GroupCommit(
+      (items) => retryOnConnectionLoss(() => this.lookupOrClaim(items), RECONNECT_RETRY_MS),
+      { minIntervalMs: PER_CALL_STATEMENT_INTERVAL_MS },
     );
     this.renewal = new RenewalTimer(this.opts.leaseMs / 3, () => this.renew());
   }

@@ -29,7 +29,7 @@ import type { ModelHealer } from './adapters';
 import type { BudgetGuard } from './budget-guard';
 import { compositeKey } from '../composite-key';
 import { DependencyWatch, type OutageLogger } from '../dependency-watch';
-import { GroupCommit } from '../db/group-commit';
+import { GroupCommit, PER_CALL_STATEMENT_INTERVAL_MS } from '../db/group-commit';
 import { ANSWERED_LEASE, RequestClaims, type LoggedAnswer } from './claims';
 import { EndpointOutageError, isOutageFailure, type EndpointHealth } from './endpoint-health';
 import { classifyLlmError, type EndpointRef } from './errors';
@@ -233,8 +233,9 @@ export class LlmGateway {
   ) {
     this.secrets = new Set(secretValues(env));
     this.claims = new RequestClaims(db);
-    this.okLog = new GroupCommit((rows) =>
-      retryOnConnectionLoss((retried) => this.writeOk(rows, retried), PAID_LOG_RETRY_MS),
+    this.okLog = new GroupCommit(
+      (rows) => retryOnConnectionLoss((retried) => this.writeOk(rows, retried), PAID_LOG_RETRY_MS),
+      { minIntervalMs: PER_CALL_STATEMENT_INTERVAL_MS },
     );
   }
 

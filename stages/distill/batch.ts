@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { getCampaign } from '../../core/campaigns';
 import { compositeKey } from '../../core/composite-key';
 import { retryOnConnectionLoss } from '../../core/db/connection';
-import { GroupCommit, lastPerKey } from '../../core/db/group-commit';
+import { GroupCommit, lastPerKey, PER_CALL_STATEMENT_INTERVAL_MS } from '../../core/db/group-commit';
 import type { NewDistillRecord } from '../../core/db/types';
 import type { Endpoint } from '../../core/llm/gateway';
 import { askStructured } from '../../core/llm/structured';
@@ -34,10 +34,13 @@ const RECORD_RETRY_MS = 60_000;
 export function distillActivities({ db, llm }: ActivityDeps) {
   // Records of many questions in one upsert (each still by its business key, so a statement cut
   // off by a database restart simply runs again).
-  const records = new GroupCommit<NewDistillRecord, void>(async (rows) => {
-    await retryOnConnectionLoss(() => upsertRecords(rows), RECORD_RETRY_MS);
-    return rows.map(() => undefined);
-  });
+  const records = new GroupCommit<NewDistillRecord, void>(
+    async (rows) => {
+      await retryOnConnectionLoss(() => upsertRecords(rows), RECORD_RETRY_MS);
+      return rows.map(() => undefined);
+    },
+    { minIntervalMs: PER_CALL_STATEMENT_INTERVAL_MS },
+  );
   const upsertRecords = (rows: NewDistillRecord[]) =>
     db
       .insertInto('distill_records')
