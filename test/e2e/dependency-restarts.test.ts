@@ -254,6 +254,10 @@ describe('the same worker process rides out restarts of what it talks to', () =>
         `calls paid twice (server's count): ${paid.length}`,
     );
     expect(paid.length).toBeLessThanOrEqual(IN_FLIGHT_BOUND);
+    // The worker's probe (every 3 s) may see the server back only after the campaign completed.
+    await waitFor('the worker to see the Temporal server back', async () =>
+      linesSince(logFrom, /the Temporal server at .* is back after/).length > 0 ? true : undefined,
+    ).catch(() => undefined);
     const lost = linesSince(logFrom, /the Temporal server at .* is unreachable/);
     const back = linesSince(logFrom, /the Temporal server at .* is back after/);
     expect(lost.length, worker.output().slice(logFrom)).toBe(1);
