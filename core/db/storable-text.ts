@@ -2,9 +2,28 @@
  * Text as PostgreSQL can store it. It takes no U+0000 in `text` ("invalid byte sequence") nor in
  * `jsonb` ("unsupported Unicode escape sequence"), and a model can emit one (byte-fallback
  * tokens); one such reply failed the whole statement it shared with other answers, and since the
- * paid answer was never logged, every retry paid for it again. Each U+0000 becomes U+FFFD, the
- * replacement character: visible, and the rest of the text is kept as it came.
+ * paid answer was never logged, every retry paid for it again. A lone UTF-16 surrogate (a server
+ * whose JSON escapes half a pair, `"\ud800"`) does the same to `jsonb` ("invalid input syntax for
+ * type json"); in `text` the driver's UTF-8 encoding would turn it into U+FFFD anyway. Each becomes
+ * U+FFFD, the replacement character: visible, and the rest of the text is kept as it came.
  */
 export function storableText(text: string): string {
-  return text.includes('\u0000') ? text.replaceAll('\u0000', '\uFFFD') : text;
+  const noNul = text.includes('\u0000') ? text.replaceAll('\u0000', '\uFFFD') : text;
+  return LONE_SURROGATE.test(noNul) ? noNul.replace(LONE_SURROGATE_ALL, '\uFFFD') : noNul;
+}
+
+/** Whether `text` holds a UTF-16 surrogate that is not half of a pair. */
+export function hasLoneSurrogate(text: string): boolean {
+  return LONE_SURROGATE.test(text);
+}
+
+const LONE = '[\\uD800-\\uDBFF](?![\\uDC00-\\uDFFF])|(?<![\\uD800-\\uDBFF])[\\uDC00-\\uDFFF]';
+const LONE_SURROGATE = new RegExp(LONE);
+const LONE_SURROGATE_ALL = new RegExp(LONE, 'g');
+
+/** JSON text whose string values are all storable, for a `jsonb` column (the keys are the platform's own). */
+export function storableJson(json: string): string {
+  return JSON.stringify(JSON.parse(json), (_key, value: unknown) =>
+    typeof value === 'string' ? storableText(value) : value,
+  );
 }

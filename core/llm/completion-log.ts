@@ -32,8 +32,9 @@ export interface LoggedCompletion {
 }
 
 /**
- * What the log, the caller and the records get of a completion; a U+0000 in a reply is stored as
- * U+FFFD (storable-text.ts), so an answer reused from the log is the one first returned.
+ * What the log, the caller and the records get of a completion; a U+0000 or a lone surrogate in
+ * what the server sent is stored as U+FFFD (storable-text.ts), so an answer reused from the log is
+ * the one first returned.
  */
 export function loggedCompletion(completion: ChatCompletion): LoggedCompletion {
   const choices = completion.choices.map((c) => storableText(c.message?.content ?? ''));
@@ -43,8 +44,8 @@ export function loggedCompletion(completion: ChatCompletion): LoggedCompletion {
     completionTokens: completion.usage?.completion_tokens ?? 0,
     cachedTokens: cachedTokensOf(completion.usage),
     response: {
-      id: completion.id,
-      model: completion.model,
+      id: storableText(completion.id ?? ''),
+      model: storableText(completion.model ?? ''),
       choices,
       finishReasons: completion.choices.map((c) => c.finish_reason),
       usage: completion.usage ?? null,

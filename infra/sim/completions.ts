@@ -15,7 +15,7 @@ import type { PromptCache } from './prompt-cache';
 import type { ChatCompletionBody } from './protocol';
 import { ChatCompletionBody as ChatCompletionSchema, messageText } from './protocol';
 import type { PromptSchema, Quirks } from './quirks';
-import { promptSchema, quirkRejection, withNul } from './quirks';
+import { promptSchema, quirkRejection, withUnstorable } from './quirks';
 import type { SimRequestRecord, StatsRecorder } from './stats';
 import { requestHash } from './request-hashes';
 import type { ResponseFormatInput } from './tasks';
@@ -193,7 +193,7 @@ export async function handleChatCompletion(
     const text = cut ? content.slice(0, maxTokens * 4) : content;
     return {
       index,
-      message: { role: 'assistant', content: !structured && quirks.nulInReply ? withNul(text) : text },
+      message: { role: 'assistant', content: structured ? text : withUnstorable(text, quirks) },
       logprobs: null,
       finish_reason: cut ? 'length' : 'stop',
     };

@@ -8,7 +8,8 @@
  *   --batch-fail-rate 0 --batch-expire-after-ms 86400000   (the Batch API, batches.ts)
  *   --refuse-temperature MODEL,... --require-max-completion-tokens MODEL,...
  *   --no-json-schema MODEL,... --no-guided-json MODEL,...   (providers' quirks, quirks.ts)
- *   --nul-in-reply MODEL,...   (plain-text replies carry a U+0000, quirks.ts)
+ *   --nul-in-reply MODEL,... --lone-surrogate-in-reply MODEL,...
+ *     (plain-text replies carry a U+0000 / half a surrogate pair, quirks.ts)
  */
 import { parseArgs } from 'node:util';
 import type { FaultKind } from './protocol';
@@ -53,6 +54,7 @@ async function main(): Promise<void> {
       'no-json-schema': { type: 'string' },
       'no-guided-json': { type: 'string' },
       'nul-in-reply': { type: 'string' },
+      'lone-surrogate-in-reply': { type: 'string' },
     },
     strict: true,
   });
@@ -92,6 +94,7 @@ async function main(): Promise<void> {
     noJsonSchema: 'no-json-schema',
     noGuidedJson: 'no-guided-json',
     nulInReply: 'nul-in-reply',
+    loneSurrogateInReply: 'lone-surrogate-in-reply',
   } as const satisfies Record<keyof ModelQuirks, keyof typeof values>;
   for (const [quirk, flag] of Object.entries(quirkFlags) as Array<[keyof ModelQuirks, keyof typeof values]>) {
     const raw = values[flag];

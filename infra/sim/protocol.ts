@@ -90,6 +90,7 @@ export const QuirksBody = z.object({
       noJsonSchema: z.boolean().optional(),
       noGuidedJson: z.boolean().optional(),
       nulInReply: z.boolean().optional(),
+      loneSurrogateInReply: z.boolean().optional(),
     })
     .strict()
     .nullable(),

@@ -27,6 +27,12 @@ export interface ModelQuirks {
    * can emit one, and PostgreSQL can store it in neither text nor jsonb. Not a refusal: a reply.
    */
   nulInReply?: boolean;
+  /**
+   * Every plain-text reply carries half a UTF-16 surrogate pair after its first word, escaped in
+   * the response's JSON as `\ud800`: a server that splits a pair (Python's `surrogateescape` text,
+   * a truncated emoji) sends one, and PostgreSQL's jsonb refuses it. Not a refusal: a reply.
+   */
+  loneSurrogateInReply?: boolean;
 }
 
 export const QUIRK_NAMES = [
@@ -35,6 +41,7 @@ export const QUIRK_NAMES = [
   'noJsonSchema',
   'noGuidedJson',
   'nulInReply',
+  'loneSurrogateInReply',
 ] as const satisfies ReadonlyArray<keyof ModelQuirks>;
 
 /** Quirks by served model name. */
@@ -143,10 +150,12 @@ export function quirkRejection(quirks: ModelQuirks, body: ChatCompletionBody): H
   return undefined;
 }
 
-/** A plain-text reply as a model with the `nulInReply` quirk writes it. */
-export function withNul(content: string): string {
+/** A plain-text reply as a model with the `nulInReply` and `loneSurrogateInReply` quirks writes it. */
+export function withUnstorable(content: string, quirks: ModelQuirks): string {
+  const odd = `${quirks.nulInReply ? '\u0000' : ''}${quirks.loneSurrogateInReply ? '\uD800' : ''}`;
+  if (odd === '') return content;
   const space = content.indexOf(' ');
-  return space < 0 ? `${content}\u0000` : `${content.slice(0, space)}\u0000${content.slice(space)}`;
+  return space < 0 ? `${content}${odd}` : `${content.slice(0, space)}${odd}${content.slice(space)}`;
 }
 
 /**

@@ -204,6 +204,15 @@ describe.concurrent('launchCampaign refuses bad input, creating nothing', () => 
     expect(stderr).not.toContain('hunter2');
   });
 
+  it('text the database cannot store (U+0000, half a surrogate pair): names each field', async () => {
+    // YAML's "\0" and "\ud800" escapes, as a spec file would carry them.
+    const message = await refusedDirectly(
+      await writeSpec(h, { domain: 'Kube\uD800rnetes operations', description: 'on-call\u0000 notes' }),
+    );
+    expect(message).toContain('domain: must not contain half a UTF-16 surrogate pair');
+    expect(message).toContain('description: must not contain a NUL character (U+0000)');
+  });
+
   it('a bad duration: names the field and the expected form', async () => {
     const message = await refusedDirectly(
       await writeSpec(h, { models: { weak: { timeout: '2 minutes' } }, fineTune: { pollInterval: '5' } }),

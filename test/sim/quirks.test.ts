@@ -11,6 +11,7 @@ import OpenAI, { BadRequestError } from 'openai';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { ModelQuirks, QuirksByModel, SimServer } from '../../infra/sim/server';
 import { requestHash, startSimServer } from '../../infra/sim/server';
+import { hasLoneSurrogate } from '../../core/db/storable-text';
 
 const PENDING = {
   question: 'My pod stays in Pending state forever after I apply the deployment. What should I check?',
@@ -272,6 +273,21 @@ describe('simulated provider quirks', () => {
       const text = judged.choices[0]?.message.content ?? '';
       expect(text).not.toContain('\u0000');
       expect(() => JSON.parse(text) as unknown).not.toThrow();
+    } finally {
+      sim.setQuirks('sim-weak-8b', null);
+    }
+  });
+
+  it('writes half a surrogate pair after the first word of plain-text replies, with loneSurrogateInReply', async () => {
+    sim.setQuirks('sim-weak-8b', { loneSurrogateInReply: true });
+    try {
+      const plain = await create({ model: 'sim-weak-8b', messages: user(PENDING.question), temperature: 0 });
+      const content = plain.choices[0]?.message.content ?? '';
+      const firstSpace = content.indexOf(' ');
+      expect(firstSpace).toBeGreaterThan(1);
+      // Sent as the JSON escape \ud800 (JSON.stringify's), read back as a lone surrogate.
+      expect(content.charCodeAt(firstSpace - 1)).toBe(0xd800);
+      expect(hasLoneSurrogate(content)).toBe(true);
     } finally {
       sim.setQuirks('sim-weak-8b', null);
     }
