@@ -17,7 +17,7 @@
  */
 import { Context } from '@temporalio/activity';
 import { sql } from 'kysely';
-import { isConnectionLoss, isTransactionConflict, type Db } from '../core/db/connection';
+import { isConnectionLoss, isDataException, isTransactionConflict, type Db } from '../core/db/connection';
 import type { QuestionRow } from '../core/db/types';
 import { BudgetReachedError } from '../core/llm/budget-guard';
 import { EndpointOutageError } from '../core/llm/endpoint-health';
@@ -85,6 +85,16 @@ export function classifyQuestionFailure(err: unknown, activityAttempt: number): 
   // question's fault, and never a reason to give up on it. The other questions go on, so answers
   // already paid for are logged rather than paid again, and the activity retries.
   if (isConnectionLoss(err) || isTransactionConflict(err)) return 'retry';
+  // A value of this question's the database refuses (group statements write it on its own then,
+  // so it is this question's alone): the same every time, so given up on at once.
+  if (isDataException(err)) {
+    return {
+      failed: {
+        reason: `the database refused this question's data (SQLSTATE ${err.code}): ${scrubSecrets(err.message)}`,
+        httpStatus: null,
+      },
+    };
+  }
   if (err instanceof LlmTransientError) {
     if (activityAttempt < GIVE_UP_TRANSIENT_ATTEMPT) return 'retry';
     return {

@@ -85,6 +85,16 @@ export function isConnectionLoss(err: unknown): boolean {
 }
 
 /**
+ * A data exception (SQLSTATE class 22): a value the column or its type refuses, e.g. text jsonb
+ * cannot hold. It is about the values, so the same statement fails again however often it runs;
+ * and in a statement many callers share (group commit), it is about one caller's row.
+ */
+export function isDataException(err: unknown): err is Error & { code: string } {
+  const code = err instanceof Error ? (err as { code?: unknown }).code : undefined;
+  return typeof code === 'string' && code.startsWith('22');
+}
+
+/**
  * A deadlock (40P01) or serialization failure (40001): PostgreSQL rolled the transaction back
  * whole, and running it again is what its documentation prescribes. Nobody's fault, least of all
  * one question's.

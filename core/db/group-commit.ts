@@ -21,6 +21,13 @@ export interface GroupCommitOptions {
    * long for company.
    */
   minIntervalMs?: number;
+  /**
+   * Errors that are one item's, not the batch's (e.g. a value its column refuses): a batch of
+   * several items that fails with one is written again item by item, so that only the items at
+   * fault fail and the others' callers go on. The write must be safe to run again after a failed
+   * try (a failed statement changed nothing).
+   */
+  isolate?: (err: unknown) => boolean;
 }
 
 interface Pending<I, O> {
@@ -42,6 +49,7 @@ export class GroupCommit<I, O> {
   private readonly maxBatch: number;
   private readonly maxInFlight: number;
   private readonly minIntervalMs: number;
+  private readonly isolate: (err: unknown) => boolean;
   private lastEnd = -Infinity;
   private timer: ReturnType<typeof setTimeout> | null = null;
 
@@ -56,6 +64,7 @@ export class GroupCommit<I, O> {
     this.maxBatch = opts.maxBatch ?? 200;
     this.maxInFlight = opts.maxInFlight ?? 1;
     this.minIntervalMs = opts.minIntervalMs ?? 0;
+    this.isolate = opts.isolate ?? (() => false);
   }
 
   submit(item: I): Promise<O> {
@@ -83,18 +92,28 @@ export class GroupCommit<I, O> {
 
   private async run(batch: Array<Pending<I, O>>): Promise<void> {
     try {
-      const out = await this.write(batch.map((p) => p.item));
-      if (out.length !== batch.length) {
-        throw new Error(`group commit: ${out.length} results for ${batch.length} items`);
-      }
-      batch.forEach((p, i) => p.resolve(out[i] as O));
+      await this.writeBatch(batch);
     } catch (err) {
-      for (const p of batch) p.reject(err);
+      if (batch.length > 1 && this.isolate(err)) {
+        // Rare (a bad value), so one statement per item is fine here.
+        for (const p of batch) await this.writeBatch([p]).catch((e: unknown) => p.reject(e));
+      } else {
+        for (const p of batch) p.reject(err);
+      }
     } finally {
       this.inFlight--;
       this.lastEnd = Date.now();
       this.flush();
     }
+  }
+
+  /** Writes the batch and settles its items; throws (settling nothing) when the write fails. */
+  private async writeBatch(batch: Array<Pending<I, O>>): Promise<void> {
+    const out = await this.write(batch.map((p) => p.item));
+    if (out.length !== batch.length) {
+      throw new Error(`group commit: ${out.length} results for ${batch.length} items`);
+    }
+    batch.forEach((p, i) => p.resolve(out[i] as O));
   }
 }
 

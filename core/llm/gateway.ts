@@ -22,7 +22,7 @@ import type {
   ChatCompletion,
   ChatCompletionCreateParamsNonStreaming,
 } from 'openai/resources/chat/completions';
-import { retryOnConnectionLoss, type Db } from '../db/connection';
+import { isDataException, retryOnConnectionLoss, type Db } from '../db/connection';
 import type { NewLlmCall } from '../db/types';
 import type { EndpointSpec, Role } from '../spec';
 import type { ModelHealer } from './adapters';
@@ -42,6 +42,7 @@ import { shapeRequest, shapingOf, type RequestBody } from './request-shape';
 import { estimateRequestTokens } from './token-estimate';
 import { durationMs } from '../duration';
 import { maskKnownSecrets, scrubSecrets, secretValues } from '../secrets';
+import { storableJson } from '../db/storable-text';
 import type { ChatMessage, JsonSchemaFormat } from './types';
 
 export interface LlmCallScope {
@@ -235,7 +236,8 @@ export class LlmGateway {
     this.claims = new RequestClaims(db);
     this.okLog = new GroupCommit(
       (rows) => retryOnConnectionLoss((retried) => this.writeOk(rows, retried), PAID_LOG_RETRY_MS),
-      { minIntervalMs: PER_CALL_STATEMENT_INTERVAL_MS },
+      // One answer the database refuses must not keep the others of its statement from the log.
+      { minIntervalMs: PER_CALL_STATEMENT_INTERVAL_MS, isolate: isDataException },
     );
   }
 
@@ -463,7 +465,13 @@ export class LlmGateway {
       latency_ms: latencyMs,
       cost_usd: costUsd,
     };
-    const inserted = await this.okLog.submit(paid);
+    let inserted: string | null;
+    try {
+      inserted = await this.okLog.submit(paid);
+    } catch (err) {
+      if (isDataException(err)) await this.logRefusedAnswer(paid, err);
+      throw err;
+    }
     if (inserted) {
       return {
         callId: inserted,
@@ -484,6 +492,28 @@ export class LlmGateway {
     const existing = await this.findOk(scope, logKey.request_hash);
     if (!existing) throw new Error(`llm call ${logKey.request_hash} vanished after a conflicting insert`);
     return existing;
+  }
+
+  /**
+   * A paid call the database refuses to log as it came (a value its columns cannot hold, e.g. a
+   * lone surrogate in the request's JSON): logged as an error that says why, with U+FFFD for what
+   * was refused, so that the audit shows it and its cost counts against the budget. It is not
+   * reused: the question fails with the database's reason.
+   */
+  private async logRefusedAnswer(paid: PaidCall, refusal: Error): Promise<void> {
+    await this.db
+      .insertInto('llm_calls')
+      .values({
+        ...paid,
+        request: storableJson(paid.request),
+        response: storableJson(paid.response),
+        status: 'error',
+        error: scrubSecrets(`paid for, but the database refused to log it: ${refusal.message}`, this.secrets),
+        http_status: 200,
+      })
+      .execute()
+      // Best effort: the question's failure carries the reason either way.
+      .catch(() => undefined);
   }
 
   private async findOk(scope: LlmCallScope, requestHash: string): Promise<ChatResult | null> {

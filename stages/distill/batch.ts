@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import { getCampaign } from '../../core/campaigns';
 import { compositeKey } from '../../core/composite-key';
-import { retryOnConnectionLoss } from '../../core/db/connection';
+import { isDataException, retryOnConnectionLoss } from '../../core/db/connection';
 import { GroupCommit, lastPerKey, PER_CALL_STATEMENT_INTERVAL_MS } from '../../core/db/group-commit';
 import type { NewDistillRecord } from '../../core/db/types';
 import type { Endpoint } from '../../core/llm/gateway';
@@ -39,7 +39,7 @@ export function distillActivities({ db, llm }: ActivityDeps) {
       await retryOnConnectionLoss(() => upsertRecords(rows), RECORD_RETRY_MS);
       return rows.map(() => undefined);
     },
-    { minIntervalMs: PER_CALL_STATEMENT_INTERVAL_MS },
+    { minIntervalMs: PER_CALL_STATEMENT_INTERVAL_MS, isolate: isDataException },
   );
   const upsertRecords = (rows: NewDistillRecord[]) =>
     db

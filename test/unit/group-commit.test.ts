@@ -1,9 +1,12 @@
 /**
  * Group commit (core/db/group-commit.ts): an idle system pays no wait, items arriving while a batch
  * is written share the next one, and `minIntervalMs` holds the next batch back after one ended so
- * that more items share it — never an item that arrives after a quiet spell.
+ * that more items share it — never an item that arrives after a quiet spell. With `isolate`, a
+ * value the database refuses fails its own item only (real PostgreSQL).
  */
-import { describe, expect, it } from 'vitest';
+import { sql } from 'kysely';
+import { afterAll, describe, expect, inject, it } from 'vitest';
+import { createDb, isDataException } from '../../core/db/connection';
 import { GroupCommit } from '../../core/db/group-commit';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -73,5 +76,48 @@ describe('GroupCommit', () => {
     await first;
     expect(await Promise.all(failing)).toEqual(['boom', 'boom']);
     expect(await gc.submit(4)).toBe(4);
+  });
+
+  describe('with isolate, against PostgreSQL', () => {
+    const db = createDb(inject('databaseUrl'), { max: 2 });
+    afterAll(() => db.destroy());
+    /** Casts each item to jsonb in one statement: a lone surrogate's escape is refused (22P02). */
+    const jsonb = (isolate?: (err: unknown) => boolean) => {
+      const statements: string[][] = [];
+      const gc = new GroupCommit<string, string>(
+        async (items) => {
+          statements.push(items);
+          const { rows } = await sql<{ j: string }>`
+            select (t.j::jsonb)::text as j from unnest(${items}::text[]) with ordinality as t(j, n)
+            order by t.n`.execute(db);
+          return rows.map((r) => r.j);
+        },
+        isolate ? { isolate } : {},
+      );
+      return { gc, statements };
+    };
+    const items = ['"a"', '"b"', JSON.stringify('c\uD800'), '"d"', '"e"'];
+    const settle = (gc: GroupCommit<string, string>) =>
+      Promise.all(
+        items.map((i) =>
+          gc.submit(i).then(
+            (j) => j,
+            (e: unknown) => (isDataException(e) ? `refused ${e.code}` : `other: ${String(e)}`),
+          ),
+        ),
+      );
+
+    it('fails only the item whose value is refused; the others of its statement are written', async () => {
+      const { gc, statements } = jsonb(isDataException);
+      expect(await settle(gc)).toEqual(['"a"', '"b"', 'refused 22P02', '"d"', '"e"']);
+      // The first went alone, the rest together, then one by one.
+      expect(statements.slice(0, 2)).toEqual([items.slice(0, 1), items.slice(1)]);
+      expect(statements.slice(2)).toEqual(items.slice(1).map((i) => [i]));
+    });
+
+    it('without it, fails every item of that statement', async () => {
+      const { gc } = jsonb();
+      expect(await settle(gc)).toEqual(['"a"', ...Array(4).fill('refused 22P02')]);
+    });
   });
 });

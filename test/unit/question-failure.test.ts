@@ -49,6 +49,20 @@ describe('classifyQuestionFailure', () => {
     expect(classifyQuestionFailure(new Error('Connection terminated unexpectedly'), 9)).toBe('retry');
   });
 
+  it("gives a question up at once when the database refuses its data (class 22), keeping the batch's other errors", () => {
+    const refused = Object.assign(new Error('invalid input syntax for type json'), { code: '22P02' });
+    expect(classifyQuestionFailure(refused, 1)).toEqual({
+      failed: {
+        reason:
+          "the database refused this question's data (SQLSTATE 22P02): invalid input syntax for type json",
+        httpStatus: null,
+      },
+    });
+    // Other coded errors of our own services stay the batch's.
+    const denied = Object.assign(new Error('permission denied for table llm_calls'), { code: '42501' });
+    expect(classifyQuestionFailure(denied, 1)).toBe('fatal');
+  });
+
   it('retries a deadlock PostgreSQL broke without aborting the batch (its paid answers get logged)', () => {
     const deadlock = Object.assign(new Error('deadlock detected'), { code: '40P01' });
     expect(classifyQuestionFailure(deadlock, 1)).toBe('retry');
