@@ -150,8 +150,10 @@ export class ProviderBatches {
       const ep = endpoints.get(row.role);
       if (!ep) throw new Error(`${row.role} endpoint of provider batch ${row.meta_key} is not in the spec`);
       const batch = await this.api.client(ep).batches.retrieve(row.provider_batch_id);
-      if (ENDED.has(batch.status)) await this.ingest(row, batch, ep);
-      else if (batch.status !== row.status)
+      if (ENDED.has(batch.status)) {
+        if (!(await this.ingest(row, batch, ep))) continue;
+        await this.deleteFiles(ep, [row.input_file_id, batch.output_file_id, batch.error_file_id]);
+      } else if (batch.status !== row.status)
         await this.db
           .updateTable('llm_batches')
           .set({ status: batch.status })
@@ -308,16 +310,33 @@ export class ProviderBatches {
   }
 
   /**
+   * The chunk's files at the provider, once its answers are in the call log: the prompts and
+   * answers need not wait there for the provider's retention, nor fill the organisation's file
+   * storage. Best effort: one already gone is fine, and one left behind is only storage.
+   */
+  private async deleteFiles(ep: Endpoint, ids: Array<string | null | undefined>): Promise<void> {
+    const client = this.api.client(ep);
+    for (const id of ids) if (id) await client.files.delete(id).catch(() => undefined);
+  }
+
+  /**
    * Logs an ended batch's answers as calls (billed at the batch price) and its failures as failed
    * attempts, and sends each failed or unanswered request to the next batch or online. One
-   * transaction: a crash here ingests the whole file again, and nothing twice.
+   * transaction: a crash here ingests the whole file again, and nothing twice. False when an
+   * overlapping attempt ingested it first (and deleted its files).
    */
-  private async ingest(row: BatchRow, batch: Batch, ep: Endpoint): Promise<void> {
+  private async ingest(row: BatchRow, batch: Batch, ep: Endpoint): Promise<boolean> {
     const client = this.api.client(ep);
-    const lines = [
-      ...(await this.lines(client, batch.output_file_id)),
-      ...(await this.lines(client, batch.error_file_id)),
-    ];
+    let lines: OutputLine[];
+    try {
+      lines = [
+        ...(await this.lines(client, batch.output_file_id)),
+        ...(await this.lines(client, batch.error_file_id)),
+      ];
+    } catch (err) {
+      if (err instanceof OpenAI.NotFoundError && (await this.ended(row.id))) return false;
+      throw err;
+    }
     const latencyMs = Math.max(
       0,
       ((batch.completed_at ?? batch.expired_at ?? batch.failed_at ?? batch.cancelled_at ?? batch.created_at) -
@@ -392,6 +411,17 @@ export class ProviderBatches {
         .where('id', '=', row.id)
         .execute();
     });
+    return true;
+  }
+
+  /** Whether the chunk's row says its batch ended (and was ingested). */
+  private async ended(id: string): Promise<boolean> {
+    const row = await this.db
+      .selectFrom('llm_batches')
+      .select('status')
+      .where('id', '=', id)
+      .executeTakeFirst();
+    return row !== undefined && ENDED.has(row.status);
   }
 
   /** Logs one answer of a batch as a paid call; one already logged (online) makes this a duplicate. */

@@ -3,10 +3,12 @@
  * (the simulator's /v1/files and /v1/batches, a simulation of OpenAI's) instead of online. The
  * same campaign, distill, assess and the evaluation, once online and once in batch mode, on one simulator: the
  * records and judgments are the same, the strong and judge calls are billed at the batch price, every provider
- * batch was created once and no request was paid for twice (both counted at the simulator).
+ * batch was created once and no request was paid for twice (both counted at the simulator), and
+ * the batches' files are deleted at the provider once their answers are logged.
  */
 import { readFile } from 'node:fs/promises';
 import { sql } from 'kysely';
+import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { callCost } from '../../core/llm/pricing';
 import {
@@ -181,5 +183,13 @@ describe('strong model in batch mode', () => {
         `campaign $${runs.online.final.costUsd.toFixed(6)} in ${runs.online.seconds} s online vs ` +
         `$${runs.batch.final.costUsd.toFixed(6)} in ${runs.batch.seconds} s batch`,
     );
+  });
+
+  it('leaves no files at the provider once the answers are logged: inputs, outputs and errors', async () => {
+    expect(h.sim.stats().batches.filesUploaded).toBeGreaterThan(0);
+    const client = new OpenAI({ baseURL: h.sim.url, apiKey: 'none' });
+    const left: string[] = [];
+    for await (const f of client.files.list()) left.push(`${f.filename} (${f.purpose})`);
+    expect(left).toEqual([]);
   });
 });
