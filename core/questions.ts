@@ -5,44 +5,29 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
-import { hasLoneSurrogate } from './db/storable-text';
+import { unstorableContent } from './db/storable-text';
 import { fileProblem, UserError } from './errors';
 import { formatZodIssues } from './spec-file';
 
 export type Split = 'train' | 'eval';
 
-/** PostgreSQL stores no U+0000 in text: refused here, naming the line, not by the database at launch. */
-const NO_NUL = [(s: string) => !s.includes('\u0000'), 'must not contain a NUL character (U+0000)'] as const;
 /**
- * Half a surrogate pair (a `\ud800` escape alone) is no character: the database would keep U+FFFD
- * in its place and refuse it in the requests' JSON. Refused with the line, like U+0000.
+ * Text PostgreSQL cannot store (U+0000; half a surrogate pair, which jsonb refuses in the requests)
+ * is refused here, naming the line, not by the database at launch.
  */
-const NO_LONE_SURROGATE = [
-  (s: string) => !hasLoneSurrogate(s),
-  'must not contain half a UTF-16 surrogate pair (a lone \\uD800-\\uDFFF escape)',
-] as const;
+function storable(text: string, ctx: z.RefinementCtx): void {
+  const what = unstorableContent(text);
+  if (what) ctx.addIssue({ code: 'custom', message: `must not contain ${what}` });
+}
 
 export const QuestionLineSchema = z.strictObject({
-  question: z
-    .string()
-    .trim()
-    .min(1, 'must not be empty')
-    .refine(...NO_NUL)
-    .refine(...NO_LONE_SURROGATE),
+  question: z.string().trim().min(1, 'must not be empty').superRefine(storable),
   id: z
     .string()
     .regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/, 'letters, digits and . _ : - (at most 128)')
     .optional(),
-  title: z
-    .string()
-    .refine(...NO_NUL)
-    .refine(...NO_LONE_SURROGATE)
-    .optional(),
-  reference: z
-    .string()
-    .refine(...NO_NUL)
-    .refine(...NO_LONE_SURROGATE)
-    .optional(),
+  title: z.string().superRefine(storable).optional(),
+  reference: z.string().superRefine(storable).optional(),
 });
 
 export interface Question {

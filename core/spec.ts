@@ -9,7 +9,7 @@
 import { z } from 'zod';
 import { ARTIFACTS_URI_PATTERN } from './artifacts/uri';
 import { DURATION_PATTERN } from './duration';
-import { hasLoneSurrogate } from './db/storable-text';
+import { unstorableContent } from './db/storable-text';
 import { FineTuneSchema } from './finetune-spec';
 import { httpUrl } from './http-url';
 import {
@@ -356,12 +356,8 @@ export const CampaignSpecSchema = z
   .superRefine((spec, ctx) => {
     // Spec text reaches prompts, requests and the stored spec (jsonb), none of which take these.
     for (const { path, text } of specStrings(spec)) {
-      const problem = text.includes('\u0000')
-        ? 'a NUL character (U+0000)'
-        : hasLoneSurrogate(text)
-          ? 'half a UTF-16 surrogate pair (a lone \\uD800-\\uDFFF escape)'
-          : null;
-      if (problem) ctx.addIssue({ code: 'custom', path, message: `must not contain ${problem}` });
+      const what = unstorableContent(text);
+      if (what) ctx.addIssue({ code: 'custom', path, message: `must not contain ${what}` });
     }
     // The weak model answers from the version being trained, and rStar's discriminator inside a
     // tree search: both need answers in seconds, not within a batch's 24 h.
