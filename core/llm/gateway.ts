@@ -501,19 +501,24 @@ export class LlmGateway {
    * reused: the question fails with the database's reason.
    */
   private async logRefusedAnswer(paid: PaidCall, refusal: Error): Promise<void> {
-    await this.db
-      .insertInto('llm_calls')
-      .values({
-        ...paid,
-        request: storableJson(paid.request),
-        response: storableJson(paid.response),
-        status: 'error',
-        error: scrubSecrets(`paid for, but the database refused to log it: ${refusal.message}`, this.secrets),
-        http_status: 200,
-      })
-      .execute()
+    try {
+      await this.db
+        .insertInto('llm_calls')
+        .values({
+          ...paid,
+          request: storableJson(paid.request),
+          response: storableJson(paid.response),
+          status: 'error',
+          error: scrubSecrets(
+            `paid for, but the database refused to log it: ${refusal.message}`,
+            this.secrets,
+          ),
+          http_status: 200,
+        })
+        .execute();
+    } catch {
       // Best effort: the question's failure carries the reason either way.
-      .catch(() => undefined);
+    }
   }
 
   private async findOk(scope: LlmCallScope, requestHash: string): Promise<ChatResult | null> {
