@@ -7,6 +7,7 @@
 import { z } from 'zod';
 import { DURATION_PATTERN } from './duration';
 import { EVAL_DIMENSIONS } from './evaluation/stats';
+import { unstorableStrings } from './db/storable-text';
 
 const duration = z.string().regex(DURATION_PATTERN, 'a duration like "30s", "5m", "2h" or "1d"');
 
@@ -84,6 +85,10 @@ export const LineSpecSchema = z
           ),
       })
       .default({ fraction: 0 }),
+  })
+  // Stored whole as jsonb (`lines.spec`), which takes neither of these: refused with the field named.
+  .superRefine((spec, ctx) => {
+    for (const issue of unstorableStrings(spec)) ctx.addIssue({ code: 'custom', ...issue });
   })
   .describe('An evolution line: scheduled campaign iterations with a champion and a promotion gate');
 

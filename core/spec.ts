@@ -9,7 +9,7 @@
 import { z } from 'zod';
 import { ARTIFACTS_URI_PATTERN } from './artifacts/uri';
 import { DURATION_PATTERN } from './duration';
-import { unstorableContent } from './db/storable-text';
+import { unstorableStrings } from './db/storable-text';
 import { FineTuneSchema } from './finetune-spec';
 import { httpUrl } from './http-url';
 import {
@@ -355,10 +355,7 @@ export const CampaignSpecSchema = z
   })
   .superRefine((spec, ctx) => {
     // Spec text reaches prompts, requests and the stored spec (jsonb), none of which take these.
-    for (const { path, text } of specStrings(spec)) {
-      const what = unstorableContent(text);
-      if (what) ctx.addIssue({ code: 'custom', path, message: `must not contain ${what}` });
-    }
+    for (const issue of unstorableStrings(spec)) ctx.addIssue({ code: 'custom', ...issue });
     // The weak model answers from the version being trained, and rStar's discriminator inside a
     // tree search: both need answers in seconds, not within a batch's 24 h.
     for (const role of ['weak', 'discriminator'] as const) {
@@ -430,17 +427,3 @@ export type CampaignSpec = z.infer<typeof CampaignSpecSchema>;
 /** What a user may write: defaults not yet applied. */
 export type CampaignSpecInput = z.input<typeof CampaignSpecSchema>;
 
-/** Every string in a parsed spec, keys included, with its path. */
-function* specStrings(
-  value: unknown,
-  path: PropertyKey[] = [],
-): Generator<{ path: PropertyKey[]; text: string }> {
-  if (typeof value === 'string') yield { path, text: value };
-  else if (Array.isArray(value)) for (const [i, v] of value.entries()) yield* specStrings(v, [...path, i]);
-  else if (value !== null && typeof value === 'object') {
-    for (const [k, v] of Object.entries(value)) {
-      yield { path: [...path, k], text: k };
-      yield* specStrings(v, [...path, k]);
-    }
-  }
-}

@@ -22,6 +22,30 @@ export function unstorableContent(text: string): string | null {
   return null;
 }
 
+/**
+ * Every string in `value` (keys included) that PostgreSQL could not store, with its path and a
+ * message ("must not contain …"): for parsed input stored whole as `jsonb` (specs).
+ */
+export function unstorableStrings(value: unknown): Array<{ path: PropertyKey[]; message: string }> {
+  const found: Array<{ path: PropertyKey[]; message: string }> = [];
+  for (const { path, text } of stringsOf(value, [])) {
+    const what = unstorableContent(text);
+    if (what) found.push({ path, message: `must not contain ${what}` });
+  }
+  return found;
+}
+
+function* stringsOf(value: unknown, path: PropertyKey[]): Generator<{ path: PropertyKey[]; text: string }> {
+  if (typeof value === 'string') yield { path, text: value };
+  else if (Array.isArray(value)) for (const [i, v] of value.entries()) yield* stringsOf(v, [...path, i]);
+  else if (value !== null && typeof value === 'object') {
+    for (const [k, v] of Object.entries(value)) {
+      yield { path: [...path, k], text: k };
+      yield* stringsOf(v, [...path, k]);
+    }
+  }
+}
+
 /** Whether `text` holds a UTF-16 surrogate that is not half of a pair. */
 export function hasLoneSurrogate(text: string): boolean {
   return LONE_SURROGATE.test(text);

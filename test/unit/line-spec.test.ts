@@ -94,6 +94,14 @@ describe('loadLineSpecFile', () => {
     expect(message).toContain('(top level): unknown key "overlapp"');
   });
 
+  it.each([
+    ['a NUL character', 'nightly\u0000', /description: must not contain a NUL character \(U\+0000\)/],
+    ['half a surrogate pair', 'nightly \ud800', /description: must not contain half a UTF-16 surrogate pair/],
+  ])('%s in the description (lines.spec is jsonb): names the field', async (_what, description, expected) => {
+    const file = await lineFile(base({ description }));
+    expect(await refused(file)).toMatch(expected);
+  });
+
   it('invalid YAML: says so, with the line', async () => {
     const file = await lineFile({}, 'name: x\nschedule: {every: 1h\n');
     const message = await refused(file);

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { ChatCompletion } from 'openai/resources/chat/completions';
 import { describe, expect, it } from 'vitest';
-import { hasLoneSurrogate, storableJson, storableText } from '../../core/db/storable-text';
+import { hasLoneSurrogate, storableJson, storableText, unstorableStrings } from '../../core/db/storable-text';
 import { UserError } from '../../core/errors';
 import { loggedCompletion } from '../../core/llm/completion-log';
 import { loadQuestionFile } from '../../core/questions';
@@ -102,5 +102,20 @@ describe('question files', () => {
     const text = (err as UserError).message + (err as UserError).problems.join('\n');
     expect(text).toMatch(/eval\.jsonl:2: reference.*half a UTF-16 surrogate pair/);
     expect(text).not.toContain('eval.jsonl:1:');
+  });
+});
+
+describe('unstorableStrings', () => {
+  it('finds NUL and lone surrogates in values and keys, at any depth, with their paths', () => {
+    const found = unstorableStrings({
+      fine: ['a', 'b 😀'],
+      nested: { list: ['ok', 'bad\u0000'] },
+      'key\ud800': 1,
+    });
+    expect(found).toEqual([
+      { path: ['nested', 'list', 1], message: 'must not contain a NUL character (U+0000)' },
+      { path: ['key\ud800'], message: 'must not contain half a UTF-16 surrogate pair (a lone \\uD800-\\uDFFF escape)' },
+    ]);
+    expect(unstorableStrings({ a: ['x', { b: 'y' }], n: null, k: 3 })).toEqual([]);
   });
 });
