@@ -11,13 +11,16 @@
  *
  * Exactly once: a chunk is claimed in `llm_batches` before anything is sent, and while its
  * provider id is unknown it is first looked up at the provider by its `meteor_batch` metadata
- * (a crash between create and record), row-locked so two attempts never both create it.
+ * (a crash between create and record), row-locked so two attempts never both create it; an
+ * input file uploaded without its batch (a crash between upload and create) is found by its name
+ * and used, not uploaded again.
  * Requests a batch failed or left unanswered (error lines, expired, cancelled) go to the next
  * batch or online, per `batch.onFailure` and `batch.maxAttempts`.
  */
 import { sql, type Transaction } from 'kysely';
 import OpenAI, { toFile } from 'openai';
 import type { Batch } from 'openai/resources/batches';
+import type { FileObject } from 'openai/resources/files';
 import type { ChatCompletion } from 'openai/resources/chat/completions';
 import type { Db } from '../db/connection';
 import type { BatchRequestStatus, Database, LlmBatchesTable, LlmBatchRequestsTable } from '../db/types';
@@ -278,10 +281,13 @@ export class ProviderBatches {
             }),
           )
           .join('\n');
-        const file = await client.files.create({
-          file: await toFile(Buffer.from(`${jsonl}\n`), `${row.meta_key.replaceAll('/', '_')}.jsonl`),
-          purpose: 'batch',
-        });
+        const content = Buffer.from(`${jsonl}\n`);
+        const filename = `${row.meta_key.replaceAll('/', '_')}.jsonl`;
+        // A crash between the upload and the create left the file there: use it, rather than
+        // leave it (prompts and all) at the provider and upload another.
+        const file =
+          (await this.uploadedInput(client, row, filename, content.byteLength)) ??
+          (await client.files.create({ file: await toFile(content, filename), purpose: 'batch' }));
         inputFileId = file.id;
         batch = await client.batches.create({
           input_file_id: file.id,
@@ -305,6 +311,25 @@ export class ProviderBatches {
     for await (const batch of client.batches.list({ limit: 100 })) {
       if (batch.metadata?.[BATCH_METADATA_KEY] === row.meta_key) return batch;
       if (batch.created_at < notBefore) return null;
+    }
+    return null;
+  }
+
+  /**
+   * The chunk's input file, when an earlier attempt uploaded it and created no batch from it:
+   * found by its name (the chunk's) and size, newest first, among the files uploaded since
+   * shortly before the chunk was claimed.
+   */
+  private async uploadedInput(
+    client: OpenAI,
+    row: BatchRow,
+    filename: string,
+    bytes: number,
+  ): Promise<FileObject | null> {
+    const notBefore = new Date(row.created_at).getTime() / 1000 - 600;
+    for await (const file of client.files.list({ purpose: 'batch', order: 'desc', limit: 100 })) {
+      if (file.filename === filename && file.bytes === bytes) return file;
+      if (file.created_at < notBefore) return null;
     }
     return null;
   }

@@ -6,6 +6,7 @@
  * counted at the simulator, by the metadata the platform gives them.
  */
 import type { ChildProcess } from 'node:child_process';
+import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LlmGateway, type Endpoint } from '../../core/llm/gateway';
 import { BatchDeferredError, ProviderBatches } from '../../core/llm/provider-batches';
@@ -128,6 +129,61 @@ describe('a provider batch is created once', () => {
       .where('status', '=', 'ok')
       .execute();
     expect(modes.map((m) => m.billing_mode)).toEqual(['batch', 'batch', 'batch', 'batch']);
+  });
+
+  it('a crash after uploading the input file and before creating the batch: the next attempt creates it from that file', async () => {
+    const { campaignId, spec } = await campaignForCalls(h, {
+      name: 'batch-upload-crash',
+      models: { strong: { mode: 'batch', batch: { onFailure: 'online' } } },
+    });
+    const strong: Endpoint = { ...spec.models.strong, role: 'strong' };
+    const gateway = new LlmGateway(h.clients.db);
+    const scope = { campaignId, stage: 'distill', iteration: 1, deferToBatch: true };
+    for (let i = 0; i < 3; i++) {
+      const asked = gateway.chat(scope, strong, {
+        purpose: 'guideline',
+        promptVersion: 'test',
+        messages: [{ role: 'user', content: `How do I cordon node ${i}?` }],
+      });
+      await expect(asked).rejects.toBeInstanceOf(BatchDeferredError);
+    }
+    // The worker dies right after the upload: its create never reaches the provider.
+    let createsDropped = 0;
+    const dying = new OpenAI({
+      baseURL: strong.baseURL,
+      apiKey: 'none',
+      maxRetries: 0,
+      fetch: async (input: string | URL | Request, init?: RequestInit) => {
+        if (String(input).endsWith('/batches') && init?.method === 'POST' && createsDropped === 0) {
+          createsDropped++;
+          throw new TypeError('fetch failed: the worker died');
+        }
+        return fetch(input, init);
+      },
+    });
+    const api = gateway.batchApi();
+    const endpoints = new Map([['strong', strong]]);
+    const key = { campaignId, stage: 'distill', iteration: 1, cycle: 0 };
+    await expect(
+      new ProviderBatches(h.clients.db, { ...api, client: () => dying }).submit(key, endpoints),
+    ).rejects.toThrow();
+    expect(createsDropped).toBe(1);
+    const inputFiles = async () => {
+      const files = [];
+      for await (const f of dying.files.list({ purpose: 'batch' }))
+        if (f.filename.startsWith(`${campaignId}_`)) files.push(f);
+      return files;
+    };
+    const uploaded = await inputFiles();
+    expect(uploaded).toHaveLength(1);
+
+    const state = await new ProviderBatches(h.clients.db, api).submit(key, endpoints);
+    expect(state).toMatchObject({ batches: 1, requests: 3 });
+    expect(createdPerChunk(campaignId)).toEqual([1]);
+    // One upload in all, and the batch was made from it.
+    expect((await inputFiles()).map((f) => f.id)).toEqual(uploaded.map((f) => f.id));
+    const [batchId] = state.providerBatchIds;
+    expect((await dying.batches.retrieve(batchId ?? '')).input_file_id).toBe(uploaded[0]?.id);
   });
 
   it('a worker killed while its batch is in progress: the next worker polls the same batch', async () => {
