@@ -26,6 +26,7 @@ import { BatchDeferredError } from '../core/llm/provider-batches';
 import { scrubSecrets } from '../core/secrets';
 import { DEFAULT_MAX_FAILED_FRACTION } from '../stages/options';
 import type { BatchHalt, BatchInput, BatchResult, StageName } from '../workflows/types';
+import { watchDrain } from './batch-drain';
 import { runWithHeartbeat, settleAll } from './heartbeat';
 import { loadBatchQuestions, stageSplit, stageTotals } from './stage-runs';
 
@@ -147,51 +148,72 @@ export async function runQuestionBatch(
   let retryLater: unknown = null;
   let halted: BatchHalt | null = null;
 
+  /** Aborted when a pause asks the stage's batches to drain (batch-drain.ts). */
+  const drain = new AbortController();
+  let drained = false;
+
   await runWithHeartbeat(
     ctx,
     () => ({ ...counts }),
     async (controller) => {
-      // retry-failed runs outside the stage, which is what submits provider batches: it goes online.
-      const scope: LlmCallScope = { ...key, signal: controller.signal, deferToBatch: !input.retryFailed };
-      await settleAll(
-        todo.map((q) => async () => {
-          try {
-            await batch.work(q, scope, counts);
-          } catch (err) {
-            if (controller.signal.aborted) throw err;
-            // A call waits for the stage's provider batch: the question goes on once it is answered.
-            if (err instanceof BatchDeferredError) {
-              counts.deferred++;
+      // retry-failed runs outside the stage, which is what submits provider batches (it goes
+      // online) and what pauses.
+      const watch = input.retryFailed ? null : watchDrain(db, key, drain);
+      const scope: LlmCallScope = {
+        ...key,
+        signal: controller.signal,
+        stop: AbortSignal.any([controller.signal, drain.signal]),
+        deferToBatch: !input.retryFailed,
+      };
+      try {
+        await settleAll(
+          todo.map((q) => async () => {
+            try {
+              await batch.work(q, scope, counts);
+            } catch (err) {
+              if (controller.signal.aborted) throw err;
+              // A call waits for the stage's provider batch: the question goes on once it is answered.
+              if (err instanceof BatchDeferredError) {
+                counts.deferred++;
+                return;
+              }
+              // Stopped by a pause (or failing while it drains): the question runs again on resume.
+              if (drain.signal.aborted) {
+                drained = true;
+                return;
+              }
+              const verdict = classifyQuestionFailure(err, ctx.info.attempt);
+              if (verdict === 'fatal') throw err;
+              if (verdict === 'retry') {
+                retryLater ??= err;
+                return;
+              }
+              if ('halt' in verdict) {
+                halted ??= verdict.halt;
+                return;
+              }
+              await recordFailure(db, key, q, verdict.failed);
+              ctx.log.warn('question failed; the stage goes on without it', {
+                questionId: q.id,
+                reason: verdict.failed.reason,
+              });
+              counts.processed++;
               return;
             }
-            const verdict = classifyQuestionFailure(err, ctx.info.attempt);
-            if (verdict === 'fatal') throw err;
-            if (verdict === 'retry') {
-              retryLater ??= err;
-              return;
-            }
-            if ('halt' in verdict) {
-              halted ??= verdict.halt;
-              return;
-            }
-            await recordFailure(db, key, q, verdict.failed);
-            ctx.log.warn('question failed; the stage goes on without it', {
-              questionId: q.id,
-              reason: verdict.failed.reason,
-            });
+            if (input.retryFailed) await markResolved(db, key, q.id);
             counts.processed++;
-            return;
-          }
-          if (input.retryFailed) await markResolved(db, key, q.id);
-          counts.processed++;
-        }),
-        controller,
-      );
+          }),
+          controller,
+        );
+      } finally {
+        watch?.stop();
+      }
     },
   );
   const maxFailedFraction = batch.maxFailedFraction ?? DEFAULT_MAX_FAILED_FRACTION;
   // The batch runs again whole after the resume: only what it made now is counted.
   if (halted !== null) return { ...counts, failed: 0, maxFailedFraction, stageTotals: null, halted };
+  if (drained) return { ...counts, failed: 0, maxFailedFraction, stageTotals: null, halted: null, drained };
   if (retryLater !== null) throw retryLater;
 
   const failed = (await unresolvedFailures(db, key, questions)).size;

@@ -9,6 +9,7 @@ import type { QuestionRow } from '../core/db/types';
 import { stageMetrics, stageRecordCount } from '../core/records';
 import type { BatchInput, StageName } from '../workflows/types';
 import type { ActivityDeps } from './context';
+import { setBatchDrain } from './batch-drain';
 import { stageDefinition } from '../stages/registry';
 
 export interface StageTotals {
@@ -117,6 +118,19 @@ export function stageRunActivities({ db }: ActivityDeps) {
         )
         .execute();
       return { total: n };
+    },
+
+    /**
+     * A pause asks the running batches of the stage run to drain (`drain: true`: they start no new
+     * call, let those in flight finish, and return), and the resume lets batches run again.
+     */
+    async drainStageBatches(input: {
+      campaignId: string;
+      stage: StageName;
+      iteration: number;
+      drain: boolean;
+    }): Promise<void> {
+      await setBatchDrain(db, input, input.drain);
     },
 
     async finishStageRun(input: {

@@ -254,7 +254,9 @@ campaign
 
 campaign
   .command('pause <campaignId>')
-  .description('Signal the campaign: it pauses at the next safe point (between batches)')
+  .description(
+    'Signal the campaign: it pauses once the calls in flight finish (its running batches start no new call)',
+  )
   .action(async (campaignId: string) => {
     await withClients(async (clients) => {
       const row = await getCampaignRow(clients.db, campaignId);

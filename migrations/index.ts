@@ -18,6 +18,7 @@ import * as m016 from './016_row_scores';
 import * as m017billing from './017_billing';
 import * as m018forecasts from './018_forecasts';
 import * as m019batches from './019_provider_batches';
+import * as m020drain from './020_batch_drain';
 
 export const migrations: Record<string, Migration> = {
   '001_init': m001,
@@ -38,4 +39,5 @@ export const migrations: Record<string, Migration> = {
   '017_billing': m017billing,
   '018_forecasts': m018forecasts,
   '019_provider_batches': m019batches,
+  '020_batch_drain': m020drain,
 };

@@ -4,7 +4,8 @@
  *
  * The stage's questions (train, or eval for the evaluation) are cut into batches by position;
  * a sliding window of the stage's batch activity runs them — every record upserted by its
- * business key. Pause stops new batches from starting; the ones in flight finish. A batch that
+ * business key. Pause drains the running batches — they start no new call, the calls in flight
+ * finish and are logged — and they run again, skipping what is done, on resume. A batch that
  * halts (budget reached, an endpoint down past `outage.pauseAfter`) pauses the stage with its
  * reason and runs again on resume; an outage is probed on a durable timer, and the stage
  * resumes itself once the endpoint answers. A training
@@ -148,6 +149,21 @@ export async function stageWorkflow(input: StageInput): Promise<StageResult> {
   const shouldRollOver = () =>
     workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > maxEvents;
 
+  // A pause drains the running batches instead of waiting for them to finish (activities/batch-drain.ts).
+  const drainOnPause = patched('drain-batches-on-pause');
+  /** The running batches were asked to drain (stage_runs.drain_requested_at is set). */
+  let drainAsked = false;
+  const drainBatches = async (drain: boolean) => {
+    drainAsked = drain;
+    await acts.drainStageBatches({ campaignId, stage, iteration, drain });
+  };
+  /** One wait for the user's pause at a time (a condition per loop turn would pile up). */
+  let pauseSeen: Promise<void> | null = null;
+  const whenUserPaused = () =>
+    (pauseSeen ??= condition(() => userPaused).then(() => {
+      pauseSeen = null;
+    }));
+
   /** Holds while paused, probing an endpoint that is down; says why in progress and the campaign row. */
   const holdWhilePaused = async () => {
     const reason = halt?.reason ?? 'paused by user';
@@ -168,6 +184,7 @@ export async function stageWorkflow(input: StageInput): Promise<StageResult> {
       if (await acts.probeEndpoint({ campaignId, role: probe.role })) halt = null;
       delay = Math.min(delay * 2, every * 10);
     }
+    if (drainAsked) await drainBatches(false);
     // A resumed stage gets a whole `outage.pauseAfter` again: failures from before the pause
     // are no measure of an outage now.
     await acts.resetEndpointHealth({ campaignId, stage, iteration });
@@ -267,6 +284,10 @@ export async function stageWorkflow(input: StageInput): Promise<StageResult> {
           again.push(index);
           return;
         }
+        if (r.drained) {
+          again.push(index);
+          return;
+        }
         // Counted when it runs again with the answers, whole, like a halted batch.
         if (r.deferred) {
           deferred.add(index);
@@ -326,7 +347,12 @@ export async function stageWorkflow(input: StageInput): Promise<StageResult> {
         running.size < input.parallelBatches
       )
         launch(again.shift() ?? next++);
-      if (running.size > 0) await Promise.race(running.values());
+      if (running.size > 0) {
+        if (drainOnPause && userPaused && !drainAsked) await drainBatches(true);
+        // Woken by the user's pause too, to drain the batches then rather than when they end.
+        const pauseWakes = drainOnPause && !userPaused ? [whenUserPaused()] : [];
+        await Promise.race([...running.values(), ...pauseWakes]);
+      }
     }
 
     if (tooManyFailed()) throw failTooMany();

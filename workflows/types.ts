@@ -176,6 +176,11 @@ export interface BatchResult {
    * stage's provider batches answered it (absent before batch mode existed).
    */
   deferred?: number;
+  /**
+   * A pause drained the batch (`drainStageBatches`): it started no new call and let those in flight
+   * finish; it runs again, skipping what is done, on resume (absent before drains existed).
+   */
+  drained?: boolean;
 }
 
 /** Why a batch stopped early: the stage pauses with `reason` until resumed (or the probe succeeds). */

@@ -111,6 +111,8 @@ export interface StageRunsTable {
   metrics: ColumnType<Record<string, unknown>, string | undefined, string>;
   started_at: Timestamp;
   finished_at: Timestamp | null;
+  /** Set while a pause drains the run's batches (migration 020); null otherwise. */
+  drain_requested_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
 }
 
 export interface LlmCallsTable {

@@ -52,6 +52,11 @@ export interface LlmCallScope {
   /** Aborts waiting and in-flight requests (activity cancellation). */
   signal?: AbortSignal;
   /**
+   * Stops waiting only — for a slot, a claim, a backoff — so that no new call starts while the
+   * calls in flight finish and are logged (a pause draining the batch); default: `signal`.
+   */
+  stop?: AbortSignal;
+  /**
    * Calls to an endpoint in `mode: batch` wait for the stage's next provider batch instead of going
    * out (BatchDeferredError), unless batches gave up on them. Set by stage batches only.
    */
@@ -252,7 +257,7 @@ export class LlmGateway {
       { campaignId: scope.campaignId, stage: scope.stage, iteration: scope.iteration, requestHash },
       () => this.findOk(scope, requestHash),
       fromLog,
-      scope.signal,
+      scope.stop ?? scope.signal,
     );
     if ('answer' in claimed) return claimed.answer;
     let answered = false;
@@ -358,7 +363,7 @@ export class LlmGateway {
     for (let attempt = 1; ; attempt++) {
       // The slot is held until the answer is logged (released early only to back off), so a
       // worker that dies loses at most `concurrency` paid-for answers per endpoint.
-      const lease = await this.limiter.acquire(limitKey, ep, estimatedTokens, scope.signal);
+      const lease = await this.limiter.acquire(limitKey, ep, estimatedTokens, scope.stop ?? scope.signal);
       // Checked with the slot held, not before waiting for it: every call that passed the check
       // is then in flight, which is what bounds the overshoot.
       try {
@@ -424,7 +429,7 @@ export class LlmGateway {
         }
         const untilPause = outage ? Math.max(100, outage.pauseAfterMs - outage.downForMs) : Infinity;
         const waitMs = Math.min(untilPause, backoffMs(attempt, failure.retryAfterSec));
-        await sleep(Math.max(waitMs, (failure.retryAfterSec ?? 0) * 1000), scope.signal);
+        await sleep(Math.max(waitMs, (failure.retryAfterSec ?? 0) * 1000), scope.stop ?? scope.signal);
         continue;
       }
       try {

@@ -165,4 +165,44 @@ describe('pause mid-stage', () => {
     });
     expect(await countRows(h, 'finetune_jobs', campaignId)).toBe(1);
   });
+
+  it('drains the running batch: the pause comes before the batch is through, and no paid answer is lost', async () => {
+    // One batch of every question, one call at a time per endpoint: about 15 s of calls. Without
+    // the drain, the pause would wait for all of it.
+    const one = { concurrency: 1 };
+    const spec = await writeSpec(h, {
+      models: { weak: one, strong: one },
+      stages: { distill: { batchSize: TRAIN_QUESTIONS, parallelBatches: 1 } },
+    });
+    const servedBefore = h.sim.stats().served;
+    const { campaignId, workflowId } = await launch(h, spec);
+    const handle = h.clients.temporal.workflow.getHandle(workflowId);
+    await waitFor(
+      'a few records',
+      async () => (await countRows(h, 'distill_records', campaignId)) >= 3,
+      60_000,
+      50,
+    );
+    await handle.signal(pauseSignal);
+    await waitFor(
+      'state paused',
+      async () => ((await campaignStatus(h.clients, campaignId)).state === 'paused' ? true : undefined),
+      30_000,
+      100,
+    );
+    const recordsAtPause = await countRows(h, 'distill_records', campaignId);
+    expect(recordsAtPause).toBeLessThan(TRAIN_QUESTIONS);
+    // The calls in flight when the drain began finished and are in the log: every answer the
+    // server gave is there, and nothing goes out while paused.
+    const servedAtPause = h.sim.stats().served - servedBefore;
+    expect(await countRows(h, 'llm_calls', campaignId)).toBe(servedAtPause);
+    await sleep(2_000);
+    expect(h.sim.stats().served - servedBefore).toBe(servedAtPause);
+
+    await handle.signal(resumeSignal);
+    const final = await waitDone(h, campaignId, 120_000);
+    expect(final.state).toBe('completed');
+    expect(await recordIds(h, campaignId)).toHaveLength(TRAIN_QUESTIONS);
+    expect(await paidTwice(h, [campaignId])).toEqual([]);
+  });
 });
