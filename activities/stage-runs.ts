@@ -146,6 +146,8 @@ export function stageRunActivities({ db }: ActivityDeps) {
         .set({
           status: input.status,
           finished_at: new Date(),
+          // A drain asked for as the last batches ended is over with the run.
+          drain_requested_at: null,
           metrics: JSON.stringify({ ...totals, ...extra }),
         })
         .where('campaign_id', '=', input.campaignId)

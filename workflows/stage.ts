@@ -184,7 +184,6 @@ export async function stageWorkflow(input: StageInput): Promise<StageResult> {
       if (await acts.probeEndpoint({ campaignId, role: probe.role })) halt = null;
       delay = Math.min(delay * 2, every * 10);
     }
-    if (drainAsked) await drainBatches(false);
     // A resumed stage gets a whole `outage.pauseAfter` again: failures from before the pause
     // are no measure of an outage now.
     await acts.resetEndpointHealth({ campaignId, stage, iteration });
@@ -308,6 +307,9 @@ export async function stageWorkflow(input: StageInput): Promise<StageResult> {
     const waiting = () => again.length > 0 || next < batches;
     while (waiting() || running.size > 0 || deferred.size > 0) {
       if (paused() && running.size === 0) await holdWhilePaused();
+      // Resumed, and every drained batch is back (a resume may come before they are): batches
+      // may run again. Before anything else, a continue-as-new included.
+      if (drainAsked && !userPaused && running.size === 0) await drainBatches(false);
       if (tooManyFailed() && running.size === 0) throw failTooMany();
       if (shouldRollOver() && running.size === 0 && waiting()) {
         await reporting;
@@ -341,14 +343,16 @@ export async function stageWorkflow(input: StageInput): Promise<StageResult> {
       }
       while (
         !paused() &&
+        !drainAsked &&
         !tooManyFailed() &&
         !shouldRollOver() &&
         waiting() &&
         running.size < input.parallelBatches
       )
         launch(again.shift() ?? next++);
+      if (running.size > 0 && drainOnPause && userPaused && !drainAsked) await drainBatches(true);
+      // Asked again: the batches may all have ended while the drain was being asked for.
       if (running.size > 0) {
-        if (drainOnPause && userPaused && !drainAsked) await drainBatches(true);
         // Woken by the user's pause too, to drain the batches then rather than when they end.
         const pauseWakes = drainOnPause && !userPaused ? [whenUserPaused()] : [];
         await Promise.race([...running.values(), ...pauseWakes]);

@@ -205,4 +205,42 @@ describe('pause mid-stage', () => {
     expect(await recordIds(h, campaignId)).toHaveLength(TRAIN_QUESTIONS);
     expect(await paidTwice(h, [campaignId])).toEqual([]);
   });
+
+  it('a resume that comes while the batch drains: the batch runs again and the stage completes', async () => {
+    const one = { concurrency: 1 };
+    const spec = await writeSpec(h, {
+      models: { weak: one, strong: one },
+      stages: { distill: { batchSize: TRAIN_QUESTIONS, parallelBatches: 1 } },
+    });
+    const { campaignId, workflowId } = await launch(h, spec);
+    const handle = h.clients.temporal.workflow.getHandle(workflowId);
+    await waitFor(
+      'a few records',
+      async () => (await countRows(h, 'distill_records', campaignId)) >= 3,
+      60_000,
+      50,
+    );
+    // Slow calls from here on, so that the resume comes while the batch waits for the call in flight.
+    h.sim.setLatency(4_000);
+    try {
+      await sleep(500);
+      await handle.signal(pauseSignal);
+      // The drain asked for and seen by the batch (it checks every second), the call still in flight.
+      await sleep(2_000);
+      await handle.signal(resumeSignal);
+    } finally {
+      h.sim.setLatency(300);
+    }
+    const final = await waitDone(h, campaignId, 120_000);
+    expect(final.state).toBe('completed');
+    expect(await recordIds(h, campaignId)).toHaveLength(TRAIN_QUESTIONS);
+    expect(await paidTwice(h, [campaignId])).toEqual([]);
+    // The resume lifted the drain: batches that ran after it were not drained again and again.
+    const runs = await h.clients.db
+      .selectFrom('stage_runs')
+      .select(['stage', 'drain_requested_at'])
+      .where('campaign_id', '=', campaignId)
+      .execute();
+    expect(runs.filter((r) => r.drain_requested_at !== null)).toEqual([]);
+  });
 });
