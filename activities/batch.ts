@@ -15,6 +15,7 @@
  * question can go on; the batch lets the calls in flight finish and returns `halted`, and the
  * stage pauses. The questions left are done when the batch runs again after the resume.
  */
+import { setMaxListeners } from 'node:events';
 import { Context } from '@temporalio/activity';
 import { sql } from 'kysely';
 import { isConnectionLoss, isDataException, isTransactionConflict, type Db } from '../core/db/connection';
@@ -159,10 +160,13 @@ export async function runQuestionBatch(
       // retry-failed runs outside the stage, which is what submits provider batches (it goes
       // online) and what pauses.
       const watch = input.retryFailed ? null : watchDrain(db, key, drain);
+      const stop = AbortSignal.any([controller.signal, drain.signal]);
+      // Every question waiting for a slot listens on it, as on the controller's (heartbeat.ts).
+      setMaxListeners(0, stop);
       const scope: LlmCallScope = {
         ...key,
         signal: controller.signal,
-        stop: AbortSignal.any([controller.signal, drain.signal]),
+        stop,
         deferToBatch: !input.retryFailed,
       };
       try {
