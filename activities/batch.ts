@@ -152,14 +152,14 @@ export async function runQuestionBatch(
   /** Aborted when a pause asks the stage's batches to drain (batch-drain.ts). */
   const drain = new AbortController();
   let drained = false;
+  // retry-failed runs outside the stage, which is what pauses (and what submits provider
+  // batches: it goes online).
+  const watch = input.retryFailed ? null : watchDrain(db, key, drain);
 
   await runWithHeartbeat(
     ctx,
     () => ({ ...counts }),
     async (controller) => {
-      // retry-failed runs outside the stage, which is what submits provider batches (it goes
-      // online) and what pauses.
-      const watch = input.retryFailed ? null : watchDrain(db, key, drain);
       const stop = AbortSignal.any([controller.signal, drain.signal]);
       // Every question waiting for a slot listens on it, as on the controller's (heartbeat.ts).
       setMaxListeners(0, stop);
@@ -169,51 +169,47 @@ export async function runQuestionBatch(
         stop,
         deferToBatch: !input.retryFailed,
       };
-      try {
-        await settleAll(
-          todo.map((q) => async () => {
-            try {
-              await batch.work(q, scope, counts);
-            } catch (err) {
-              if (controller.signal.aborted) throw err;
-              // A call waits for the stage's provider batch: the question goes on once it is answered.
-              if (err instanceof BatchDeferredError) {
-                counts.deferred++;
-                return;
-              }
-              // Stopped by a pause (or failing while it drains): the question runs again on resume.
-              if (drain.signal.aborted) {
-                drained = true;
-                return;
-              }
-              const verdict = classifyQuestionFailure(err, ctx.info.attempt);
-              if (verdict === 'fatal') throw err;
-              if (verdict === 'retry') {
-                retryLater ??= err;
-                return;
-              }
-              if ('halt' in verdict) {
-                halted ??= verdict.halt;
-                return;
-              }
-              await recordFailure(db, key, q, verdict.failed);
-              ctx.log.warn('question failed; the stage goes on without it', {
-                questionId: q.id,
-                reason: verdict.failed.reason,
-              });
-              counts.processed++;
+      await settleAll(
+        todo.map((q) => async () => {
+          try {
+            await batch.work(q, scope, counts);
+          } catch (err) {
+            if (controller.signal.aborted) throw err;
+            // A call waits for the stage's provider batch: the question goes on once it is answered.
+            if (err instanceof BatchDeferredError) {
+              counts.deferred++;
               return;
             }
-            if (input.retryFailed) await markResolved(db, key, q.id);
+            // Stopped by a pause (or failing while it drains): the question runs again on resume.
+            if (drain.signal.aborted) {
+              drained = true;
+              return;
+            }
+            const verdict = classifyQuestionFailure(err, ctx.info.attempt);
+            if (verdict === 'fatal') throw err;
+            if (verdict === 'retry') {
+              retryLater ??= err;
+              return;
+            }
+            if ('halt' in verdict) {
+              halted ??= verdict.halt;
+              return;
+            }
+            await recordFailure(db, key, q, verdict.failed);
+            ctx.log.warn('question failed; the stage goes on without it', {
+              questionId: q.id,
+              reason: verdict.failed.reason,
+            });
             counts.processed++;
-          }),
-          controller,
-        );
-      } finally {
-        watch?.stop();
-      }
+            return;
+          }
+          if (input.retryFailed) await markResolved(db, key, q.id);
+          counts.processed++;
+        }),
+        controller,
+      );
     },
-  );
+  ).finally(() => watch?.stop());
   const maxFailedFraction = batch.maxFailedFraction ?? DEFAULT_MAX_FAILED_FRACTION;
   // The batch runs again whole after the resume: only what it made now is counted.
   if (halted !== null) return { ...counts, failed: 0, maxFailedFraction, stageTotals: null, halted };
