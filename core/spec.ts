@@ -426,4 +426,3 @@ export const CampaignSpecSchema = z
 export type CampaignSpec = z.infer<typeof CampaignSpecSchema>;
 /** What a user may write: defaults not yet applied. */
 export type CampaignSpecInput = z.input<typeof CampaignSpecSchema>;
-

@@ -114,7 +114,10 @@ describe('unstorableStrings', () => {
     });
     expect(found).toEqual([
       { path: ['nested', 'list', 1], message: 'must not contain a NUL character (U+0000)' },
-      { path: ['key\ud800'], message: 'must not contain half a UTF-16 surrogate pair (a lone \\uD800-\\uDFFF escape)' },
+      {
+        path: ['key\ud800'],
+        message: 'must not contain half a UTF-16 surrogate pair (a lone \\uD800-\\uDFFF escape)',
+      },
     ]);
     expect(unstorableStrings({ a: ['x', { b: 'y' }], n: null, k: 3 })).toEqual([]);
   });
