@@ -452,6 +452,7 @@ describe('upgrading a v0.1.0 database', () => {
       '017_billing',
       '018_forecasts',
       '019_provider_batches',
+      '020_batch_drain',
     ]);
     expect(await migrateTo(v010Migrations, V010_LAST)).toEqual(V010);
     ({ paidUsd } = await fillAsV010());
@@ -488,6 +489,7 @@ describe('upgrading a v0.1.0 database', () => {
       'preference_pairs.chosen_path',
       'questions.evolved_from',
       'questions.origin',
+      'stage_runs.drain_requested_at',
     ]);
     // v0.1.0's inserts never name them: each must be nullable or have a default.
     for (const c of added) expect(c.nullable || c.hasDefault, `${key(c)} nullable or defaulted`).toBe(true);
