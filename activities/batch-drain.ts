@@ -9,7 +9,7 @@
 import type { Db } from '../core/db/connection';
 
 /** How often a running batch looks whether it is asked to drain (one primary-key read). */
-export const DRAIN_CHECK_EVERY_MS = 1_000;
+const DRAIN_CHECK_EVERY_MS = 1_000;
 
 export interface StageRunKey {
   campaignId: string;

@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
-import { unstorableContent } from './db/storable-text';
+import { unstorableStrings } from './db/storable-text';
 import { fileProblem, UserError } from './errors';
 import { formatZodIssues } from './spec-file';
 
@@ -16,8 +16,7 @@ export type Split = 'train' | 'eval';
  * is refused here, naming the line, not by the database at launch.
  */
 function storable(text: string, ctx: z.RefinementCtx): void {
-  const what = unstorableContent(text);
-  if (what) ctx.addIssue({ code: 'custom', message: `must not contain ${what}` });
+  for (const issue of unstorableStrings(text)) ctx.addIssue({ code: 'custom', message: issue.message });
 }
 
 export const QuestionLineSchema = z.strictObject({

@@ -9,14 +9,14 @@
  */
 export function storableText(text: string): string {
   const noNul = text.includes('\u0000') ? text.replaceAll('\u0000', '\uFFFD') : text;
-  return LONE_SURROGATE.test(noNul) ? noNul.replace(LONE_SURROGATE_ALL, '\uFFFD') : noNul;
+  return hasLoneSurrogate(noNul) ? noNul.replace(LONE_SURROGATE_ALL, '\uFFFD') : noNul;
 }
 
 /**
  * What of `text` PostgreSQL cannot store, as an error message ends ("must not contain …"); null
  * when it can store all of it. For input refused rather than replaced: question files, specs.
  */
-export function unstorableContent(text: string): string | null {
+function unstorableContent(text: string): string | null {
   if (text.includes('\u0000')) return 'a NUL character (U+0000)';
   if (hasLoneSurrogate(text)) return 'half a UTF-16 surrogate pair (a lone \\uD800-\\uDFFF escape)';
   return null;
