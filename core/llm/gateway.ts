@@ -63,6 +63,11 @@ export interface LlmCallScope {
   deferToBatch?: boolean;
 }
 
+/** What ends a wait for a slot, a claim or a backoff: `stop` where the scope has one. */
+function waitingEnds(scope: LlmCallScope): AbortSignal | undefined {
+  return scope.stop ?? scope.signal;
+}
+
 export interface ChatRequest {
   /** What the call is for, e.g. `guideline`; kept in the log for audit. */
   purpose: string;
@@ -257,7 +262,7 @@ export class LlmGateway {
       { campaignId: scope.campaignId, stage: scope.stage, iteration: scope.iteration, requestHash },
       () => this.findOk(scope, requestHash),
       fromLog,
-      scope.stop ?? scope.signal,
+      waitingEnds(scope),
     );
     if ('answer' in claimed) return claimed.answer;
     let answered = false;
@@ -363,7 +368,7 @@ export class LlmGateway {
     for (let attempt = 1; ; attempt++) {
       // The slot is held until the answer is logged (released early only to back off), so a
       // worker that dies loses at most `concurrency` paid-for answers per endpoint.
-      const lease = await this.limiter.acquire(limitKey, ep, estimatedTokens, scope.stop ?? scope.signal);
+      const lease = await this.limiter.acquire(limitKey, ep, estimatedTokens, waitingEnds(scope));
       // Checked with the slot held, not before waiting for it: every call that passed the check
       // is then in flight, which is what bounds the overshoot.
       try {
@@ -429,7 +434,7 @@ export class LlmGateway {
         }
         const untilPause = outage ? Math.max(100, outage.pauseAfterMs - outage.downForMs) : Infinity;
         const waitMs = Math.min(untilPause, backoffMs(attempt, failure.retryAfterSec));
-        await sleep(Math.max(waitMs, (failure.retryAfterSec ?? 0) * 1000), scope.stop ?? scope.signal);
+        await sleep(Math.max(waitMs, (failure.retryAfterSec ?? 0) * 1000), waitingEnds(scope));
         continue;
       }
       try {
