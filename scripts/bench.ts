@@ -26,14 +26,18 @@
  * METEOR_BENCH_WORKER_NODE_ARGS
  * (node flags for the worker, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" to profile it),
  * METEOR_BENCH_SIM_NODE_ARGS (the same for the simulator),
- * METEOR_BENCH_WARMUP (questions of the warm-up round, default 500; 0 skips it).
+ * METEOR_BENCH_WARMUP (questions of each warm-up round, default 2000; 0 skips it).
  *
  * Both sides are measured warm: before the measured campaign the same worker runs a warm-up
  * campaign of other questions, and before the measured bare-client run the client does a warm-up
  * round. Without it the comparison is skewed by the order: V8 compiles the simulator's and the
  * worker's hot code during the first few hundred calls, so whichever side ran first paid the
  * simulator's warm-up (about twice the CPU per call) — and a campaign of 10⁵ questions is warm
- * for all but its first minute.
+ * for all but its first minute. The warm-ups run with the simulator answering at once (its
+ * latency set to 0 meanwhile): V8 optimises code after so many calls, not after so much time.
+ * After 500 questions the worker was still compiling some 50 functions a second through the
+ * measured run (V8's --log-code); after 2,000, a third fewer. The simulator has then answered
+ * 4,000 warm-up calls before the first side is measured, so neither side pays its warm-up.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -74,7 +78,7 @@ const SIM_NODE_ARGS = (process.env.METEOR_BENCH_SIM_NODE_ARGS ?? '').split(/\s+/
 const WEAK_CONCURRENCY = positiveIntEnv('METEOR_BENCH_CONCURRENCY', 32);
 const STRONG_CONCURRENCY = WEAK_CONCURRENCY;
 const RUN_BARE_CLIENT = process.env.METEOR_BENCH_BARE !== '0';
-const WARMUP_QUESTIONS = nonNegativeIntEnv('METEOR_BENCH_WARMUP', 500);
+const WARMUP_QUESTIONS = nonNegativeIntEnv('METEOR_BENCH_WARMUP', 2000);
 /** Unset: the product's default. */
 const BATCH_SIZE = positiveIntEnv('METEOR_BENCH_BATCH_SIZE', DistillStageSchema.parse(undefined).batchSize);
 const TRAIN_SECONDS = '1';
@@ -566,7 +570,9 @@ async function runScenario(
       const clients = await connect({ ...services, taskQueue });
       try {
         if (WARMUP_QUESTIONS > 0) {
-          await warmUpWorker(clients, path.join(dir, 'warm-up'), sim.url, latencyMs, taskQueue, worker);
+          await atFullSpeed(sim, latencyMs, () =>
+            warmUpWorker(clients, path.join(dir, 'warm-up'), sim.url, latencyMs, taskQueue, worker),
+          );
         }
         const dbBytesBefore = await databaseBytes(clients.db);
         const launchedAt = Date.now();
@@ -601,7 +607,7 @@ async function runScenario(
           strongConcurrency: STRONG_CONCURRENCY,
         };
         log(`${latencyMs} ms: the same calls with the bare openai client`);
-        const bare = await measureBareClient(sim, worker, bareRun, questions, 'bare');
+        const bare = await measureBareClient(sim, worker, bareRun, questions, latencyMs, 'bare');
         log(`${latencyMs} ms: again, the bare client on the gateway's HTTP transport`);
         const transport = createHttpTransport();
         const sameTransport = await measureBareClient(
@@ -609,6 +615,7 @@ async function runScenario(
           worker,
           { ...bareRun, fetch: transport.fetch },
           questions,
+          latencyMs,
           'transport',
         );
         transport.close();
@@ -639,19 +646,36 @@ async function runScenario(
 
 type MeasuredBareClient = NonNullable<ScenarioResult['bareClient']>;
 
+/**
+ * Runs a warm-up with the simulator answering at once, then gives it back its latency: the
+ * warm-up exists to run the hot code often enough for V8 to optimise it, which takes calls, not
+ * time — so it is as long at 1 s latency as at 50 ms, and short at both.
+ */
+async function atFullSpeed<T>(sim: SimProcess, latencyMs: number, warmUp: () => Promise<T>): Promise<T> {
+  await sim.setLatency(0);
+  try {
+    return await warmUp();
+  } finally {
+    await sim.setLatency(latencyMs);
+  }
+}
+
 /** A warm-up round, then the measured one, with the CPU per call of the client and the simulator. */
 async function measureBareClient(
   sim: SimProcess,
   worker: WorkerProcess,
   run: Omit<BareClientRun, 'questions'>,
   questions: number,
+  latencyMs: number,
   side: 'bare' | 'transport',
 ): Promise<MeasuredBareClient> {
   if (WARMUP_QUESTIONS > 0) {
-    await runBareClient({
-      ...run,
-      questions: syntheticQuestions(WARMUP_QUESTIONS, QUESTION_LABELS[`${side}WarmUp`]),
-    });
+    await atFullSpeed(sim, latencyMs, () =>
+      runBareClient({
+        ...run,
+        questions: syntheticQuestions(WARMUP_QUESTIONS, QUESTION_LABELS[`${side}WarmUp`]),
+      }),
+    );
   }
   const before = {
     t: Date.now(),
@@ -687,6 +711,8 @@ interface SimProcess {
   url: string;
   pid: number;
   stats(): Promise<SimStats>;
+  /** The latency of every reply from now on (the simulator's /sim/faults). */
+  setLatency(ms: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -747,6 +773,14 @@ async function startSimProcess(latencyMs: number, logFile: string): Promise<SimP
     url: `${base}/v1`,
     pid,
     stats: async () => (await (await fetch(`${base}/sim/stats`)).json()) as SimStats,
+    setLatency: async (ms) => {
+      const res = await fetch(`${base}/sim/faults`, {
+        method: 'POST',
+        body: JSON.stringify({ latencyMs: ms }),
+      });
+      if (!res.ok)
+        throw new Error(`the simulator refused latency ${ms} ms: ${res.status} ${await res.text()}`);
+    },
     close: async () => {
       unregister();
       await stop();
