@@ -1178,6 +1178,18 @@ function printTable(results: ScenarioResult[]): void {
     ['bare client CPU ms per call: client', (r) => fmtMs(r.bareClient?.cpuMsPerCall?.client)],
     ['bare client CPU ms per call: model server', (r) => fmtMs(r.bareClient?.cpuMsPerCall?.modelServer)],
     [
+      // On a saturated machine the throughput ratio follows this one: bare CPU over the platform's.
+      'CPU ms per call, all: platform / bare (ratio)',
+      (r) => {
+        const p = r.cpuMsPerCall;
+        const b = r.bareClient?.cpuMsPerCall;
+        if (!p || !b) return 'n/a';
+        const platform = p.worker + p.postgres + p.temporal + p.modelServer;
+        const bare = b.client + b.modelServer;
+        return `${platform.toFixed(2)} / ${bare.toFixed(2)} ms (${(bare / platform).toFixed(2)})`;
+      },
+    ],
+    [
       'idle cores meanwhile: worker / pg / temporal',
       (r) => {
         const idle = r.bareClient?.platformIdleCores;
