@@ -292,7 +292,9 @@ campaign
 
 campaign
   .command('cancel <campaignId>')
-  .description('Cancel the campaign and any fine-tune job it is running')
+  .description(
+    'Cancel the campaign, any fine-tune job it is running and its provider batches (their answers so far are logged)',
+  )
   .action(async (campaignId: string) => {
     await withClients(async (clients) => {
       const row = await getCampaignRow(clients.db, campaignId);

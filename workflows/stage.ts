@@ -53,6 +53,8 @@ const acts = proxyActivities<Activities>({
 const DEFAULT_MAX_HISTORY_EVENTS = 8_000;
 /** Batches report progress to the campaign at most this often (workflow time). */
 const MIN_BATCH_REPORT_GAP_MS = 1_000;
+/** How long a cancelled stage waits for the provider to finish cancelling its round (OpenAI: up to 10 min). */
+const CANCELLED_ROUND_WAIT_MS = 15 * 60_000;
 
 const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
 
@@ -259,6 +261,26 @@ export async function stageWorkflow(input: StageInput): Promise<StageResult> {
     return true;
   };
 
+  /**
+   * After the round is cancelled at the provider: what it answered before it stopped is paid for,
+   * so it is logged (cost and audit) and the round's files — prompts and answers — are deleted
+   * there, as for a round that completes. A provider may take minutes to finish cancelling; past
+   * CANCELLED_ROUND_WAIT_MS the stage ends without it.
+   */
+  const settleCancelledRound = async (key: {
+    campaignId: string;
+    stage: string;
+    iteration: number;
+    cycle: number;
+  }): Promise<void> => {
+    const giveUpAt = Date.now() + CANCELLED_ROUND_WAIT_MS;
+    for (;;) {
+      const state = await batchActivities.pollProviderBatches(key);
+      if (state.inProgress === 0 || Date.now() >= giveUpAt) return;
+      await sleep(state.pollIntervalMs);
+    }
+  };
+
   try {
     let next = input.resume?.nextBatch ?? 0;
     /** Batches that halted, to run again first once resumed. */
@@ -382,7 +404,11 @@ export async function stageWorkflow(input: StageInput): Promise<StageResult> {
       // Cancelled while the provider works on a round: stop paying for it.
       if (roundOpen && isCancellation(err)) {
         const key = { campaignId, stage, iteration, cycle: batchRound };
-        await CancellationScope.nonCancellable(() => acts.cancelProviderBatches(key));
+        const settle = patched('settle-cancelled-provider-batches');
+        await CancellationScope.nonCancellable(async () => {
+          await acts.cancelProviderBatches(key);
+          if (settle) await settleCancelledRound(key);
+        });
       }
       await CancellationScope.nonCancellable(() =>
         acts.finishStageRun({

@@ -365,12 +365,13 @@ describe('pause and cancel while a batch runs', () => {
     expect(await countRows(h, 'distill_records', campaignId)).toBe(QUESTIONS);
   });
 
-  it('cancel cancels the provider batch', async () => {
-    h.sim.setBatchConfig({ inProgressMs: 60_000 });
+  it('cancel cancels the provider batch, logs what it had answered and deletes its files', async () => {
+    // One request answered every 5 s: cancelled after the first answer, long before the last.
+    h.sim.setBatchConfig({ inProgressMs: 30_000 });
     const { campaignId, workflowId } = await launch(h, await batchSpec('batch-cancel'));
     await waitFor(
-      'a provider batch in progress',
-      async () => (simBatchesOf(campaignId).some((b) => b.status === 'in_progress') ? true : undefined),
+      'a provider batch with an answer',
+      async () => (simBatchesOf(campaignId).some((b) => b.request_counts.completed > 0) ? true : undefined),
       60_000,
       25,
     );
@@ -388,7 +389,35 @@ describe('pause and cancel while a batch runs', () => {
       50,
     );
     expect(more).toEqual([]);
-    expect(batch?.request_counts.completed).toBeLessThan(batch?.request_counts.total ?? 0);
+    const answered = batch?.request_counts.completed ?? 0;
+    expect(answered).toBeGreaterThan(0);
+    expect(answered).toBeLessThan(batch?.request_counts.total ?? 0);
     expect(h.sim.stats().batches.requests.cancelled).toBeGreaterThan(0);
+    // What the provider answered before it stopped was paid for: it is in the call log, billed as
+    // batch, and the batch's files (prompts and answers) are gone from the provider.
+    const client = new OpenAI({ baseURL: h.sim.url, apiKey: 'none' });
+    const wire = await client.batches.retrieve(batch?.id ?? '');
+    const ids = [wire.input_file_id, wire.output_file_id, wire.error_file_id].filter(
+      (id): id is string => typeof id === 'string',
+    );
+    expect(ids.length).toBeGreaterThan(1);
+    const left = await waitFor(
+      'the cancelled batch settled',
+      async () => {
+        const logged = await h.clients.db
+          .selectFrom('llm_calls')
+          .select((eb) => eb.fn.countAll<number>().as('n'))
+          .where('campaign_id', '=', campaignId)
+          .where('status', '=', 'ok')
+          .where('billing_mode', '=', 'batch')
+          .executeTakeFirstOrThrow();
+        const files: string[] = [];
+        for await (const f of client.files.list()) if (ids.includes(f.id)) files.push(f.id);
+        return Number(logged.n) === answered && files.length === 0 ? files : undefined;
+      },
+      20_000,
+      100,
+    );
+    expect(left).toEqual([]);
   });
 });
