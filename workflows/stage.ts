@@ -49,6 +49,12 @@ const acts = proxyActivities<Activities>({
   startToCloseTimeout: '10m',
   retry: BOOKKEEPING_RETRY,
 });
+/** Polls after a cancel: best effort, so a provider that stopped answering does not hold the cancel. */
+const settlingActivities = proxyActivities<Activities>({
+  startToCloseTimeout: '10m',
+  heartbeatTimeout: '20s',
+  retry: { ...REMOTE_RETRY, maximumAttempts: 3 },
+});
 
 const DEFAULT_MAX_HISTORY_EVENTS = 8_000;
 /** Batches report progress to the campaign at most this often (workflow time). */
@@ -265,7 +271,7 @@ export async function stageWorkflow(input: StageInput): Promise<StageResult> {
    * After the round is cancelled at the provider: what it answered before it stopped is paid for,
    * so it is logged (cost and audit) and the round's files — prompts and answers — are deleted
    * there, as for a round that completes. A provider may take minutes to finish cancelling; past
-   * CANCELLED_ROUND_WAIT_MS the stage ends without it.
+   * CANCELLED_ROUND_WAIT_MS, or when polling fails three times, the stage ends without it.
    */
   const settleCancelledRound = async (key: {
     campaignId: string;
@@ -275,8 +281,8 @@ export async function stageWorkflow(input: StageInput): Promise<StageResult> {
   }): Promise<void> => {
     const giveUpAt = Date.now() + CANCELLED_ROUND_WAIT_MS;
     for (;;) {
-      const state = await batchActivities.pollProviderBatches(key);
-      if (state.inProgress === 0 || Date.now() >= giveUpAt) return;
+      const state = await settlingActivities.pollProviderBatches(key).catch(() => null);
+      if (!state || state.inProgress === 0 || Date.now() >= giveUpAt) return;
       await sleep(state.pollIntervalMs);
     }
   };
