@@ -634,6 +634,12 @@ table.self-correction th{text-transform:none}
 footer{color:${MUTED};font-size:12.5px;margin-top:22px}
 `;
 
+/** Endpoints whose requests were shaped away from the method's (report.ts shapingNotes); nothing if none. */
+function shapingList(notes: string[]): string {
+  if (notes.length === 0) return '';
+  return `<ul class="method" id="request-shaping">${notes.map((n) => `<li>${esc(n)}</li>`).join('')}</ul>`;
+}
+
 /** The simulation banner, first on the page (also used by the line report). */
 export const simulationBanner = (notice: string | null): string =>
   notice
@@ -702,6 +708,7 @@ ${selfCorrectionSection(r)}
 <section id="stages">
 <h2>Stages</h2>
 <p class="method">Records, training-set rows, tokens and cost per stage and iteration. ${esc(r.costMethod)}</p>
+${shapingList(r.shapingNotes)}
 <div class="small-multiples">${stageFigures.join('')}</div>
 ${stageTable(r)}
 ${stageFiguresList(r)}

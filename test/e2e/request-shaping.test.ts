@@ -9,6 +9,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildReport, renderReportText } from '../../client/report';
+import { renderReportHtml } from '../../client/report-html';
 import { UserError } from '../../core/errors';
 import {
   exampleQuestions,
@@ -151,10 +152,15 @@ describe('shaped requests', () => {
       .execute();
     expect(records.length).toBeGreaterThanOrEqual(QUESTIONS);
     expect(records.every((r) => r.verdict !== 'unparseable')).toBe(true);
-    // The report states how the greedy calls ran.
-    const text = renderReportText(await buildReport(h.clients.db, campaignId));
+    // The report states how the greedy calls ran, in text and in HTML.
+    const report = await buildReport(h.clients.db, campaignId);
+    const text = renderReportText(report);
     expect(text).toContain('models.strong: no temperature was sent (temperature: omit)');
     expect(text).toContain('models.strong: structured replies asked as json_object');
+    const html = await renderReportHtml(report);
+    const shaping = /<ul class="method" id="request-shaping">(.*?)<\/ul>/s.exec(html)?.[1] ?? '';
+    expect(shaping).toContain('models.strong: no temperature was sent (temperature: omit)');
+    expect(shaping).toContain('models.strong: structured replies asked as json_object');
   });
 });
 
