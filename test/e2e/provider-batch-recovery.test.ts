@@ -281,7 +281,9 @@ describe('requests a batch did not answer', () => {
   });
 
   it('an expired batch: what it answered is kept, the rest goes into a new batch', async () => {
-    h.sim.setBatchConfig({ inProgressMs: 2000 });
+    // Slow enough that "some answered, not all" lasts seconds (a 2 s batch of 3 left 1.3 s, missed
+    // once by a loaded CI); the new batch then runs fast.
+    h.sim.setBatchConfig({ inProgressMs: 6000 });
     const { campaignId } = await launch(h, await batchSpec('batch-expire', { onFailure: 'batch' }));
     // Half way through, some requests are answered and the rest are not.
     const first = await waitFor(
@@ -294,6 +296,7 @@ describe('requests a batch did not answer', () => {
       25,
     );
     expect(h.sim.expireBatch(first.id)).toBe(true);
+    h.sim.setBatchConfig({ inProgressMs: 500 });
     const final = await waitDone(h, campaignId, 90_000);
     expect(final.error).toBeNull();
     expect(final.state).toBe('completed');
