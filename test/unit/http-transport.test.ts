@@ -41,6 +41,19 @@ beforeAll(async () => {
       const json = { 'content-type': 'application/json' };
       if (req.url === '/no-content') {
         res.writeHead(204).end();
+      } else if (req.url === '/headers') {
+        res
+          .writeHead(200, 'Fine', [
+            ['Content-Type', 'application/json'],
+            ['X-Multi', 'a'],
+            ['x-multi', 'b'],
+            ['Set-Cookie', 's=1'],
+            ['Set-Cookie', 't=2'],
+            ['Retry-After', '3'],
+          ])
+          .end('{"a":[1,2]}');
+      } else if (req.url === '/moved/headers') {
+        res.writeHead(307, { location: '/headers' }).end();
       } else if (req.url === '/moved/chat/completions') {
         res.writeHead(200, json).end(completion(`after redirect with ${req.method}`));
       } else if (model === 'redirect-307') {
@@ -169,5 +182,43 @@ describe('the gateway HTTP transport, through the openai client', () => {
     const empty = await transport.fetch(baseURL.replace('/v1', '/no-content'));
     expect(empty.status).toBe(204);
     expect(empty.body).toBeNull();
+  });
+});
+
+describe('the response the transport gives', () => {
+  const read = async (r: Response) => ({
+    status: r.status,
+    ok: r.ok,
+    statusText: r.statusText,
+    url: r.url,
+    redirected: r.redirected,
+    // `date` and `keep-alive` are the server's of the moment, not the response's shape.
+    headers: [...r.headers].filter(([name]) => name !== 'date' && name !== 'keep-alive'),
+    retryAfter: r.headers.get('RETRY-AFTER'),
+    multi: r.headers.get('x-multi'),
+    cookies: r.headers.getSetCookie(),
+    clone: await r.clone().json(),
+    text: await r.text(),
+    usedAfter: r.bodyUsed,
+    again: await r.text().catch((e: unknown) => (e as Error).name),
+  });
+
+  it('reads as the global fetch’s does: headers, url, a body read once, a clone', async () => {
+    transport = createHttpTransport();
+    const url = baseURL.replace('/v1', '/moved/headers');
+    const ours = await read(await transport.fetch(url));
+    expect(ours).toEqual(await read(await fetch(url)));
+    expect(ours).toMatchObject({ status: 200, statusText: 'Fine', redirected: true, again: 'TypeError' });
+    expect(ours.multi).toBe('a, b');
+    expect(ours.cookies).toEqual(['s=1', 't=2']);
+  });
+
+  it('gives the body as a stream to a caller that asks for one', async () => {
+    transport = createHttpTransport();
+    const r = await transport.fetch(baseURL.replace('/v1', '/headers'));
+    const streamed = await new Response(r.body).text();
+    expect(streamed).toBe('{"a":[1,2]}');
+    expect(r.bodyUsed).toBe(true);
+    await expect(r.json()).rejects.toThrow(TypeError);
   });
 });
