@@ -172,6 +172,7 @@ function sendOnce(
     });
     request.on('response', (res) => {
       answered = true;
+      let ended = false;
       const chunks: Buffer[] = [];
       const decoded = decoder(res);
       decoded.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -180,6 +181,7 @@ function sendOnce(
         reject(err.name === 'AbortError' ? err : failed(err));
       });
       decoded.on('end', () => {
+        ended = true;
         settle();
         if (!res.complete) {
           reject(failed(new Error('the connection closed before the whole response')));
@@ -201,8 +203,10 @@ function sendOnce(
             }),
         });
       });
-      // A body cut off may close the stream without 'error' or 'end'; after 'end' this is a no-op.
+      // A body cut off may close the stream without 'error' or 'end'. After 'end' there is
+      // nothing to do, and no error to build (its stack trace costs, on every call).
       decoded.on('close', () => {
+        if (ended) return;
         settle();
         reject(failed(new Error('the connection closed before the whole response')));
       });
