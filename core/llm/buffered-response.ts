@@ -7,6 +7,7 @@
  * cheaply (`body` as a stream, `formData()`) comes from a real Response made at that moment.
  */
 import type { IncomingHttpHeaders } from 'node:http';
+import { inspect } from 'node:util';
 
 /**
  * Response headers as fetch's Headers show them — names lower-case, iterated in name order,
@@ -16,10 +17,19 @@ import type { IncomingHttpHeaders } from 'node:http';
 type Entries = ReturnType<Headers['entries']>;
 type Names = ReturnType<Headers['keys']>;
 
-export class ReceivedHeaders implements Headers {
+/**
+ * The real Headers as the runtime base, so that `instanceof Headers` holds (the gateway reads an
+ * APIError's Retry-After only from a Headers; openai's debug log lists one); typed as a plain
+ * object because undici's types declare Headers' methods as properties, which a class's own
+ * methods may not override. Every method is this class's own, on `lists`.
+ */
+const HeadersBase = Headers as unknown as new () => object;
+
+export class ReceivedHeaders extends HeadersBase implements Headers {
   private readonly lists = new Map<string, string[]>();
 
   constructor(received: IncomingHttpHeaders = {}) {
+    super();
     for (const name in received) {
       const value = received[name];
       if (value === undefined) continue;
@@ -69,6 +79,11 @@ export class ReceivedHeaders implements Headers {
   }
   [Symbol.iterator](): Entries {
     return this.entries();
+  }
+
+  /** What a log shows of it (the base's own would show its empty list). */
+  [inspect.custom](): string {
+    return `Headers ${inspect(Object.fromEntries(this.entries()))}`;
   }
 
   copy(): ReceivedHeaders {

@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import zlib from 'node:zlib';
 import OpenAI from 'openai';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { classifyLlmError } from '../../core/llm/errors';
 import { createHttpTransport, type HttpTransport } from '../../core/llm/http-transport';
 
 /** A local OpenAI-shaped server whose behaviour each test picks by the request's model name. */
@@ -58,6 +59,10 @@ beforeAll(async () => {
         res.writeHead(200, json).end(completion(`after redirect with ${req.method}`));
       } else if (model === 'redirect-307') {
         res.writeHead(307, { location: '/moved/chat/completions' }).end();
+      } else if (model === 'limited') {
+        res
+          .writeHead(429, { ...json, 'retry-after': '7' })
+          .end(JSON.stringify({ error: { message: 'slow down' } }));
       } else if (model === 'not-served') {
         res
           .writeHead(404, json)
@@ -193,6 +198,7 @@ describe('the response the transport gives', () => {
     url: r.url,
     redirected: r.redirected,
     // `date` and `keep-alive` are the server's of the moment, not the response's shape.
+    isHeaders: r.headers instanceof Headers,
     headers: [...r.headers].filter(([name]) => name !== 'date' && name !== 'keep-alive'),
     retryAfter: r.headers.get('RETRY-AFTER'),
     multi: r.headers.get('x-multi'),
@@ -210,6 +216,7 @@ describe('the response the transport gives', () => {
     expect(ours).toEqual(await read(await fetch(url)));
     expect(ours).toMatchObject({ status: 200, statusText: 'Fine', redirected: true, again: 'TypeError' });
     expect(ours.multi).toBe('a, b');
+    expect(ours.isHeaders).toBe(true);
     expect(ours.cookies).toEqual(['s=1', 't=2']);
   });
 
@@ -220,5 +227,12 @@ describe('the response the transport gives', () => {
     expect(streamed).toBe('{"a":[1,2]}');
     expect(r.bodyUsed).toBe(true);
     await expect(r.json()).rejects.toThrow(TypeError);
+  });
+
+  it('gives a 429’s Retry-After to the gateway’s error classification', async () => {
+    const err = await ask(client(), 'limited').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(OpenAI.RateLimitError);
+    const failure = classifyLlmError(err, { role: 'weak', baseURL, model: 'limited' });
+    expect(failure).toMatchObject({ retryable: true, httpStatus: 429, retryAfterSec: 7 });
   });
 });
