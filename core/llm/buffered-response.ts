@@ -9,11 +9,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { inspect } from 'node:util';
 
-/**
- * Response headers as fetch's Headers show them — names lower-case, iterated in name order,
- * repeated values joined by ", " (Set-Cookie kept apart) — read from node:http's parsed record
- * instead of being validated and copied one by one. Mutable, like a Response's own headers.
- */
 type Entries = ReturnType<Headers['entries']>;
 type Names = ReturnType<Headers['keys']>;
 
@@ -21,10 +16,15 @@ type Names = ReturnType<Headers['keys']>;
  * The real Headers as the runtime base, so that `instanceof Headers` holds (the gateway reads an
  * APIError's Retry-After only from a Headers; openai's debug log lists one); typed as a plain
  * object because undici's types declare Headers' methods as properties, which a class's own
- * methods may not override. Every method is this class's own, on `lists`.
+ * methods may not override. Every method is ReceivedHeaders' own, on `lists`.
  */
 const HeadersBase = Headers as unknown as new () => object;
 
+/**
+ * Response headers as fetch's Headers show them — names lower-case, iterated in name order,
+ * repeated values joined by ", " (Set-Cookie kept apart) — read from node:http's parsed record
+ * instead of being validated and copied one by one. Mutable, like a Response's own headers.
+ */
 export class ReceivedHeaders extends HeadersBase implements Headers {
   private readonly lists = new Map<string, string[]>();
 

@@ -17,10 +17,8 @@
  * "fetch failed".
  *
  * The body is already whole when the client gets the response, so it is handed over as a
- * BufferedResponse: the Response the client reads (status, headers, `json()`/`text()`) straight
- * from the bytes, not through undici's Response, Headers and body stream — about 15 % of the
- * worker's CPU per call in the bench's profile. A caller that asks for `body` (a stream) or
- * `formData()` gets them from a real Response made then.
+ * BufferedResponse (buffered-response.ts), read from those bytes rather than through undici's
+ * Response and body stream.
  */
 import http from 'node:http';
 import https from 'node:https';

@@ -197,8 +197,8 @@ describe('the response the transport gives', () => {
     statusText: r.statusText,
     url: r.url,
     redirected: r.redirected,
-    // `date` and `keep-alive` are the server's of the moment, not the response's shape.
     isHeaders: r.headers instanceof Headers,
+    // `date` and `keep-alive` are the server's of the moment, not the response's shape.
     headers: [...r.headers].filter(([name]) => name !== 'date' && name !== 'keep-alive'),
     retryAfter: r.headers.get('RETRY-AFTER'),
     multi: r.headers.get('x-multi'),
