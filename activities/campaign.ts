@@ -22,10 +22,11 @@ export function campaignActivities({ db }: ActivityDeps) {
         .groupBy('split')
         .execute();
       const count = (split: string) => counts.find((c) => c.split === split)?.n ?? 0;
-      // Enough questions in flight to keep the stage's endpoints busy: each question makes
-      // calls to more than one endpoint in turn.
+      // Enough questions in flight to keep the stage's endpoints busy: each question makes calls
+      // to more than one endpoint in turn, and holds each slot a while beyond its call (the budget
+      // check before it, the log after it), so four times the busiest endpoint's concurrency.
       const inFlightWanted =
-        2 *
+        4 *
         Math.max(
           spec.models.weak.concurrency,
           spec.models.strong.concurrency,
@@ -42,7 +43,10 @@ export function campaignActivities({ db }: ActivityDeps) {
           enabled: o.enabled && questions > 0,
           iterations: o.iterations ?? 1,
           batchSize: o.batchSize,
-          parallelBatches: o.parallelBatches ?? Math.min(100, Math.ceil(inFlightWanted / o.batchSize) + 1),
+          // Two batches more than that: a batch's last questions leave slots idle while they
+          // finish. In issue #9's bench (concurrency 32, batches of 100, 50 ms calls) 2 batches
+          // kept the slots 70–85% busy; 4 kept them full.
+          parallelBatches: o.parallelBatches ?? Math.min(100, Math.ceil(inFlightWanted / o.batchSize) + 2),
           questions: d.questions,
           fineTune:
             !d.dataset || !trains

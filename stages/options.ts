@@ -18,7 +18,9 @@ export const batching = {
   parallelBatches: positiveInt
     .max(200)
     .optional()
-    .describe("Batch activities in flight at once; the default fills the endpoints' concurrency twice over"),
+    .describe(
+      "Batch activities in flight at once; the default holds four times the busiest endpoint's concurrency in questions, plus two batches",
+    ),
   maxCostUsd: z
     .number()
     .positive()

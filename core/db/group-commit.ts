@@ -37,8 +37,8 @@ interface Pending<I, O> {
 }
 
 /**
- * `minIntervalMs` of the statements made for every LLM call (claims, the answer log, the budget
- * check, records): a few milliseconds beside calls of tens of milliseconds or more. In issue #9's
+ * `minIntervalMs` of the statements made for every LLM call (claims, the answer log, records):
+ * a few milliseconds beside calls of tens of milliseconds or more. In issue #9's
  * bench (50 ms calls) it took about 10% off the worker's CPU per call and 20% off PostgreSQL's.
  */
 export const PER_CALL_STATEMENT_INTERVAL_MS = 5;
