@@ -82,7 +82,7 @@ const WARMUP_QUESTIONS = nonNegativeIntEnv('METEOR_BENCH_WARMUP', 2000);
 /** Unset: the product's default. */
 const BATCH_SIZE = positiveIntEnv('METEOR_BENCH_BATCH_SIZE', DistillStageSchema.parse(undefined).batchSize);
 const TRAIN_SECONDS = '1';
-/** Unset: the product's default (enough batches to fill both endpoints four times over). */
+/** Unset: the product's default (four times the busiest endpoint's concurrency in questions, plus two batches). */
 const PARALLEL_BATCHES = process.env.METEOR_BENCH_PARALLEL_BATCHES
   ? positiveIntEnv('METEOR_BENCH_PARALLEL_BATCHES', 1)
   : undefined;
