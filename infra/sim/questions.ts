@@ -14,11 +14,28 @@ export interface Nearest<T> {
   score: number;
 }
 
+interface Entry<T> {
+  /** Normalised text. */
+  key: string;
+  /** ` key `: matched as whole words inside a prompt. */
+  padded: string;
+  /** Position in the index: the first of equally good matches wins. */
+  order: number;
+  tokens: Set<string>;
+  topics: Set<string>;
+  value: T;
+}
+
 export class QuestionIndex<T> {
   private readonly exact = new Map<string, T>();
   // Content-word sets are computed once per entry: lookups of unknown questions scan them all.
   // `tokens` (every word, numbers included) decide "same question"; `topics` (content words) "related".
-  private readonly entries: Array<{ key: string; tokens: Set<string>; topics: Set<string>; value: T }> = [];
+  private readonly entries: Array<Entry<T>> = [];
+  /**
+   * Entries long enough to be found inside a prompt, by their first word: a prompt can only
+   * contain the entries whose first word it has, so a lookup tests those alone.
+   */
+  private readonly byFirstWord = new Map<string, Array<Entry<T>>>();
   private readonly cache = new Map<string, T | null>();
 
   get size(): number {
@@ -31,7 +48,22 @@ export class QuestionIndex<T> {
       const key = normalize(raw);
       if (!key) continue;
       this.exact.set(key, value);
-      this.entries.push({ key, tokens: new Set(words(key)), topics: new Set(contentWords(key)), value });
+      const entry = {
+        key,
+        padded: ` ${key} `,
+        order: this.entries.length,
+        tokens: new Set(words(key)),
+        topics: new Set(contentWords(key)),
+        value,
+      };
+      this.entries.push(entry);
+      // As the prompt is split below (words() normalises again, which may differ in rare letters).
+      const first = key.split(' ')[0];
+      if (first !== undefined && key.length >= CONTAIN_MIN_CHARS) {
+        const list = this.byFirstWord.get(first) ?? [];
+        list.push(entry);
+        this.byFirstWord.set(first, list);
+      }
     }
     this.cache.clear();
   }
@@ -53,10 +85,17 @@ export class QuestionIndex<T> {
     return this.closest(new Set(contentWords(text)), 'topics');
   }
 
-  private closest(query: ReadonlySet<string>, by: 'tokens' | 'topics'): Nearest<T> | undefined {
+  /**
+   * The entry of highest Jaccard score (the first of equals). With `atLeast`, entries whose size
+   * alone keeps them below it are not scored (|A∩B|/|A∪B| ≤ min/max of the sizes): a long prompt
+   * is then compared with no short question — a lookup's main cost. The best entry is the same
+   * whenever it reaches `atLeast`.
+   */
+  private closest(query: ReadonlySet<string>, by: 'tokens' | 'topics', atLeast = 0): Nearest<T> | undefined {
     let best: Nearest<T> | undefined;
     for (const e of this.entries) {
       const set = e[by];
+      if (atLeast > 0 && Math.min(set.size, query.size) < atLeast * Math.max(set.size, query.size)) continue;
       let shared = 0;
       for (const w of query) if (set.has(w)) shared++;
       const union = query.size + set.size - shared;
@@ -69,19 +108,23 @@ export class QuestionIndex<T> {
   private search(key: string): T | undefined {
     const hit = this.exact.get(key);
     if (hit !== undefined) return hit;
-    // A prompt may wrap the question in extra text: the longest indexed question inside it wins.
-    let contained: { len: number; value: T } | undefined;
-    for (const e of this.entries) {
-      if (
-        e.key.length >= CONTAIN_MIN_CHARS &&
-        ` ${key} `.includes(` ${e.key} `) &&
-        (!contained || e.key.length > contained.len)
-      ) {
-        contained = { len: e.key.length, value: e.value };
+    // A prompt may wrap the question in extra text: the longest indexed question inside it wins
+    // (the first indexed of equals).
+    const padded = ` ${key} `;
+    let contained: Entry<T> | undefined;
+    for (const w of new Set(key.split(' '))) {
+      for (const e of this.byFirstWord.get(w) ?? []) {
+        if (
+          contained &&
+          (e.key.length < contained.key.length ||
+            (e.key.length === contained.key.length && e.order > contained.order))
+        )
+          continue;
+        if (e.key.length <= key.length && padded.includes(e.padded)) contained = e;
       }
     }
     if (contained) return contained.value;
-    const near = this.closest(new Set(words(key)), 'tokens');
+    const near = this.closest(new Set(words(key)), 'tokens', FUZZY_MIN);
     return near && near.score >= FUZZY_MIN ? near.value : undefined;
   }
 }
