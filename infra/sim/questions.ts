@@ -28,7 +28,7 @@ interface Entry<T> {
 
 export class QuestionIndex<T> {
   private readonly exact = new Map<string, T>();
-  // Content-word sets are computed once per entry: lookups of unknown questions scan them all.
+  // Word sets are computed once per entry: the overlap scores of every lookup read them.
   // `tokens` (every word, numbers included) decide "same question"; `topics` (content words) "related".
   private readonly entries: Array<Entry<T>> = [];
   /**
