@@ -13,8 +13,17 @@
  * so a check asked while one is being read waits for its own read only. A read is a few index
  * lookups, so these extra statements cost PostgreSQL little (issue #9's bench: the slot's wait for
  * it went from about 12 ms to 8 ms of a 50 ms call).
+ *
+ * Most calls need no read of their own: the statement that logs an answer reads the budget too,
+ * its own answers' cost included (`budgetReadingsSql`), while that answer's endpoint slot is still
+ * held, and the slot passes with this reading to the process's next call of the endpoint
+ * (`Lease.note`). A call that gets a slot so, of the same campaign and stage and within budget,
+ * starts on that reading: it was taken while the slot was held — by the call before, not by this
+ * one — so still at most one call per slot starts on a reading older than the spend, and the
+ * overshoot stays the calls in flight. A reading that says the budget is reached is not trusted
+ * (the budget may have been raised since): the call reads for itself.
  */
-import { sql } from 'kysely';
+import { sql, type RawBuilder } from 'kysely';
 import type { Db } from '../db/connection';
 import { compositeKey } from '../composite-key';
 import { GroupCommit } from '../db/group-commit';
@@ -26,8 +35,26 @@ export interface BudgetScope {
 }
 
 export interface BudgetGuard {
-  /** Throws BudgetReachedError when the campaign's or the stage's budget is reached. */
-  check(scope: BudgetScope): Promise<void>;
+  /**
+   * Throws BudgetReachedError when the campaign's or the stage's budget is reached. `reading`: what
+   * the statement logging the last answer of the caller's endpoint slot read (see above).
+   */
+  check(scope: BudgetScope, reading?: BudgetReading | null): Promise<void>;
+}
+
+/** The budget of a campaign and stage as read by the statement that logged an answer of theirs. */
+export class BudgetReading {
+  constructor(
+    readonly campaignId: string,
+    readonly stage: string,
+    /** Why no call may start (as BudgetReachedError says it), or null: within budget. */
+    readonly reached: string | null,
+  ) {}
+
+  /** Whether a call of `scope` may start on this reading instead of reading the budget itself. */
+  admits(scope: BudgetScope): boolean {
+    return this.reached === null && this.campaignId === scope.campaignId && this.stage === scope.stage;
+  }
 }
 
 /** No new call may start: the campaign pauses with this message as its reason. */
@@ -37,7 +64,10 @@ export class BudgetReachedError extends Error {
 
 const usd = (x: number) => `$${x.toFixed(4).replace(/\.?0+$/, '')}`;
 
-interface Limits {
+/** What a verdict is made of, per campaign and stage (budgetReadingsSql). */
+export interface BudgetLimits {
+  campaign_id: string;
+  stage: string;
   spec_max: string | null;
   spec_stage_max: string | null;
   budget_override: BudgetOverride | null;
@@ -56,26 +86,45 @@ export function databaseBudgetGuard(db: Db): BudgetGuard {
     { maxInFlight: 2 },
   );
   return {
-    async check(scope) {
+    async check(scope, reading) {
+      if (reading?.admits(scope)) return;
       const reached = await checks.submit(scope);
       if (reached !== null) throw new BudgetReachedError(reached);
     },
   };
 }
 
-/** Why no call of the scope may start (the budget reached), or null. */
-async function budgetVerdict(db: Db, { campaignId, stage }: BudgetScope): Promise<string | null> {
-  const { rows } = await sql<Limits>`
-    select c.spec->'budget'->>'maxCostUsd' as spec_max,
-           c.spec->'stages'->${stage}->>'maxCostUsd' as spec_stage_max,
+/**
+ * The limits and spend of each campaign and stage of `scopes`, a relation named `k` with columns
+ * (campaign_id, stage, campaign_cost, stage_cost): the costs are what the statement itself adds
+ * to the log (its trigger runs after it), 0 for a plain read.
+ */
+export function budgetReadingsSql(scopes: RawBuilder<unknown>): RawBuilder<BudgetLimits> {
+  return sql<BudgetLimits>`
+    select k.campaign_id, k.stage,
+           c.spec->'budget'->>'maxCostUsd' as spec_max,
+           c.spec->'stages'->k.stage->>'maxCostUsd' as spec_stage_max,
            c.budget_override,
            (select coalesce(sum(s.cost_usd), 0)::float8 from campaign_spend s
-             where s.campaign_id = c.id) as spent,
+             where s.campaign_id = c.id) + k.campaign_cost as spent,
            (select coalesce(sum(s.cost_usd), 0)::float8 from campaign_spend s
-             where s.campaign_id = c.id and s.stage = ${stage}) as stage_spent
-      from campaigns c where c.id = ${campaignId}`.execute(db);
+             where s.campaign_id = c.id and s.stage = k.stage) + k.stage_cost as stage_spent
+      from ${scopes} join campaigns c on c.id = k.campaign_id`;
+}
+
+/** Why no call of the scope may start (the budget reached), or null. */
+async function budgetVerdict(db: Db, { campaignId, stage }: BudgetScope): Promise<string | null> {
+  const { rows } = await budgetReadingsSql(
+    sql`(select ${campaignId}::text as campaign_id, ${stage}::text as stage,
+                0::float8 as campaign_cost, 0::float8 as stage_cost) k`,
+  ).execute(db);
   const row = rows[0];
-  if (!row) return null;
+  return row ? budgetVerdictOf(row) : null;
+}
+
+/** The verdict of a reading: why no call of its campaign and stage may start, or null. */
+export function budgetVerdictOf(row: BudgetLimits): string | null {
+  const { campaign_id: campaignId, stage } = row;
   const limit = row.budget_override?.maxCostUsd ?? (row.spec_max === null ? null : Number(row.spec_max));
   if (limit !== null && row.spent >= limit) {
     return (

@@ -26,7 +26,13 @@ import { isDataException, retryOnConnectionLoss, type Db } from '../db/connectio
 import type { NewLlmCall } from '../db/types';
 import type { EndpointSpec, Role } from '../spec';
 import type { ModelHealer } from './adapters';
-import type { BudgetGuard } from './budget-guard';
+import {
+  BudgetReading,
+  budgetReadingsSql,
+  budgetVerdictOf,
+  type BudgetGuard,
+  type BudgetLimits,
+} from './budget-guard';
 import { compositeKey } from '../composite-key';
 import { DependencyWatch, type OutageLogger } from '../dependency-watch';
 import { GroupCommit, PER_CALL_STATEMENT_INTERVAL_MS } from '../db/group-commit';
@@ -136,6 +142,12 @@ type PaidCall = CallLogKey & {
   cost_usd: number;
 };
 
+/** A paid answer's row in `llm_calls`, and the budget as the statement that logged it read it. */
+interface LoggedOk {
+  id: string;
+  budget: BudgetReading | null;
+}
+
 /** A logged `ok` row as the result of a call. */
 function fromLog(row: LoggedAnswer): ChatResult {
   const response = row.response as { choices?: string[] } | null;
@@ -227,7 +239,7 @@ export class LlmGateway {
   /** Values masked in everything this gateway writes: every key it sends, and secret-named variables. */
   private readonly secrets: Set<string>;
   private readonly claims: RequestClaims;
-  private readonly okLog: GroupCommit<PaidCall, string | null>;
+  private readonly okLog: GroupCommit<PaidCall, LoggedOk | null>;
   /** Model servers this process could not reach, by base URL (only with guards.outageLog). */
   private readonly unreachable = new Map<string, DependencyWatch>();
   /** Every client's `fetch`: keep-alive node:http, cheaper per call than the global fetch. */
@@ -370,9 +382,10 @@ export class LlmGateway {
       // worker that dies loses at most `concurrency` paid-for answers per endpoint.
       const lease = await this.limiter.acquire(limitKey, ep, estimatedTokens, waitingEnds(scope));
       // Checked with the slot held, not before waiting for it: every call that passed the check
-      // is then in flight, which is what bounds the overshoot.
+      // is then in flight, which is what bounds the overshoot. A slot passed on from this
+      // process's last call of the endpoint comes with the budget as that call's log read it.
       try {
-        await this.guards.budget?.check(scope);
+        await this.guards.budget?.check(scope, lease.note instanceof BudgetReading ? lease.note : null);
       } catch (err) {
         await lease.release();
         throw err;
@@ -437,21 +450,23 @@ export class LlmGateway {
         await sleep(Math.max(waitMs, (failure.retryAfterSec ?? 0) * 1000), waitingEnds(scope));
         continue;
       }
+      let budget: BudgetReading | null = null;
       try {
-        const result = await this.logSuccess(scope, ep, logKey, completion, Date.now() - started);
+        const logged = await this.logSuccess(scope, ep, logKey, completion, Date.now() - started);
+        budget = logged.budget;
         // After the log, and best effort: the answer is paid for and logged whatever happens here.
         await this.guards.health?.succeeded(healthKey).catch(() => undefined);
         this.unreachable.get(logKey.base_url)?.ok();
-        return result;
+        return logged.result;
       } finally {
-        await lease.release();
+        await lease.release(budget);
       }
     }
   }
 
   /**
    * Logs a successful call; when a concurrent attempt logged the same request first, logs this
-   * paid answer as a `duplicate` and returns the kept one.
+   * paid answer as a `duplicate` and returns the kept one. With it, the budget as the log read it.
    */
   private async logSuccess(
     scope: LlmCallScope,
@@ -459,7 +474,7 @@ export class LlmGateway {
     logKey: CallLogKey,
     completion: ChatCompletion,
     latencyMs: number,
-  ): Promise<ChatResult> {
+  ): Promise<{ result: ChatResult; budget: BudgetReading | null }> {
     const { choices, promptTokens, completionTokens, cachedTokens, response } = loggedCompletion(completion);
     // Every call here is a chat completion, billed online; a batch's results are billed 'batch'.
     const billingMode: BillingMode = 'online';
@@ -475,7 +490,7 @@ export class LlmGateway {
       latency_ms: latencyMs,
       cost_usd: costUsd,
     };
-    let inserted: string | null;
+    let inserted: LoggedOk | null;
     try {
       inserted = await this.okLog.submit(paid);
     } catch (err) {
@@ -483,8 +498,8 @@ export class LlmGateway {
       throw err;
     }
     if (inserted) {
-      return {
-        callId: inserted,
+      const result = {
+        callId: inserted.id,
         content: choices[0] ?? '',
         choices,
         promptTokens,
@@ -492,6 +507,7 @@ export class LlmGateway {
         costUsd,
         reused: false,
       };
+      return { result, budget: inserted.budget };
     }
     // An overlapping attempt logged this request first, yet this answer was paid for too: keep it
     // as a duplicate so status and budget sum what was spent; records point at the kept call.
@@ -501,7 +517,7 @@ export class LlmGateway {
       .execute();
     const existing = await this.findOk(scope, logKey.request_hash);
     if (!existing) throw new Error(`llm call ${logKey.request_hash} vanished after a conflicting insert`);
-    return existing;
+    return { result: existing, budget: null };
   }
 
   /**
@@ -546,19 +562,23 @@ export class LlmGateway {
 
   /**
    * Logs paid answers as `ok`, many per statement, and marks their claims answered in the same
-   * statement (claims.ts); per row, its id — or null where an `ok` row of that request existed.
+   * statement (claims.ts); per row, its id — or null where an `ok` row of that request existed —
+   * and the budget of its campaign and stage, this statement's answers included (budget-guard.ts).
    * `retried`: an earlier try may have committed before its connection was cut, so rows already
-   * logged with this very answer (same completion id and latency) count as this write's.
+   * logged with this very answer (same completion id and latency) count as this write's, without
+   * a budget reading.
    */
-  private async writeOk(rows: PaidCall[], retried = false): Promise<Array<string | null>> {
+  private async writeOk(rows: PaidCall[], retried = false): Promise<Array<LoggedOk | null>> {
     const col = <V>(f: (r: PaidCall) => V) => rows.map(f);
-    const { rows: out } = await sql<{
-      id: string;
-      campaign_id: string;
-      stage: string;
-      iteration: number;
-      request_hash: string;
-    }>`
+    const { rows: out } = await sql<
+      {
+        id: string;
+        campaign_id: string;
+        stage: string;
+        iteration: number;
+        request_hash: string;
+      } & { [K in Exclude<keyof BudgetLimits, 'campaign_id' | 'stage'>]: BudgetLimits[K] | null }
+    >`
       with r as (
         select * from unnest(
           ${col((r) => r.campaign_id)}::text[], ${col((r) => r.stage)}::text[], ${col((r) => r.iteration)}::int[],
@@ -580,31 +600,49 @@ export class LlmGateway {
           billing_mode, latency_ms, cost_usd
         from r
         on conflict (campaign_id, stage, iteration, request_hash) where status = 'ok' do nothing
-        returning id, campaign_id, stage, iteration, request_hash
+        returning id, campaign_id, stage, iteration, request_hash, cost_usd
       ), answered as (
         update llm_call_claims c set lease_until = ${ANSWERED_LEASE}
         from r where c.campaign_id = r.campaign_id and c.stage = r.stage and c.iteration = r.iteration
           and c.request_hash = r.request_hash
-      )
-      select id, campaign_id, stage, iteration, request_hash from ins
+      ), logged as (
+        select campaign_id, stage, sum(cost_usd)::float8 as stage_cost from ins group by campaign_id, stage
+      ), budget as (${budgetReadingsSql(
+        sql`(select campaign_id, stage, stage_cost,
+                    sum(stage_cost) over (partition by campaign_id) as campaign_cost from logged) k`,
+      )})
+      select ins.id, ins.campaign_id, ins.stage, ins.iteration, ins.request_hash, b.spec_max, b.spec_stage_max,
+        b.budget_override, b.spent, b.stage_spent
+      from ins left join budget b on b.campaign_id = ins.campaign_id and b.stage = ins.stage
       ${
         retried
           ? sql`union all
-      select l.id, l.campaign_id, l.stage, l.iteration, l.request_hash
+      select l.id, l.campaign_id, l.stage, l.iteration, l.request_hash, null, null, null, null, null
       from r join llm_calls l on l.campaign_id = r.campaign_id and l.stage = r.stage
         and l.iteration = r.iteration and l.request_hash = r.request_hash and l.status = 'ok'
         and l.response->>'id' = (r.response::jsonb)->>'id' and l.latency_ms = r.latency_ms`
           : sql``
       }`.execute(this.db);
-    const key = (r: Omit<(typeof out)[number], 'id'>) =>
+    const key = (r: Pick<PaidCall, 'campaign_id' | 'stage' | 'iteration' | 'request_hash'>) =>
       compositeKey(r.campaign_id, r.stage, r.iteration, r.request_hash);
-    const ids = new Map(out.map((o) => [key(o), o.id]));
+    const readings = new Map<string, BudgetReading>();
+    const logged = new Map<string, LoggedOk>();
+    for (const o of out) {
+      const scope = compositeKey(o.campaign_id, o.stage);
+      const { spent, stage_spent } = o;
+      // Null: a row an earlier try logged (the `retried` rows), which read no budget.
+      if (!readings.has(scope) && spent !== null && stage_spent !== null) {
+        const verdict = budgetVerdictOf({ ...o, spent, stage_spent });
+        readings.set(scope, new BudgetReading(o.campaign_id, o.stage, verdict));
+      }
+      logged.set(key(o), { id: o.id, budget: readings.get(scope) ?? null });
+    }
     return rows.map((r) => {
       const k = key(r);
-      const id = ids.get(k) ?? null;
+      const row = logged.get(k) ?? null;
       // A request logged twice in one batch: the first row is the kept one, the next a duplicate.
-      ids.delete(k);
-      return id;
+      logged.delete(k);
+      return row;
     });
   }
 

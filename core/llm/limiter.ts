@@ -15,6 +15,8 @@
  * block. A slot is the process's for at most `handoverMs` after Postgres granted it, then goes back,
  * so other processes get their turn and a Retry-After set elsewhere is seen within that time; an
  * idle slot still counts against the endpoint's concurrency until then, so the limit holds as is.
+ * A slot passed on carries what its last holder left with it (`Lease.note`; the gateway leaves the
+ * budget as the statement logging its answer read it).
  */
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
@@ -31,7 +33,12 @@ export interface EndpointLimits {
 
 /** A request slot at an endpoint; release it once the answer is handled. Never rejects. */
 export interface Lease {
-  release(): Promise<void>;
+  /**
+   * What the slot's last holder in this process learned while it held the slot, left with it
+   * (`release(note)`) for the next; undefined for a slot fresh from Postgres.
+   */
+  readonly note: unknown;
+  release(note?: unknown): Promise<void>;
 }
 
 export interface EndpointLimiterOptions {
@@ -146,6 +153,8 @@ interface Waiter {
 interface IdleSlot {
   id: string;
   grantedAt: number;
+  /** Left by its last holder (Lease.note). */
+  note: unknown;
   /** Gives the slot back to Postgres when its time is up. */
   expiry: NodeJS.Timeout;
 }
@@ -408,15 +417,16 @@ export class EndpointLimiter {
     return { leases: ids.map((id) => this.holdLease(key, id, grantedAt, reusable(limits))) };
   }
 
-  private holdLease(key: string, id: string, grantedAt: number, reuse: boolean): Lease {
+  private holdLease(key: string, id: string, grantedAt: number, reuse: boolean, note?: unknown): Lease {
     this.held.set(id, key);
     this.renewal.start();
     let released = false;
     return {
-      release: async () => {
+      note,
+      release: async (next?: unknown) => {
         if (released) return;
         released = true;
-        if (reuse && this.keep(key, id, grantedAt)) return;
+        if (reuse && this.keep(key, id, grantedAt, next)) return;
         await this.giveBack(id);
       },
     };
@@ -439,10 +449,10 @@ export class EndpointLimiter {
   }
 
   /**
-   * Keeps a slot being given back for this process: passed to the endpoint's next waiter, or kept
-   * idle for the next request until its time is up. False: it goes back to Postgres.
+   * Keeps a slot being given back for this process, with its note: passed to the endpoint's next
+   * waiter, or kept idle for the next request until its time is up. False: it goes back to Postgres.
    */
-  private keep(key: string, id: string, grantedAt: number): boolean {
+  private keep(key: string, id: string, grantedAt: number, note: unknown): boolean {
     const left = grantedAt + this.handoverMs - Date.now();
     if (this.closing.signal.aborted || left <= 0) return false;
     if ((this.blockedUntil.get(key) ?? 0) > Date.now()) return false;
@@ -452,7 +462,7 @@ export class EndpointLimiter {
       if (!reusable(next.limits)) return false;
       q.waiters.shift();
       next.detach();
-      next.resolve(this.holdLease(key, id, grantedAt, true));
+      next.resolve(this.holdLease(key, id, grantedAt, true, note));
       return true;
     }
     const slots = this.idle.get(key) ?? [];
@@ -465,7 +475,7 @@ export class EndpointLimiter {
       void this.giveBack(id);
     }, left);
     expiry.unref();
-    slots.push({ id, grantedAt, expiry });
+    slots.push({ id, grantedAt, note, expiry });
     this.idle.set(key, slots);
     return true;
   }
@@ -479,7 +489,7 @@ export class EndpointLimiter {
     if (!slots || !slot) return null;
     if (slots.length === 0) this.idle.delete(key);
     clearTimeout(slot.expiry);
-    return this.holdLease(key, slot.id, slot.grantedAt, true);
+    return this.holdLease(key, slot.id, slot.grantedAt, true, slot.note);
   }
 
   /** Pushes the expiry of every lease this process holds; a missed renewal is retried next tick. */

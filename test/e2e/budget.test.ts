@@ -7,6 +7,7 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  campaignForCalls,
   countRows,
   launch,
   meteorctl,
@@ -17,6 +18,9 @@ import {
   type Harness,
 } from '../support/harness';
 import { campaignStatus } from '../../client/status';
+import { databaseBudgetGuard } from '../../core/llm/budget-guard';
+import { LlmGateway, type Endpoint } from '../../core/llm/gateway';
+import { EndpointLimiter } from '../../core/llm/limiter';
 
 const STRONG_CONCURRENCY = 4;
 const PRICE = { inputPerMTok: 2.5, outputPerMTok: 10 };
@@ -139,6 +143,65 @@ describe('budget', () => {
       .where('id', '=', campaignId)
       .executeTakeFirstOrThrow();
     expect(row.budget_override).toEqual({ stages: { distill: 100 } });
+  });
+
+  // A call whose slot was passed on by the process's last call of the endpoint starts on the budget
+  // as that call's answer log read it (budget-guard.ts): these pin what that reading must be.
+  it("starts a call on the budget its slot's last answer was logged with: that answer's cost included, its own campaign's only, a reached one read again", async () => {
+    const db = h.clients.db;
+    // One slot, kept by this process between calls: each call gets the last one's reading.
+    const limiter = new EndpointLimiter(db, { handoverMs: 60_000 });
+    const gateway = new LlmGateway(db, {}, null, limiter, { budget: databaseBudgetGuard(db) });
+    const campaign = async (name: string, maxCostUsd: number) => {
+      const made = await campaignForCalls(h, {
+        name,
+        // No per-minute rate: a rated endpoint's slot goes back to Postgres after every call.
+        models: { strong: { concurrency: 1, pricing: PRICE, requestsPerMinute: undefined } },
+        budget: { maxCostUsd },
+      });
+      const ep: Endpoint = { ...made.spec.models.strong, role: 'strong' };
+      const call = (question: string) =>
+        gateway.chat({ campaignId: made.campaignId, stage: 'distill', iteration: 0 }, ep, {
+          purpose: 'budget-reading-test',
+          promptVersion: 'v1',
+          messages: [{ role: 'user', content: `${name}: ${question}` }],
+        });
+      return { campaignId: made.campaignId, call };
+    };
+    const served = () => h.sim.stats().byModel['sim-strong']?.served ?? 0;
+    try {
+      // One answer (about $0.003) passes a budget of $0.001.
+      const small = await campaign('small-budget', 0.001);
+      const roomy = await campaign('roomy-budget', 100);
+      let before = served();
+      await small.call('How do I drain a node before maintenance?');
+      expect(served()).toBe(before + 1);
+      // The slot comes with a reading that counts the answer just logged: no second call goes out.
+      await expect(small.call('How do I cordon a node?')).rejects.toThrow(
+        /^budget reached: \$0\.00\d+ of \$0\.001/,
+      );
+      expect(served()).toBe(before + 1);
+
+      // Another campaign's reading (within its budget) admits none of this one's calls.
+      await roomy.call('How do I list the pods of a node?');
+      before = served();
+      await expect(small.call('How do I evict a pod?')).rejects.toThrow(/^budget reached/);
+      expect(served()).toBe(before);
+
+      // A reading that says "reached" is read again: raised meanwhile (as resume does), the call goes.
+      const raising = await campaign('raised-budget', 0.001);
+      await raising.call('How do I taint a node?');
+      await db
+        .updateTable('campaigns')
+        .set({ budget_override: JSON.stringify({ maxCostUsd: 100 }) })
+        .where('id', '=', raising.campaignId)
+        .execute();
+      before = served();
+      await raising.call('How do I remove a taint?');
+      expect(served()).toBe(before + 1);
+    } finally {
+      await limiter.close();
+    }
   });
 
   it('refuses a budget that is not a positive number', async () => {

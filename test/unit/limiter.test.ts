@@ -150,6 +150,32 @@ describe('EndpointLimiter (Postgres)', () => {
     expect(await leaseRows(rated)).toEqual([]);
   });
 
+  it("passes a slot's note to its next holder in this process, waiting or not, and none with a slot from Postgres", async () => {
+    const key = freshKey();
+    const a = limiter({ handoverMs: 2_000 });
+    const b = limiter({ handoverMs: 0 });
+    const first = await a.acquire(key, { concurrency: 1 }, 1);
+    expect(first.note).toBeUndefined();
+    // To a request already waiting for the slot…
+    const waiting = a.acquire(key, { concurrency: 1 }, 1);
+    await first.release({ left: 'by the first' });
+    const second = await waiting;
+    expect(second.note).toEqual({ left: 'by the first' });
+    // …and to one coming while the slot is idle; released without a note, it carries none.
+    await second.release({ left: 'by the second' });
+    const third = await a.acquire(key, { concurrency: 1 }, 1);
+    expect(third.note).toEqual({ left: 'by the second' });
+    await third.release();
+    const fourth = await a.acquire(key, { concurrency: 1 }, 1);
+    expect(fourth.note).toBeUndefined();
+    await fourth.release({ left: 'by the fourth' });
+    await a.close();
+    // Another process gets the slot from Postgres: nothing of A's notes.
+    const other = await b.acquire(key, { concurrency: 1 }, 1);
+    expect(other.note).toBeUndefined();
+    await other.release();
+  });
+
   it('keeps no slot of an endpoint this process was told to hold back from', async () => {
     const key = freshKey();
     const a = limiter();
