@@ -51,6 +51,11 @@ export class BudgetReading {
     readonly reached: string | null,
   ) {}
 
+  /** The reading of what a statement read (budgetReadingsSql). */
+  static of(limits: BudgetLimits): BudgetReading {
+    return new BudgetReading(limits.campaign_id, limits.stage, budgetVerdictOf(limits));
+  }
+
   /** Whether a call of `scope` may start on this reading instead of reading the budget itself. */
   admits(scope: BudgetScope): boolean {
     return this.reached === null && this.campaignId === scope.campaignId && this.stage === scope.stage;
@@ -123,7 +128,7 @@ async function budgetVerdict(db: Db, { campaignId, stage }: BudgetScope): Promis
 }
 
 /** The verdict of a reading: why no call of its campaign and stage may start, or null. */
-export function budgetVerdictOf(row: BudgetLimits): string | null {
+function budgetVerdictOf(row: BudgetLimits): string | null {
   const { campaign_id: campaignId, stage } = row;
   const limit = row.budget_override?.maxCostUsd ?? (row.spec_max === null ? null : Number(row.spec_max));
   if (limit !== null && row.spent >= limit) {

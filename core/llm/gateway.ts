@@ -26,13 +26,7 @@ import { isDataException, retryOnConnectionLoss, type Db } from '../db/connectio
 import type { NewLlmCall } from '../db/types';
 import type { EndpointSpec, Role } from '../spec';
 import type { ModelHealer } from './adapters';
-import {
-  BudgetReading,
-  budgetReadingsSql,
-  budgetVerdictOf,
-  type BudgetGuard,
-  type BudgetLimits,
-} from './budget-guard';
+import { BudgetReading, budgetReadingsSql, type BudgetGuard, type BudgetLimits } from './budget-guard';
 import { compositeKey } from '../composite-key';
 import { DependencyWatch, type OutageLogger } from '../dependency-watch';
 import { GroupCommit, PER_CALL_STATEMENT_INTERVAL_MS } from '../db/group-commit';
@@ -631,10 +625,8 @@ export class LlmGateway {
       const scope = compositeKey(o.campaign_id, o.stage);
       const { spent, stage_spent } = o;
       // Null: a row an earlier try logged (the `retried` rows), which read no budget.
-      if (!readings.has(scope) && spent !== null && stage_spent !== null) {
-        const verdict = budgetVerdictOf({ ...o, spent, stage_spent });
-        readings.set(scope, new BudgetReading(o.campaign_id, o.stage, verdict));
-      }
+      if (!readings.has(scope) && spent !== null && stage_spent !== null)
+        readings.set(scope, BudgetReading.of({ ...o, spent, stage_spent }));
       logged.set(key(o), { id: o.id, budget: readings.get(scope) ?? null });
     }
     return rows.map((r) => {
